@@ -1,0 +1,58 @@
+# logira — build, test and demo. Every target is idempotent.
+SHELL := /bin/bash
+PY_SYS := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLANG ?= clang
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_SRC := $(wildcard bpf/*.bpf.c)
+BPF_OBJ := $(patsubst bpf/%.bpf.c,logira/bpf/%.bpf.o,$(BPF_SRC))
+APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gcc make \
+            util-linux iproute2 procps curl git gcc-multilib liburing-dev
+
+.PHONY: setup bpf test demo bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.apt-ok:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ -d $(VENV) ] || $(PY_SYS) -m venv $(VENV)
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.apt-ok pyproject.toml
+	$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+build/vmlinux.h:
+	@mkdir -p build
+	@test -r /sys/kernel/btf/vmlinux || { echo "error: kernel has no BTF at /sys/kernel/btf/vmlinux; logira needs a kernel built with CONFIG_DEBUG_INFO_BTF=y" >&2; exit 1; }
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+logira/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) build/vmlinux.h
+	@mkdir -p logira/bpf
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibuild -Ibpf -c $< -o $@
+
+bpf: $(VENV)/.apt-ok $(BPF_OBJ)
+
+test: setup bpf
+	$(PY) -m ruff check logira tests bench
+	LOGIRA_REQUIRE_BPF=1 $(PY) -m pytest -ra -p no:cacheprovider tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+demo: setup bpf
+	@bash scripts/demo.sh
+
+bench: setup bpf
+	$(PY) bench/run_all.py
+
+lint: setup
+	$(PY) -m ruff check logira tests bench
+	$(PY) -m ruff format --check logira tests bench
+
+clean:
+	rm -rf build logira/bpf/*.bpf.o

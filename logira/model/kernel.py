@@ -1,0 +1,114 @@
+"""Typed kernel events: what the probes decode out of the ring buffer.
+
+Every event carries the common process header. `ts` is wall-clock UTC nanoseconds,
+converted from the kernel's CLOCK_MONOTONIC stamp in user space; `mono_ns` keeps the
+raw stamp so events of one run can be ordered exactly.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class KernelEvent(msgspec.Struct, kw_only=True):
+    ts: int
+    mono_ns: int
+    cgroup_id: int  # the task's own v2 cgroup
+    run_cgroup_id: int  # its ancestor at the run level: identifies the run
+    pid: int  # tgid
+    tid: int
+    ppid: int  # real_parent->tgid
+    uid: int
+    gid: int
+    comm: str
+
+
+class ProcFork(KernelEvent, kw_only=True, tag="fork"):
+    """A new process (threads are not reported). `pid` is the parent."""
+
+    child_pid: int
+
+
+class ProcExec(KernelEvent, kw_only=True, tag="exec"):
+    """A successful exec. `filename` is the absolute path of the binary actually run."""
+
+    filename: str
+    argv: list[str]
+    argv_truncated: bool = False
+    cwd: str = ""
+    cwd_truncated: bool = False
+    old_pid: int = 0  # tid that called exec when it was not the thread-group leader
+
+
+class ProcExecFailed(KernelEvent, kw_only=True, tag="exec_failed"):
+    """An exec attempt that failed. `filename` is as requested (made absolute when relative)."""
+
+    filename: str
+    argv: list[str] = []
+    argv_truncated: bool = False
+    errno: int
+
+
+class ProcExit(KernelEvent, kw_only=True, tag="exit"):
+    """The last thread of a process exited."""
+
+    exit_code: int  # valid when signal == 0
+    signal: int = 0
+    core_dumped: bool = False
+
+
+# File ops. `op` is one of FILE_OPS.
+FILE_OPS = (
+    "create",  # open/creat that created the file (FMODE_CREATED)
+    "modify",  # open of an existing file with write intent (O_WRONLY/O_RDWR/O_TRUNC)
+    "read",  # read-only open, deduplicated in the kernel per (process, file)
+    "delete",  # unlink/unlinkat
+    "rmdir",
+    "rename",  # path -> path2
+    "chmod",  # mode = new mode
+    "truncate",
+    "link",  # hard link: path2 is the new name, path the existing file
+    "symlink",  # path2 is the new link, path the target string as given
+    "mkdir",
+)
+
+
+class FileOp(KernelEvent, kw_only=True, tag="file"):
+    op: str
+    path: str
+    path2: str = ""
+    syscall: str = ""
+    flags: int = 0  # open flags / rename flags / at-flags
+    mode: int = -1  # chmod/mkdir/open mode; -1 when not applicable
+    ret: int = 0  # fd or 0 on success, -errno on failure
+    path_truncated: bool = False
+    path_unresolved: bool = False  # relative path whose base could not be resolved in the kernel
+
+
+NET_OPS = ("connect", "send", "bind", "listen", "accept")
+
+
+class NetOp(KernelEvent, kw_only=True, tag="net"):
+    op: str
+    family: str  # inet | inet6 | unix | other
+    proto: str  # tcp | udp | raw | unix | other
+    dst_ip: str = ""  # remote address (peer for accept)
+    dst_port: int = 0
+    src_ip: str = ""  # local address (bind/listen/accept)
+    src_port: int = 0
+    unix_path: str = ""  # "@name" for abstract sockets
+    syscall: str = ""
+    ret: int = 0  # 0 / fd / bytes on success, -errno on failure (-115 = EINPROGRESS)
+    bytes: int = 0
+    dns_qname: str = ""  # query name when the payload to port 53 parsed as DNS
+    dns_qtype: int = 0
+
+
+class BlindSpot(KernelEvent, kw_only=True, tag="blindspot"):
+    """A tracked process used a facility the syscall probes cannot see into."""
+
+    kind: str  # io_uring_setup | compat_syscall
+    syscall_nr: int = -1
+
+
+AnyKernelEvent = ProcFork | ProcExec | ProcExecFailed | ProcExit | FileOp | NetOp | BlindSpot

@@ -1,0 +1,133 @@
+"""Stored records: the envelope written to events.jsonl and index.sqlite.
+
+The envelope is compatible with the original logira's documented JSONL schema
+(`run_id, seq, ts, type, pid, ppid, uid, summary, data_json`); `data_json` is an
+embedded JSON object whose shape depends on `type`. Additions are documented in
+docs/jsonl.md. uid/pid 0 are written as 0, never omitted.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+RECORD_TYPES = ("exec", "proc", "file", "net", "detection")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+class ExecData(msgspec.Struct, kw_only=True):
+    filename: str
+    argv: list[str]
+    argv_truncated: bool = False
+    comm: str = ""
+    cwd: str = ""
+    errno: int = 0  # non-zero: the exec attempt failed with this errno
+    tid: int = 0
+    gid: int = 0
+    cgroup_id: int = 0
+
+
+class ProcData(msgspec.Struct, kw_only=True):
+    op: str  # fork | exit | io_uring_setup | compat_syscall
+    comm: str = ""
+    exe: str = ""
+    child_pid: int = 0
+    exit_code: int = 0
+    signal: int = 0
+    core_dumped: bool = False
+    syscall_nr: int = -1
+
+
+class FileData(msgspec.Struct, kw_only=True):
+    op: str
+    path: str
+    path2: str = ""
+    syscall: str = ""
+    flags: int = 0
+    mode: int = -1
+    ret: int = 0
+    errno: int = 0
+    path_truncated: bool = False
+    path_unresolved: bool = False
+    comm: str = ""
+    exe: str = ""
+    tid: int = 0
+
+
+class NetData(msgspec.Struct, kw_only=True):
+    op: str
+    proto: str
+    family: str = ""
+    dst_ip: str = ""
+    dst_port: int = 0
+    src_ip: str = ""
+    src_port: int = 0
+    unix_path: str = ""
+    syscall: str = ""
+    ret: int = 0
+    errno: int = 0
+    bytes: int = 0
+    dns_qname: str = ""
+    dns_qtype: int = 0
+    comm: str = ""
+    exe: str = ""
+    tid: int = 0
+
+
+class LineageEntry(msgspec.Struct, kw_only=True):
+    pid: int
+    exe: str = ""
+    argv: list[str] = []
+    cwd: str = ""
+
+
+class DetectionData(msgspec.Struct, kw_only=True):
+    rule_id: str
+    severity: str
+    message: str
+    related_event_seq: int = 0
+    title: str = ""
+    category: str = ""
+    tags: list[str] = []
+    lineage: list[LineageEntry] = []  # related process first, then its ancestors
+    steps: list[int] = []  # seqs of every step of a sequence rule, in order
+
+
+RecordData = ExecData | ProcData | FileData | NetData | DetectionData
+
+DATA_TYPES: dict[str, type[msgspec.Struct]] = {
+    "exec": ExecData,
+    "proc": ProcData,
+    "file": FileData,
+    "net": NetData,
+    "detection": DetectionData,
+}
+
+
+class Record(msgspec.Struct, kw_only=True):
+    run_id: str
+    seq: int
+    ts: int  # wall-clock UTC ns of the kernel event (detections: of the related event)
+    type: str
+    pid: int = 0
+    ppid: int = 0
+    uid: int = 0
+    summary: str
+    data_json: RecordData
+
+
+class StoredRecord(msgspec.Struct, kw_only=True):
+    """A record as read back: `data_json` still raw so it can be decoded by `type`."""
+
+    run_id: str
+    seq: int
+    ts: int
+    type: str
+    pid: int = 0
+    ppid: int = 0
+    uid: int = 0
+    summary: str = ""
+    data_json: msgspec.Raw = msgspec.Raw(b"{}")
+    hash: str = ""
+
+    def data(self) -> RecordData:
+        return msgspec.json.decode(self.data_json, type=DATA_TYPES[self.type])
