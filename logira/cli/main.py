@@ -1,0 +1,71 @@
+"""The `logira` command: argument parsing and dispatch.
+
+Each command lives in its own module exposing `register(subparsers)`, which adds a
+sub-parser and sets `func=<callable(args) -> int>`. Flags may appear anywhere on the
+line (argparse intermixes optionals and positionals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from logira import __version__
+from logira.cli.errors import CliError
+
+# Order = order in --help.
+COMMAND_MODULES = (
+    "run",
+    "status",
+    "runs",
+    "view",
+    "query",
+    "explain",
+    "tail",
+    "verify",
+    "rules",
+    "retention",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logira",
+        description="Runtime security for AI agents: record what an agent really did, from the kernel.",
+        epilog="Environment: LOGIRA_HOME (runs, default ~/.logira), LOGIRA_SOCK (daemon socket, "
+        "default /run/logira.sock), NO_COLOR / FORCE_COLOR.",
+    )
+    parser.add_argument("--version", action="version", version=f"logira {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"logira.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"logira.cli.{name}":
+                continue  # command not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
