@@ -93,3 +93,20 @@ def other_user() -> Iterator[TestUser]:
     user = _make_user()
     yield user
     _drop_user(user)
+
+
+@pytest.fixture
+def logirad(require_bpf: None) -> Iterator[object]:
+    """A REAL logirad subprocess on a private socket/state dir/cgroup parent (tests/daemon_helpers.py).
+
+    Loads all probe domains (including file); yields a DaemonHandle (.sock, .state_dir,
+    .cgroup_parent, .proc, .stop(), .kill()); stops it and removes its cgroups afterwards.
+    """
+    from daemon_helpers import DaemonHandle  # tests/ is on sys.path (conftest dir)
+
+    handle = DaemonHandle()
+    try:
+        handle.start()
+        yield handle
+    finally:
+        handle.cleanup()

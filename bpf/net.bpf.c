@@ -1,0 +1,832 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Network domain of the capture engine (record kinds 32..47).
+ *
+ * What is recorded for tracked processes:
+ *   connect   every result (0, -EINPROGRESS, -ECONNREFUSED, ...), inet/inet6/unix/other
+ *   send      datagrams with a destination (sendto addr / sendmsg msg_name / sendmmsg),
+ *             once per (process, destination) except DNS (port 53), which is always
+ *             reported with the first bytes of the query so user space can parse the qname;
+ *             also sends/writes on a UDP socket connect()ed to port 53 (glibc's resolver)
+ *   bind / listen / accept   local address, and the peer for accept
+ *
+ * Pattern: sys_enter parses the user arguments into a pending record (per-CPU scratch
+ * -> LRU hash keyed by tid and record index, the index > 0 only for sendmmsg); sys_exit
+ * fills the header and result and copies the record into the shared ring. Exit handlers
+ * need no is_tracked(): a pending entry exists only for tracked tasks. accept has no
+ * enter half: the new fd's socket holds both addresses.
+ *
+ * Hot paths: sendto without an address, write and close of every process on the
+ * host leave after one load of dns_fd_hint (zero unless some tracked process holds a UDP
+ * socket connected to port 53); everything else checks is_tracked() first.
+ */
+#include "common.h"
+#include <bpf/bpf_endian.h>
+
+enum net_kind {
+	K_NET_CONNECT = 32,
+	K_NET_SEND = 33,
+	K_NET_BIND = 34,
+	K_NET_LISTEN = 35,
+	K_NET_ACCEPT = 36,
+};
+
+/* Which syscall produced the record (decode_net.SYSCALLS mirrors this). */
+enum net_syscall {
+	SC_CONNECT = 1,
+	SC_SENDTO = 2,
+	SC_SENDMSG = 3,
+	SC_SENDMMSG = 4,
+	SC_WRITE = 5,
+	SC_BIND = 6,
+	SC_LISTEN = 7,
+	SC_ACCEPT = 8,
+	SC_ACCEPT4 = 9,
+};
+
+/* net_rec.flags */
+#define F_ADDR_FAULT 1	  /* the sockaddr could not be read from user memory */
+#define F_DST_REMEMBERED 2 /* destination taken from the earlier connect() of this fd */
+#define F_PAYLOAD_FAULT 4 /* the DNS payload could not be read */
+#define F_FASTOPEN 8	  /* TCP fast open: sendto/sendmsg(MSG_FASTOPEN) that connects */
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_RAW 3
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_FASTOPEN 0x20000000
+#define DNS_PORT 53
+#define PAYLOAD_MAX 256
+#define UIO_MAXIOV 1024	/* the kernel's cap on sendmmsg's vlen */
+#define PEND_IDX_MAX 1024 /* pending records per syscall (sendmmsg messages) */
+
+/* 512 bytes; little-endian. Records without payload are sent as NET_REC_SMALL bytes.
+ * decode_net.py mirrors the offsets. */
+struct net_rec {
+	struct rec_hdr h;    /* 0 */
+	__s64 ret;	     /* 64: result of the syscall */
+	__u64 bytes;	     /* 72: bytes sent (send) */
+	__s32 fd;	     /* 80 */
+	__u16 family;	     /* 84: AF_* */
+	__u16 sock_type;     /* 86: SOCK_*; 0 when unknown */
+	__u16 sock_proto;    /* 88: sk_protocol (IPPROTO_*) */
+	__u16 syscall;	     /* 90: enum net_syscall */
+	__u16 dst_port;	     /* 92: host order */
+	__u16 src_port;	     /* 94: host order */
+	__u8 dst_addr[16];   /* 96: v4 in the first 4 bytes */
+	__u8 src_addr[16];   /* 112 */
+	__u16 path_len;	     /* 128: bytes of sun_path used */
+	__u16 payload_len;   /* 130: bytes of payload captured */
+	__u16 flags;	     /* 132 */
+	__u16 _pad0;	     /* 134 */
+	__u32 payload_total; /* 136: length of the buffer the payload came from */
+	__u32 _pad1;	     /* 140 */
+	char path[112];	     /* 144: sun_path bytes (abstract names start with NUL) */
+	__u8 payload[PAYLOAD_MAX]; /* 256 */
+};
+#define NET_REC_SMALL 256
+#define NET_REC_FULL 512
+
+struct pend {
+	__u64 file;   /* struct file * of the fd at enter (connect: remembered for DNS) */
+	__u64 uptr;   /* connect/bind: user sockaddr (re-read at exit); sendmmsg: the mmsghdr */
+	__u32 ulen;   /* connect/bind: sockaddr length; sendmmsg: index of the message */
+	__u32 _pad;
+	struct net_rec rec;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* tid << 16 | record index */
+	__type(value, struct pend);
+} net_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pend);
+} net_scratch SEC(".maps");
+
+/* UDP sockets connect()ed to port 53, so glibc's sendmmsg/send/write without an address
+ * still yields the destination and the query. The file pointer guards against fd reuse
+ * (dup2 over it, exit without close, pid reuse). */
+struct dns_key {
+	__u32 tgid;
+	__s32 fd;
+};
+struct dns_dst {
+	__u64 file;
+	__u16 family;
+	__u16 port;
+	__u32 _pad;
+	__u8 addr[16];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct dns_key);
+	__type(value, struct dns_dst);
+} dns_fds SEC(".maps");
+
+/* Non-zero while dns_fds may hold entries: lets write/close/addressless sends of every
+ * process on the host leave after one load. Only ever too high (LRU evictions). */
+__u64 dns_fd_hint = 0;
+
+/* (process, destination) pairs already reported for non-DNS datagrams. */
+struct dedup_key {
+	__u32 tgid;
+	__u16 family;
+	__u16 port;
+	__u8 addr[16];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct dedup_key);
+	__type(value, __u8);
+} send_seen SEC(".maps");
+
+static __always_inline __u64 pend_key(__u32 idx)
+{
+	return ((__u64)(__u32)bpf_get_current_pid_tgid() << 16) | (idx & 0xffff);
+}
+
+static __always_inline struct pend *scratch(void)
+{
+	__u32 z = 0;
+	struct pend *p = bpf_map_lookup_elem(&net_scratch, &z);
+	if (p)
+		__builtin_memset(p, 0, sizeof(*p));
+	return p;
+}
+
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **arr;
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	arr = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	return f;
+}
+
+/* The struct sock behind a socket file, or NULL when `f` is not a socket. */
+static __always_inline struct sock *file_sock(struct file *f, __u16 *type)
+{
+	struct socket *so;
+
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	if (!so)
+		return NULL;
+	*type = BPF_CORE_READ(so, type);
+	return BPF_CORE_READ(so, sk);
+}
+
+/* Fill family/type/protocol of the record from the fd's socket; returns the sock. */
+static __always_inline struct sock *sock_info(struct pend *p, int fd)
+{
+	__u16 type = 0;
+	struct file *f = fd_file(fd);
+	struct sock *sk = file_sock(f, &type);
+
+	p->file = (__u64)f;
+	if (!sk)
+		return NULL;
+	p->rec.sock_type = type;
+	p->rec.sock_proto = BPF_CORE_READ(sk, sk_protocol);
+	if (!p->rec.family)
+		p->rec.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return sk;
+}
+
+/* Parse a user sockaddr into dst (or src) fields of the record. Returns 0 when read. */
+static __always_inline int read_sockaddr(struct net_rec *r, const void *uaddr, __u32 len, int local)
+{
+	__u16 fam = 0;
+	__u8 *addr = local ? r->src_addr : r->dst_addr;
+	__u16 *port = local ? &r->src_port : &r->dst_port;
+	__be16 be_port = 0;
+
+	if (!uaddr || len < sizeof(fam) || bpf_probe_read_user(&fam, sizeof(fam), uaddr))
+		return -1;
+	r->family = fam;
+	if (fam == AF_INET) {
+		struct sockaddr_in sin = {};
+		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+			return -1;
+		be_port = sin.sin_port;
+		__builtin_memcpy(addr, &sin.sin_addr.s_addr, 4);
+	} else if (fam == AF_INET6) {
+		struct sockaddr_in6 sin6 = {};
+		if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr))
+			return -1;
+		be_port = sin6.sin6_port;
+		__builtin_memcpy(addr, &sin6.sin6_addr, 16);
+	} else if (fam == AF_UNIX) {
+		/* 64-bit on purpose: a 32-bit length is zero-extended into a copy and the
+		 * verifier would check the copy, not the register passed to the helper */
+		__u64 n = (__u64)len - sizeof(fam);
+		if (len <= sizeof(fam))
+			return 0; /* unnamed */
+		if (n > sizeof(((struct sockaddr_un *)0)->sun_path))
+			n = sizeof(((struct sockaddr_un *)0)->sun_path);
+		barrier_var(n);
+		if (n > sizeof(r->path))
+			return -1;
+		if (bpf_probe_read_user(r->path, n, uaddr + sizeof(fam)))
+			return -1;
+		r->path_len = n;
+		return 0;
+	} else {
+		return 0;
+	}
+	*port = bpf_ntohs(be_port);
+	return 0;
+}
+
+/* Local (src) and peer (dst) address of a connected or bound socket. */
+static __always_inline void sock_addrs(struct net_rec *r, struct sock *sk, int peer)
+{
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	r->family = fam;
+	r->src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (fam == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(r->src_addr, &a, 4);
+		if (peer) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+			__builtin_memcpy(r->dst_addr, &a, 4);
+		}
+	} else if (fam == AF_INET6) {
+		BPF_CORE_READ_INTO(&r->src_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		if (peer)
+			BPF_CORE_READ_INTO(&r->dst_addr, sk, __sk_common.skc_v6_daddr);
+	} else if (fam == AF_UNIX) {
+		/* the bound name of this end (listeners: their path) */
+		struct unix_sock *u = (struct unix_sock *)sk;
+		struct unix_address *ua = BPF_CORE_READ(u, addr);
+		if (ua) {
+			int len = BPF_CORE_READ(ua, len);
+			__u64 n = len > 2 ? (__u64)len - 2 : 0;
+			if (n > 108)
+				n = 108;
+			barrier_var(n);
+			if (n && n <= sizeof(r->path) &&
+			    !bpf_probe_read_kernel(r->path, n,
+						    (void *)ua + bpf_core_field_offset(struct unix_address, name) + 2))
+				r->path_len = n;
+		}
+		return;
+	}
+	if (peer)
+		r->dst_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+static __always_inline int stash(struct pend *p, __u32 idx, __u32 kind)
+{
+	__u64 key = pend_key(idx);
+	if (bpf_map_update_elem(&net_pending, &key, p, BPF_ANY)) {
+		count_kind(&drops, kind);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy the first bytes of a send buffer (a DNS query) into the record. */
+static __always_inline void read_payload(struct net_rec *r, const void *ubuf, __u64 len)
+{
+	__u64 n = len > PAYLOAD_MAX ? PAYLOAD_MAX : len;
+
+	r->payload_total = len > 0xffffffff ? 0xffffffff : len;
+	barrier_var(n);
+	if (n > PAYLOAD_MAX)
+		return;
+	if (!n)
+		return;
+	if (bpf_probe_read_user(r->payload, n, ubuf))
+		r->flags |= F_PAYLOAD_FAULT;
+	else
+		r->payload_len = n;
+}
+
+static __always_inline void payload_from_iov(struct net_rec *r, const struct iovec *uiov, __u64 iovlen)
+{
+	struct iovec iov = {};
+	if (!uiov || !iovlen || bpf_probe_read_user(&iov, sizeof(iov), uiov)) {
+		r->flags |= F_PAYLOAD_FAULT;
+		return;
+	}
+	read_payload(r, iov.iov_base, iov.iov_len);
+}
+
+static __always_inline int is_inet(__u16 fam)
+{
+	return fam == AF_INET || fam == AF_INET6;
+}
+
+static __always_inline struct dns_dst *remembered(int fd)
+{
+	struct dns_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd };
+	return bpf_map_lookup_elem(&dns_fds, &k);
+}
+
+/* The pending entry of this thread if it was stashed by syscall `sc` (a stale entry of a
+ * killed thread whose tid got reused must not be reported at another syscall's exit). */
+static __always_inline struct pend *pending(__u64 key, __u32 sc)
+{
+	struct pend *p = bpf_map_lookup_elem(&net_pending, &key);
+
+	if (p && p->rec.syscall != sc) {
+		bpf_map_delete_elem(&net_pending, &key);
+		return NULL;
+	}
+	return p;
+}
+
+/* ---------------------------------------------------------------- connect */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int net_enter_connect(struct syscall_trace_enter *ctx)
+{
+	struct pend *p;
+	int fd = (int)ctx->args[0];
+
+	if (!is_tracked())
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = fd;
+	p->rec.syscall = SC_CONNECT;
+	p->uptr = ctx->args[1];
+	p->ulen = (__u32)ctx->args[2];
+	if (read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0))
+		p->rec.flags |= F_ADDR_FAULT;
+	sock_info(p, fd);
+	stash(p, 0, K_NET_CONNECT);
+	return 0;
+}
+
+static __always_inline void remember_dns(struct pend *p, long ret)
+{
+	struct net_rec *r = &p->rec;
+	struct dns_key k = { .tgid = r->h.pid, .fd = r->fd };
+	struct dns_dst d = {};
+
+	if (ret != 0 || r->sock_type != SOCK_DGRAM || !is_inet(r->family))
+		return;
+	if (r->dst_port != DNS_PORT) {
+		/* re-connected elsewhere: forget it */
+		if (!bpf_map_delete_elem(&dns_fds, &k))
+			__sync_fetch_and_add(&dns_fd_hint, -1);
+		return;
+	}
+	d.file = p->file;
+	d.family = r->family;
+	d.port = r->dst_port;
+	__builtin_memcpy(d.addr, r->dst_addr, 16);
+	if (!bpf_map_update_elem(&dns_fds, &k, &d, BPF_NOEXIST))
+		__sync_fetch_and_add(&dns_fd_hint, 1);
+	else
+		bpf_map_update_elem(&dns_fds, &k, &d, BPF_EXIST);
+}
+
+static __always_inline void emit(struct pend *p, __u32 kind, long ret, int full)
+{
+	fill_hdr(&p->rec.h, kind, full ? NET_REC_FULL : NET_REC_SMALL);
+	p->rec.ret = ret;
+	output_rec(&p->rec, full ? NET_REC_FULL : NET_REC_SMALL, kind, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int net_exit_connect(struct syscall_trace_exit *ctx)
+{
+	__u64 key = pend_key(0);
+	struct pend *p = pending(key, SC_CONNECT);
+
+	if (!p) {
+		/* every tracked connect stashes at enter: a miss means the entry was evicted
+		 * (LRU pressure from thousands of threads blocked in connect) */
+		if (is_tracked())
+			count_kind(&drops, K_NET_CONNECT);
+		return 0;
+	}
+	/* the kernel copied the sockaddr, so its page is resident now */
+	if (p->rec.flags & F_ADDR_FAULT) {
+		__u16 fam = p->rec.family;
+		if (!read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0))
+			p->rec.flags &= ~F_ADDR_FAULT;
+		else
+			p->rec.family = fam;
+	}
+	emit(p, K_NET_CONNECT, ctx->ret, 0);
+	remember_dns(p, ctx->ret);
+	bpf_map_delete_elem(&net_pending, &key);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ sends */
+
+/* Destination of a datagram. Returns 1 when a record should be stashed. */
+static __always_inline int send_dst(struct pend *p, int fd, const void *uaddr, __u32 alen, int flags)
+{
+	struct net_rec *r = &p->rec;
+	struct dns_dst *d;
+
+	if (uaddr) {
+		if (read_sockaddr(r, uaddr, alen, 0) || !is_inet(r->family))
+			return 0;
+		if (!sock_info(p, fd))
+			return 0;
+		if (p->rec.sock_type == SOCK_STREAM) {
+			/* the address only matters for TCP fast open, which is a connect */
+			if (!(flags & MSG_FASTOPEN))
+				return 0;
+			r->flags |= F_FASTOPEN;
+		}
+		return 1;
+	}
+	d = remembered(fd);
+	if (!d)
+		return 0;
+	if (!sock_info(p, fd) || p->file != d->file)
+		return 0;
+	r->family = d->family;
+	r->dst_port = d->port;
+	__builtin_memcpy(r->dst_addr, d->addr, 16);
+	r->flags |= F_DST_REMEMBERED;
+	return 1;
+}
+
+/* Report non-DNS datagrams once per (process, destination). */
+static __always_inline int seen_before(struct net_rec *r)
+{
+	struct dedup_key k = {};
+
+	if (r->dst_port == DNS_PORT || (r->flags & F_FASTOPEN))
+		return 0;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.family = r->family;
+	k.port = r->dst_port;
+	__builtin_memcpy(k.addr, r->dst_addr, 16);
+	return bpf_map_lookup_elem(&send_seen, &k) != NULL;
+}
+
+/* Marked at enter, so the messages of one sendmmsg to the same new destination yield one
+ * record too. */
+static __always_inline void mark_seen(struct net_rec *r)
+{
+	struct dedup_key k = {};
+	__u8 one = 1;
+
+	if (r->dst_port == DNS_PORT || (r->flags & F_FASTOPEN))
+		return;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.family = r->family;
+	k.port = r->dst_port;
+	__builtin_memcpy(k.addr, r->dst_addr, 16);
+	bpf_map_update_elem(&send_seen, &k, &one, BPF_ANY);
+}
+
+static __always_inline void emit_send(struct pend *p, long ret, __u64 bytes)
+{
+	__u32 kind = (p->rec.flags & F_FASTOPEN) ? K_NET_CONNECT : K_NET_SEND;
+
+	p->rec.bytes = bytes;
+	emit(p, kind, ret, p->rec.payload_len != 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int net_enter_sendto(struct syscall_trace_enter *ctx)
+{
+	const void *uaddr = (const void *)ctx->args[4];
+	int fd = (int)ctx->args[0];
+	struct pend *p;
+
+	if (!uaddr && !dns_fd_hint)
+		return 0;
+	if (!is_tracked())
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = fd;
+	p->rec.syscall = SC_SENDTO;
+	if (!send_dst(p, fd, uaddr, (__u32)ctx->args[5], (int)ctx->args[3]) || seen_before(&p->rec))
+		return 0;
+	if (p->rec.dst_port == DNS_PORT)
+		read_payload(&p->rec, (const void *)ctx->args[1], ctx->args[2]);
+	if (!stash(p, 0, K_NET_SEND))
+		mark_seen(&p->rec);
+	return 0;
+}
+
+static __always_inline int exit_simple_send(long ret, __u32 sc)
+{
+	__u64 key = pend_key(0);
+	struct pend *p = pending(key, sc);
+
+	if (!p)
+		return 0;
+	emit_send(p, ret, ret > 0 ? ret : 0);
+	bpf_map_delete_elem(&net_pending, &key);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int net_exit_sendto(struct syscall_trace_exit *ctx)
+{
+	return exit_simple_send(ctx->ret, SC_SENDTO);
+}
+
+/* One message header of sendmsg/sendmmsg. Returns 1 when stashed. */
+static __always_inline int enter_msg(int fd, const struct user_msghdr *umsg, int flags, __u32 sc,
+				     __u32 idx, __u64 uptr, __u32 msg_i)
+{
+	struct user_msghdr m = {};
+	struct pend *p;
+
+	if (bpf_probe_read_user(&m, sizeof(m), umsg))
+		return 0;
+	if (!m.msg_name && !dns_fd_hint)
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = fd;
+	p->rec.syscall = sc;
+	p->uptr = uptr;
+	p->ulen = msg_i;
+	if (!send_dst(p, fd, m.msg_name, m.msg_namelen, flags) || seen_before(&p->rec))
+		return 0;
+	if (p->rec.dst_port == DNS_PORT)
+		payload_from_iov(&p->rec, m.msg_iov, m.msg_iovlen);
+	if (stash(p, idx, K_NET_SEND))
+		return 0;
+	mark_seen(&p->rec);
+	return 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int net_enter_sendmsg(struct syscall_trace_enter *ctx)
+{
+	if (!is_tracked())
+		return 0;
+	enter_msg((int)ctx->args[0], (const struct user_msghdr *)ctx->args[1], (int)ctx->args[2],
+		  SC_SENDMSG, 0, 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int net_exit_sendmsg(struct syscall_trace_exit *ctx)
+{
+	return exit_simple_send(ctx->ret, SC_SENDMSG);
+}
+
+/* sendmmsg: every message (the kernel caps vlen at UIO_MAXIOV) is inspected with
+ * bpf_loop, so a destination hidden at message 500 is not missed. Messages that yield a
+ * record are stashed under consecutive indices 0..n-1; the exit walks them until a miss. */
+struct mmsg_ctx {
+	struct mmsghdr *um;
+	long ret;
+	int fd;
+	int flags;
+	__u32 n; /* records stashed so far */
+};
+
+/* A global (not inlined) function is verified once on its own: inlined into the bpf_loop
+ * callback, the message parsing made the verifier give up ("sequence of jumps too complex"). */
+__noinline int net_mmsg_one(__u64 um, __u64 fd_flags, __u32 idx, __u32 msg_i)
+{
+	struct mmsghdr *m = (struct mmsghdr *)um + msg_i;
+
+	return enter_msg((int)fd_flags, &m->msg_hdr, (int)(fd_flags >> 32), SC_SENDMMSG, idx, (__u64)m,
+			 msg_i);
+}
+
+static long mmsg_enter_cb(__u32 i, struct mmsg_ctx *c)
+{
+	/* no bound check on n (bpf_loop runs at most UIO_MAXIOV times): comparing it would
+	 * make the verifier track every value of n and never converge */
+	if (net_mmsg_one((__u64)c->um, (__u32)c->fd | ((__u64)(__u32)c->flags << 32), c->n, i))
+		c->n++;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int net_enter_sendmmsg(struct syscall_trace_enter *ctx)
+{
+	struct mmsg_ctx c = {};
+	__u32 vlen = (__u32)ctx->args[2];
+
+	if (!is_tracked())
+		return 0;
+	c.um = (struct mmsghdr *)ctx->args[1];
+	c.fd = (int)ctx->args[0];
+	c.flags = (int)ctx->args[3];
+	bpf_loop(vlen > UIO_MAXIOV ? UIO_MAXIOV : vlen, mmsg_enter_cb, &c, 0);
+	return 0;
+}
+
+static long mmsg_exit_cb(__u32 j, struct mmsg_ctx *c)
+{
+	__u64 key = pend_key(j);
+	struct pend *p = pending(key, SC_SENDMMSG);
+	struct mmsghdr *m;
+	__u32 sent = 0;
+
+	if (!p)
+		return 1;
+	m = (struct mmsghdr *)p->uptr;
+	/* msg_len of each transmitted message is written back by the kernel */
+	if ((long)p->ulen < c->ret)
+		bpf_probe_read_user(&sent, sizeof(sent), &m->msg_len);
+	emit_send(p, c->ret, sent);
+	bpf_map_delete_elem(&net_pending, &key);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int net_exit_sendmmsg(struct syscall_trace_exit *ctx)
+{
+	struct mmsg_ctx c = {};
+	__u64 key = pend_key(0);
+
+	if (!bpf_map_lookup_elem(&net_pending, &key))
+		return 0;
+	c.ret = ctx->ret;
+	bpf_loop(PEND_IDX_MAX, mmsg_exit_cb, &c, 0);
+	return 0;
+}
+
+/* write() on a UDP socket connected to port 53 (rare; gated by dns_fd_hint). */
+SEC("tracepoint/syscalls/sys_enter_write")
+int net_enter_write(struct syscall_trace_enter *ctx)
+{
+	int fd = (int)ctx->args[0];
+	struct pend *p;
+
+	if (!dns_fd_hint || !is_tracked() || !remembered(fd))
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = fd;
+	p->rec.syscall = SC_WRITE;
+	if (!send_dst(p, fd, NULL, 0, 0))
+		return 0;
+	read_payload(&p->rec, (const void *)ctx->args[1], ctx->args[2]);
+	stash(p, 0, K_NET_SEND);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int net_exit_write(struct syscall_trace_exit *ctx)
+{
+	if (!dns_fd_hint)
+		return 0;
+	return exit_simple_send(ctx->ret, SC_WRITE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int net_enter_close(struct syscall_trace_enter *ctx)
+{
+	struct dns_key k;
+
+	if (!dns_fd_hint)
+		return 0;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.fd = (int)ctx->args[0];
+	if (!bpf_map_delete_elem(&dns_fds, &k))
+		__sync_fetch_and_add(&dns_fd_hint, -1);
+	return 0;
+}
+
+/* ------------------------------------------------------ bind/listen/accept */
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int net_enter_bind(struct syscall_trace_enter *ctx)
+{
+	int fd = (int)ctx->args[0];
+	struct pend *p;
+
+	if (!is_tracked())
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = fd;
+	p->rec.syscall = SC_BIND;
+	if (read_sockaddr(&p->rec, (void *)ctx->args[1], (__u32)ctx->args[2], 1))
+		p->rec.flags |= F_ADDR_FAULT;
+	/* netlink and friends are not network activity */
+	if (!is_inet(p->rec.family) && p->rec.family != AF_UNIX && !(p->rec.flags & F_ADDR_FAULT))
+		return 0;
+	sock_info(p, fd);
+	stash(p, 0, K_NET_BIND);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int net_exit_bind(struct syscall_trace_exit *ctx)
+{
+	__u64 key = pend_key(0);
+	struct pend *p = pending(key, SC_BIND);
+
+	if (!p)
+		return 0;
+	/* bind to port 0: report the port the kernel picked */
+	if (ctx->ret == 0 && !p->rec.src_port && is_inet(p->rec.family)) {
+		__u16 type = 0;
+		struct sock *sk = file_sock((struct file *)p->file, &type);
+		if (sk)
+			p->rec.src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	}
+	emit(p, K_NET_BIND, ctx->ret, 0);
+	bpf_map_delete_elem(&net_pending, &key);
+	return 0;
+}
+
+static __always_inline int enter_fd_only(int fd, __u32 sc, __u32 kind)
+{
+	struct pend *p;
+
+	if (!is_tracked())
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = fd;
+	p->rec.syscall = sc;
+	stash(p, 0, kind);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int net_enter_listen(struct syscall_trace_enter *ctx)
+{
+	return enter_fd_only((int)ctx->args[0], SC_LISTEN, K_NET_LISTEN);
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int net_exit_listen(struct syscall_trace_exit *ctx)
+{
+	__u64 key = pend_key(0);
+	struct pend *p = pending(key, SC_LISTEN);
+	struct sock *sk;
+
+	if (!p)
+		return 0;
+	sk = sock_info(p, p->rec.fd);
+	if (sk)
+		sock_addrs(&p->rec, sk, 0);
+	emit(p, K_NET_LISTEN, ctx->ret, 0);
+	bpf_map_delete_elem(&net_pending, &key);
+	return 0;
+}
+
+/* accept needs no enter probe: the new fd's socket holds both ends. A thread blocked in
+ * accept() for hours would otherwise hold a pending entry that LRU pressure could evict.
+ * Only successes are recorded (EAGAIN polling, EINTR, EMFILE are not network activity). */
+static __always_inline int exit_accept(long ret, __u32 sc)
+{
+	struct pend *p;
+	struct sock *sk;
+
+	if (ret < 0 || !is_tracked())
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->rec.fd = (int)ret;
+	p->rec.syscall = sc;
+	sk = sock_info(p, (int)ret);
+	if (sk)
+		sock_addrs(&p->rec, sk, 1);
+	emit(p, K_NET_ACCEPT, ret, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int net_exit_accept(struct syscall_trace_exit *ctx)
+{
+	return exit_accept(ctx->ret, SC_ACCEPT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int net_exit_accept4(struct syscall_trace_exit *ctx)
+{
+	return exit_accept(ctx->ret, SC_ACCEPT4);
+}

@@ -1,0 +1,111 @@
+"""Aggregations over one run shared by `view` and `explain` (plain SQL over `events`)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from logira.model.record import SEVERITIES
+
+SEV_ORDER = "CASE severity " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(SEVERITIES)) + " ELSE -1 END"
+
+
+class RuleGroup(msgspec.Struct):
+    rule_id: str
+    severity: str
+    count: int
+    first_ts: int
+    last_ts: int
+    first_seq: int
+    title: str = ""
+    description: str = ""
+
+
+class FileChange(msgspec.Struct):
+    op: str
+    path: str
+    path2: str | None
+    count: int
+
+
+class Destination(msgspec.Struct):
+    dst: str  # ip:port, [v6]:port or unix path
+    proto: str
+    ops: str
+    count: int
+    dns: list[str] = []
+
+
+def counts_by_type(db: sqlite3.Connection) -> dict[str, int]:
+    return dict(db.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
+
+
+def rule_groups(db: sqlite3.Connection) -> list[RuleGroup]:
+    """Detections grouped by (rule, severity): most severe, then most frequent first."""
+    rows = db.execute(
+        "SELECT rule_id, severity, count(*), min(ts), max(ts), min(seq), max(data_json ->> '$.title') FROM events "
+        f"WHERE type = 'detection' GROUP BY rule_id, severity ORDER BY {SEV_ORDER} DESC, count(*) DESC, rule_id"
+    ).fetchall()
+    return [RuleGroup(r[0] or "?", r[1] or "?", r[2], r[3], r[4], r[5], r[6] or "") for r in rows]
+
+
+def _has_index(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone() is not None
+
+
+def file_changes(db: sqlite3.Connection) -> list[FileChange]:
+    """Every changed path with its ops (reads excluded), ordered by path."""
+    if _has_index(db, "ev_change"):  # partial covering index: no table lookups, no sort
+        sql = ("SELECT op, path, path2, count(*) FROM events INDEXED BY ev_change "
+               "WHERE type = 'file' AND op != 'read' GROUP BY path, op, path2")  # fmt: skip
+    else:
+        sql = ("SELECT op, path, path2, count(*) FROM events WHERE type = 'file' AND op != 'read' "
+               "GROUP BY path, op, path2")  # fmt: skip
+    return [FileChange(r[0], r[1] or "", r[2], r[3]) for r in db.execute(sql)]
+
+
+def destinations(db: sqlite3.Connection) -> list[Destination]:
+    """Remote destinations (connect/send/accept…), with the DNS names seen for them."""
+    hint = "INDEXED BY ev_net" if _has_index(db, "ev_net") else ""
+    out: list[Destination] = []
+    rows = db.execute(
+        "SELECT dst_ip, dst_port, group_concat(DISTINCT op), count(*), group_concat(DISTINCT dns), "
+        "(SELECT p.data_json ->> '$.proto' FROM events p WHERE p.dst_ip = e.dst_ip AND p.dst_port = e.dst_port "
+        f"LIMIT 1) FROM events e {hint} WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' "
+        "GROUP BY dst_ip, dst_port"
+    ).fetchall()
+    for ip, port, ops, n, dns, proto in rows:
+        dst = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        out.append(Destination(dst, proto or "?", ops or "", n, sorted(set(dns.split(","))) if dns else []))
+    rows = db.execute(
+        f"SELECT data_json ->> '$.unix_path' AS u, group_concat(DISTINCT op), count(*) FROM events {hint} "
+        "WHERE type = 'net' AND dst_ip IS NULL AND u IS NOT NULL AND u != '' GROUP BY u"
+    ).fetchall()
+    out.extend(Destination(u, "unix", ops or "", n) for u, ops, n in rows)
+    out.sort(key=lambda d: (-d.count, d.dst))
+    return out
+
+
+def dns_names(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    return db.execute(
+        "SELECT dns, count(*) FROM events WHERE dns IS NOT NULL AND dns != '' GROUP BY dns ORDER BY count(*) DESC, dns"
+    ).fetchall()
+
+
+def load_rule_texts() -> dict[str, tuple[str, str]]:
+    """rule id → (title, description) from the rule set, or {} when it cannot be loaded."""
+    try:
+        from logira.detect.loader import load_rules
+    except ImportError:
+        return {}
+    try:
+        rules = load_rules()
+    except Exception:  # the read side must work even when the rule files are broken
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for r in getattr(rules, "rules", rules) or []:
+        rid = getattr(r, "id", None)
+        if rid:
+            out[rid] = (getattr(r, "title", "") or "", getattr(r, "description", "") or "")
+    return out

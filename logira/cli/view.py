@@ -1,0 +1,296 @@
+"""`logira view`: one-screen dashboard of a run."""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+from collections import Counter, defaultdict
+
+import msgspec
+
+from logira.cli import aggregates as agg
+from logira.cli import readside
+from logira.model.record import RECORD_TYPES, SEVERITIES
+from logira.render.escape import esc, esc_argv
+from logira.render.table import Column, render_table, truncate
+from logira.render.timefmt import fmt_date, fmt_seconds
+from logira.storage.query import RunSource
+
+TREE_MAX = 50  # above this many processes the tree is summarised
+CHILDREN_SHOWN = 6
+FILES_PER_DIR = 8
+DIRS_SHOWN = 15
+DESTS_SHOWN = 20
+
+EXAMPLES = """\
+  logira view                 # the most recently started run
+  logira view 20260102-150405-claude --ts both
+  logira view last --json | jq .files
+"""
+
+
+def register(subparsers) -> None:
+    p = readside.add_parser(
+        subparsers, "view", "View a run summary (default: last).",
+        "Dashboard of one run: command, exit, completeness and drops, counts, detections by rule, "
+        "process tree, changed files by directory, network destinations.", EXAMPLES,
+    )  # fmt: skip
+    readside.add_selector(p)
+    p.add_argument("--all", action="store_true", help="do not summarise the process tree, files or destinations")
+    readside.add_output(p, json_help="the dashboard's data as one JSON document")
+    p.set_defaults(func=run)
+
+
+class ProcNode(msgspec.Struct):
+    pid: int
+    ppid: int
+    argv: list[str]
+    exe: str
+    execs: int = 1
+    children: list[ProcNode] = []
+
+
+class _ExecLite(msgspec.Struct):
+    filename: str = ""
+    argv: list[str] = []
+
+
+class ViewDoc(msgspec.Struct):
+    meta: msgspec.Raw
+    counts: dict[str, int]
+    detections: list[agg.RuleGroup]
+    processes: int
+    tree: list[ProcNode]
+    files: list[agg.FileChange]
+    destinations: list[agg.Destination]
+    dns: list[tuple[str, int]]
+
+
+def run(args: argparse.Namespace) -> int:
+    from logira.storage import reader
+
+    run_dir = readside.resolve(args)
+    meta = reader.read_meta(run_dir)
+    out = readside.Out(args, meta.start_ts)
+    with RunSource(run_dir, running=meta.status == "running") as src:
+        db = src.db
+        counts = agg.counts_by_type(db)
+        groups = agg.rule_groups(db)
+        roots, nprocs = process_tree(db)
+        files = agg.file_changes(db)
+        dests = agg.destinations(db)
+        dns = agg.dns_names(db)
+    texts = agg.load_rule_texts()
+    for g in groups:  # the rule set's title wins; the stored title covers rules no longer loaded
+        title, g.description = texts.get(g.rule_id, ("", ""))
+        g.title = title or g.title
+    if args.json:
+        doc = ViewDoc(msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, files, dests, dns)
+        readside.print_json(doc)
+        return 0
+    _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns)
+    out.flush()
+    return 0
+
+
+def process_tree(db) -> tuple[list[ProcNode], int]:
+    """Processes that exec'd, linked by ppid; roots are those whose parent never exec'd."""
+    nodes: dict[int, ProcNode] = {}
+    dec = msgspec.json.Decoder(_ExecLite)
+    for pid, ppid, data_json in db.execute(
+        "SELECT pid, ppid, data_json FROM events WHERE type = 'exec' AND op = 'exec' ORDER BY seq"
+    ):
+        d = dec.decode(data_json or "{}")
+        n = nodes.get(pid)
+        if n is None:
+            nodes[pid] = ProcNode(pid or 0, ppid or 0, d.argv, d.filename)
+        else:
+            n.argv, n.exe, n.execs = d.argv, d.filename, n.execs + 1
+    roots = []
+    for n in nodes.values():
+        parent = nodes.get(n.ppid)
+        if parent is not None and parent is not n:
+            parent.children.append(n)
+        else:
+            roots.append(n)
+    return roots, len(nodes)
+
+
+def status_word(meta) -> str:
+    if meta.status == "running":
+        return "RUNNING"
+    return "COMPLETE" if meta.complete else "INCOMPLETE"
+
+
+def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -> None:
+    pal, tf = out.palette, out.tf
+    word = status_word(meta)
+    word_c = pal.ok(word) if word == "COMPLETE" else (pal.warn(word) if word == "INCOMPLETE" else pal.bold(word))
+    out.line(f"{pal.bold('Run ' + esc(meta.run_id))}  {word_c}")
+    cmd = esc_argv(meta.command_argv) if meta.command_argv else esc(meta.command)
+    out.line(f"  command:   {cmd}")
+    out.line(f"  tool:      {esc(meta.tool) or '-'}")
+    out.line(f"  cwd:       {esc(meta.cwd) or '-'}")
+    who = f"{esc(meta.user) or '?'} (uid {meta.uid})" + (f" on {esc(meta.host)}" if meta.host else "")
+    out.line(f"  user:      {who}")
+    if meta.end_ts:
+        dur = fmt_seconds(meta.end_ts - meta.start_ts)
+        out.line(f"  started:   {fmt_date(meta.start_ts)}  duration {dur}")
+    else:
+        out.line(f"  started:   {fmt_date(meta.start_ts)}  (still running)")
+    out.line(f"  exit:      {_exit_text(meta)}")
+    out.line(f"  record:    {_completeness(meta, pal)}")
+    total = sum(counts.values())
+    parts = "  ".join(f"{t} {counts.get(t, 0)}" for t in RECORD_TYPES)
+    out.line(f"Events      {parts}  (total {total})")
+    sev = Counter({g.severity: 0 for g in groups})
+    for g in groups:
+        sev[g.severity] += g.count
+    ndet = sum(sev.values())
+    sev_txt = "  ".join(pal.severity(f"{s} {sev[s]}", s) for s in reversed(SEVERITIES) if sev.get(s))
+    out.line(f"Detections  {ndet}" + (f"  ({sev_txt})" if ndet else ""))
+    out.line("")
+    if groups:
+        cols = [Column("sev"), Column("rule"), Column("count", right=True), Column("first"), Column("last"), Column("title")]
+        rows = [[(g.severity, pal_code(g.severity)), esc(g.rule_id), str(g.count), tf(g.first_ts), tf(g.last_ts),
+                 esc(g.title) or "-"] for g in groups]  # fmt: skip
+        out.lines(render_table(cols, rows, pal))
+        out.line("")
+    out.line(pal.bold(f"Processes ({nprocs} that exec'd)"))
+    if not roots:
+        out.line("  (none)")
+    else:
+        out.lines(_tree_lines(roots, nprocs, args.all))
+    out.line("")
+    _render_files(out, files, args.all)
+    _render_net(out, dests, dns, args.all)
+    rid = esc(meta.run_id)
+    out.line(pal.bold("Next"))
+    if groups:
+        out.line(f"  logira explain {rid}                 # why each detection fired, with evidence")
+    out.line(f"  logira query {rid} --type exec        # every command, with argv and cwd")
+    out.line(f"  logira query {rid} --type file --op delete")
+    out.line(f"  logira query {rid} --type net         # every connection")
+
+
+def pal_code(sev: str) -> str | None:
+    from logira.render.color import SEVERITY_CODES
+
+    return SEVERITY_CODES.get(sev)
+
+
+def _exit_text(meta) -> str:
+    if meta.status == "running" and meta.exit_code is None:
+        return "- (running)"
+    if meta.exit_signal:
+        return f"killed by signal {meta.exit_signal}"
+    return "-" if meta.exit_code is None else str(meta.exit_code)
+
+
+def _completeness(meta, pal) -> str:
+    d = meta.drops
+    if meta.status == "running":
+        base = "in progress"
+    elif meta.complete and not d.total:
+        return pal.ok("complete, no events dropped")
+    else:
+        base = pal.warn("INCOMPLETE")
+    parts = [f"dropped {d.total}: kernel {d.kernel_total}"]
+    if d.kernel:
+        parts.append("(" + ", ".join(f"{esc(k)} {v}" for k, v in sorted(d.kernel.items()) if v) + ")")
+    parts.append(f"reader {d.reader}, queue {d.queue}")
+    txt = base + ", " + " ".join(parts)
+    if meta.incomplete_reasons:
+        txt += "; " + "; ".join(esc(r) for r in meta.incomplete_reasons)
+    if meta.stragglers:
+        txt += f"; stragglers {', '.join(map(str, meta.stragglers))}"
+    return txt
+
+
+def _label(n: ProcNode) -> str:
+    argv = esc_argv(n.argv) if n.argv else esc(n.exe)
+    label = f"{n.pid} {truncate(argv, 100)}"
+    if n.execs > 1:
+        label += f"  ({n.execs} execs)"
+    return label
+
+
+def _tree_lines(roots: list[ProcNode], nprocs: int, full: bool) -> list[str]:
+    lines: list[str] = []
+    budget = None if full or nprocs <= TREE_MAX else TREE_MAX
+    shown = 0
+
+    def walk(n: ProcNode, prefix: str, last: bool, top: bool) -> None:
+        nonlocal shown
+        if budget is not None and shown >= budget:
+            return
+        conn = "" if top else ("└─ " if last else "├─ ")
+        lines.append("  " + prefix + conn + _label(n))
+        shown += 1
+        kids = n.children
+        limit = len(kids) if budget is None else CHILDREN_SHOWN
+        child_prefix = prefix + ("" if top else ("   " if last else "│  "))
+        hidden = kids[limit:]
+        for i, c in enumerate(kids[:limit]):
+            walk(c, child_prefix, i == len(kids[:limit]) - 1 and not hidden, False)
+        if hidden:
+            by = Counter(posixpath.basename(c.exe) or "?" for c in hidden)
+            desc = ", ".join(f"{esc(k)} x{v}" for k, v in by.most_common(5))
+            lines.append("  " + child_prefix + f"└─ … {len(hidden)} more children ({desc})")
+
+    for i, r in enumerate(roots):
+        walk(r, "", i == len(roots) - 1, True)
+    if budget is not None and nprocs > shown:
+        lines.append(f"  … tree summarised: {shown} of {nprocs} processes shown (view --all, or query --type exec)")
+    return lines
+
+
+def _render_files(out, files: list[agg.FileChange], full: bool) -> None:
+    pal = out.palette
+    by_dir: dict[str, list[agg.FileChange]] = defaultdict(list)
+    for f in files:
+        by_dir[posixpath.dirname(f.path) or "/"].append(f)
+    out.line(pal.bold(f"Files changed ({len({f.path for f in files})} paths in {len(by_dir)} directories)"))
+    if not files:
+        out.line("  (none)")
+    dirs = sorted(by_dir.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    for d, entries in dirs if full else dirs[:DIRS_SHOWN]:
+        out.line(f"  {esc(d)}/  ({len(entries)})")
+        for f in entries if full else entries[:FILES_PER_DIR]:
+            name = esc(posixpath.basename(f.path))
+            if f.path2:
+                name += " -> " + esc(f.path2)
+            times = f"  x{f.count}" if f.count > 1 else ""
+            out.line(f"    {f.op:<8}  {name}{times}")
+        if not full and len(entries) > FILES_PER_DIR:
+            out.line(f"    … {len(entries) - FILES_PER_DIR} more")
+    if not full and len(dirs) > DIRS_SHOWN:
+        out.line(f"  … {len(dirs) - DIRS_SHOWN} more directories (view --all, or query --type file)")
+    out.line("")
+
+
+def _names(names: list[str], full: bool) -> str:
+    if not names:
+        return "-"
+    if full or len(names) <= 3:
+        return esc(", ".join(names))
+    return esc(", ".join(names[:3])) + f", … {len(names) - 3} more"
+
+
+def _render_net(out, dests: list[agg.Destination], dns: list[tuple[str, int]], full: bool) -> None:
+    pal = out.palette
+    out.line(pal.bold(f"Network ({len(dests)} destinations)"))
+    if not dests:
+        out.line("  (none)")
+    else:
+        shown = dests if full else dests[:DESTS_SHOWN]
+        cols = [Column("  dst"), Column("proto"), Column("ops"), Column("count", right=True), Column("dns")]
+        rows = [["  " + esc(d.dst), esc(d.proto), esc(d.ops), str(d.count), _names(d.dns, full)] for d in shown]
+        out.lines(render_table(cols, rows, pal))
+        if len(dests) > len(shown):
+            out.line(f"  … {len(dests) - len(shown)} more (view --all, or query --type net)")
+    if dns:
+        names = ", ".join(f"{esc(n)}" + (f" x{c}" if c > 1 else "") for n, c in (dns if full else dns[:20]))
+        more = f", … {len(dns) - 20} more" if not full and len(dns) > 20 else ""
+        out.line(f"  DNS names: {names}{more}")
+    out.line("")

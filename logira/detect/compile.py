@@ -1,0 +1,412 @@
+"""Rules bound to one run (home, workspace) and compiled into matchers, once per Detector.
+
+Every glob and regex is compiled here; nothing is compiled per event. Each condition
+class has `match(ctx)` taking the event context built by the engine.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from logira.detect import schema as S
+from logira.detect.globs import compile_globs, is_glob
+from logira.detect.netmatch import AddrMatcher, parse_ports
+from logira.detect.shell import SHELLS, parse_script, shell_script
+from logira.detect.template import Template
+from logira.detect.validate import when_type
+from logira.pipeline.proctree import ProcessTree, ProcInfo
+
+_OUTBOUND = frozenset({"connect", "send"})
+_INBOUND = frozenset({"bind", "listen", "accept"})
+
+
+def _base(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+class ProgramMatcher:
+    """Program globs: without "/" they match a basename, with "/" the full path."""
+
+    __slots__ = ("base", "full", "literal_names")
+
+    def __init__(self, patterns: list[str], home: str, workspace: str) -> None:
+        self.base = compile_globs([p for p in patterns if "/" not in p])
+        self.full = compile_globs([p for p in patterns if "/" in p], home=home, workspace=workspace)
+        lits = [p for p in patterns if "/" not in p and not is_glob(p)]
+        # exact basenames allow dispatch by dict lookup when every pattern is one
+        self.literal_names = frozenset(lits) if len(lits) == len(patterns) else None
+
+    def __call__(self, filename: str, argv0: str) -> bool:
+        if self.base is not None and (self.base.match(_base(filename)) or (argv0 and self.base.match(_base(argv0)))):
+            return True
+        return self.full is not None and self.full.match(filename) is not None
+
+
+class ParsedArgs:
+    __slots__ = ("longs", "positionals", "raw", "shorts")
+
+    def __init__(self, args: list[str], value_opts: frozenset[str], posix: bool) -> None:
+        shorts: set[str] = set()
+        longs: set[str] = set()
+        raw: set[str] = set()
+        pos: list[str] = []
+        i, n = 0, len(args)
+        while i < n:
+            t = args[i]
+            if t == "--":
+                pos.extend(args[i + 1 :])
+                break
+            if len(t) > 1 and t[0] == "-":
+                name, eq, _ = t.partition("=")
+                raw.add(name)
+                if t[1] == "-":
+                    longs.add(name)
+                    if not eq and name in value_opts:
+                        i += 1
+                elif len(name) > 2 and name in value_opts:
+                    if not eq:
+                        i += 1  # single-dash long option with a value (-chdir DIR)
+                else:
+                    for j in range(1, len(t)):
+                        c = t[j]
+                        shorts.add(c)
+                        if "-" + c in value_opts:
+                            if j == len(t) - 1:
+                                i += 1  # `-p 22`: the value is the next token
+                            break  # `-p22`: the rest of the cluster is the value
+            else:
+                pos.append(t)
+                if posix:
+                    pos.extend(args[i + 1 :])
+                    break
+            i += 1
+        self.shorts, self.longs, self.raw, self.positionals = shorts, longs, raw, pos
+
+    def has(self, alts: tuple[str, ...]) -> bool:
+        for a in alts:
+            if a[1] == "-":
+                if a in self.longs:
+                    return True
+            elif len(a) == 2:
+                if a[1] in self.shorts:
+                    return True
+            elif a in self.raw:
+                return True
+        return False
+
+
+class ExecCtx:
+    """One exec (or one command of a shell script) with lazily derived views."""
+
+    __slots__ = ("_cmdline", "_parsed", "_pipelines", "_script", "argv", "cwd", "filename", "home")
+
+    def __init__(self, filename: str, argv: list[str], cwd: str, home: str) -> None:
+        self.filename = filename
+        self.argv = argv
+        self.cwd = cwd
+        self.home = home
+        self._cmdline: str | None = None
+        self._parsed: dict[tuple[frozenset[str], bool], ParsedArgs] = {}
+        self._script: str | bool | None = False
+        self._pipelines: list[list[list[str]]] | None = None
+
+    @property
+    def cmdline(self) -> str:
+        if self._cmdline is None:
+            self._cmdline = " ".join(self.argv)
+        return self._cmdline
+
+    def parsed(self, value_opts: frozenset[str], posix: bool) -> ParsedArgs:
+        key = (value_opts, posix)
+        p = self._parsed.get(key)
+        if p is None:
+            p = self._parsed[key] = ParsedArgs(self.argv[1:], value_opts, posix)
+        return p
+
+    @property
+    def script(self) -> str | None:
+        if self._script is False:
+            s = None
+            if self.argv and (_base(self.filename) in SHELLS or _base(self.argv[0]) in SHELLS):
+                argv = self.argv[1:] if _base(self.argv[0]) == "busybox" else self.argv
+                s = shell_script(argv)
+            self._script = s
+        return self._script  # type: ignore[return-value]
+
+    @property
+    def pipelines(self) -> list[list[list[str]]]:
+        if self._pipelines is None:
+            s = self.script
+            self._pipelines = parse_script(s) if s else []
+        return self._pipelines
+
+    def resolve(self, tok: str) -> str:
+        if tok == "~" or tok.startswith("~/"):
+            tok = self.home + tok[1:]
+        elif not tok.startswith("/"):
+            tok = posixpath.join(self.cwd or "/", tok)
+        return posixpath.normpath(tok)
+
+
+class CExec:
+    __slots__ = ("args", "cmdline", "flags", "paths", "program", "shell", "spec", "subcommand")
+
+    def __init__(self, c: S.ExecCond, home: str, ws: str) -> None:
+        self.program = ProgramMatcher(c.program, home, ws) if c.program else None
+        self.flags = [tuple([g] if isinstance(g, str) else g) for g in c.flags]
+        self.args = [
+            compile_globs([g] if isinstance(g, str) else list(g), home=home, workspace=ws) for g in c.args
+        ]
+        self.paths = compile_globs(c.paths, home=home, workspace=ws)
+        self.subcommand = [tuple(s.split()) for s in c.subcommand]
+        self.spec = (frozenset(c.value_opts), c.posix)
+        self.cmdline = re.compile(c.cmdline) if c.cmdline else None
+        self.shell: tuple[list[CExec], CExec | None, re.Pattern[str] | None] | None = None
+        if c.shell is not None:
+            sh = c.shell
+            self.shell = (
+                [CExec(p, home, ws) for p in sh.pipe],
+                CExec(sh.command, home, ws) if sh.command else None,
+                re.compile(sh.regex) if sh.regex else None,
+            )
+
+    def match(self, ctx: ExecCtx) -> bool:
+        argv = ctx.argv
+        if self.program is not None and not self.program(ctx.filename, argv[0] if argv else ""):
+            return False
+        if self.flags or self.subcommand or self.paths is not None:
+            p = ctx.parsed(*self.spec)
+            for alts in self.flags:
+                if not p.has(alts):
+                    return False
+            if self.subcommand:
+                pos = p.positionals
+                if not any(tuple(pos[: len(s)]) == s for s in self.subcommand):
+                    return False
+            if self.paths is not None:
+                m = self.paths.match
+                if not any(m(ctx.resolve(t)) for t in p.positionals):
+                    return False
+        for rx in self.args:
+            assert rx is not None
+            if not any(rx.match(t) for t in argv[1:]):
+                return False
+        if self.cmdline is not None and not self.cmdline.search(ctx.cmdline):
+            return False
+        if self.shell is not None:
+            script = ctx.script
+            if script is None:
+                return False
+            pipe, command, regex = self.shell
+            if regex is not None and not regex.search(script):
+                return False
+            if command is not None and not any(
+                command.match(ExecCtx(c[0], c, ctx.cwd, ctx.home)) for pl in ctx.pipelines for c in pl
+            ):
+                return False
+            if pipe and not any(_pipe_match(pipe, pl, ctx) for pl in ctx.pipelines):
+                return False
+        return True
+
+
+def _pipe_match(conds: list[CExec], pipeline: list[list[str]], ctx: ExecCtx) -> bool:
+    k = 0
+    for cmd in pipeline:
+        if conds[k].match(ExecCtx(cmd[0], cmd, ctx.cwd, ctx.home)):
+            k += 1
+            if k == len(conds):
+                return True
+    return False
+
+
+class FileCtx:
+    __slots__ = ("data", "names")
+
+    def __init__(self, data: object, names: tuple[str, ...]) -> None:
+        self.data = data
+        self.names = names
+
+
+def file_names(op: str, path: str, path2: str) -> tuple[str, ...]:
+    """The names an operation touches, for `path:` globs."""
+    if op == "rename" or op == "link":
+        return (path, path2) if path2 else (path,)
+    if op == "symlink":
+        return (path2,) if path2 else ()
+    return (path,)
+
+
+class CFile:
+    __slots__ = ("all_names", "exec_bit", "failed", "ops", "path", "path2", "setuid", "src", "workspace", "ws")
+
+    def __init__(self, c: S.FileCond, home: str, ws: str, *, all_names: bool = False) -> None:
+        # in `except`, `path` must match every name the op touches: renaming x.sample to x
+        # is not excepted by an exception for *.sample
+        self.all_names = all_names
+        self.ops = frozenset(c.op) if c.op else None
+        self.path = compile_globs(c.path, home=home, workspace=ws)
+        self.path2 = compile_globs(c.path2, home=home, workspace=ws)
+        self.src = compile_globs(c.src, home=home, workspace=ws)
+        self.workspace = c.workspace
+        self.ws = ws.rstrip("/")
+        self.exec_bit, self.setuid, self.failed = c.exec_bit, c.setuid, c.failed
+
+    def match(self, ctx: FileCtx) -> bool:
+        d = ctx.data
+        if self.ops is not None and d.op not in self.ops:  # type: ignore[attr-defined]
+            return False
+        if self.path is not None:
+            m = self.path.match
+            hit = all if self.all_names else any
+            if not ctx.names or not hit(m(n) for n in ctx.names):
+                return False
+        if self.path2 is not None and not (d.path2 and self.path2.match(d.path2)):  # type: ignore[attr-defined]
+            return False
+        if self.src is not None and not (d.op in ("link", "symlink") and self.src.match(d.path)):  # type: ignore[attr-defined]
+            return False
+        if self.workspace:
+            p = ctx.names[-1] if ctx.names else d.path  # type: ignore[attr-defined]
+            inside = p == self.ws or p.startswith(self.ws + "/")
+            if inside != (self.workspace == "inside"):
+                return False
+        if self.exec_bit is not None:
+            mode = d.mode  # type: ignore[attr-defined]
+            if (mode >= 0 and mode & 0o111 != 0) != self.exec_bit:
+                return False
+        if self.setuid is not None:
+            mode = d.mode  # type: ignore[attr-defined]
+            if (mode >= 0 and mode & 0o6000 != 0) != self.setuid:
+                return False
+        return self.failed is None or bool(d.errno or d.ret < 0) == self.failed  # type: ignore[attr-defined]
+
+
+class CNet:
+    __slots__ = ("dns", "dst", "failed", "family", "label_min", "name_min", "ops", "ports", "proto", "src")
+
+    def __init__(self, c: S.NetCond) -> None:
+        ops = set(c.op) if c.op else None
+        if c.direction:
+            d = _OUTBOUND if c.direction == "outbound" else _INBOUND
+            ops = (ops & d) if ops is not None else set(d)
+        self.ops = frozenset(ops) if ops is not None else None
+        self.proto = frozenset(c.proto) if c.proto else None
+        self.family = frozenset(c.family) if c.family else None
+        ports = parse_ports(c.port)
+        assert not isinstance(ports, str)
+        self.ports = ports if c.port else None
+        self.dst = AddrMatcher(c.dst) if c.dst else None
+        self.src = AddrMatcher(c.src) if c.src else None
+        self.dns = compile_globs([p.lower() for p in c.dns])
+        self.label_min, self.name_min, self.failed = c.dns_label_min, c.dns_name_min, c.failed
+
+    def match(self, d: object) -> bool:
+        if self.ops is not None and d.op not in self.ops:  # type: ignore[attr-defined]
+            return False
+        if self.proto is not None and d.proto not in self.proto:  # type: ignore[attr-defined]
+            return False
+        if self.family is not None and d.family not in self.family:  # type: ignore[attr-defined]
+            return False
+        if self.ports is not None:
+            port = d.src_port if d.op in _INBOUND else d.dst_port  # type: ignore[attr-defined]
+            singles, ranges = self.ports
+            if port not in singles and not any(lo <= port <= hi for lo, hi in ranges):
+                return False
+        if self.dst is not None and not self.dst(d.dst_ip):  # type: ignore[attr-defined]
+            return False
+        if self.src is not None and not self.src(d.src_ip):  # type: ignore[attr-defined]
+            return False
+        if self.dns is not None or self.label_min or self.name_min:
+            q = d.dns_qname.lower().rstrip(".")  # type: ignore[attr-defined]
+            if not q:
+                return False
+            if self.dns is not None and not self.dns.match(q):
+                return False
+            if self.name_min and len(q) < self.name_min:
+                return False
+            if self.label_min and max(len(x) for x in q.split(".")) < self.label_min:
+                return False
+        return self.failed is None or bool(d.errno or (d.ret < 0 and d.ret != -115)) == self.failed  # type: ignore[attr-defined]
+
+
+class CProcOp:
+    __slots__ = ("ops",)
+
+    def __init__(self, c: S.ProcOpCond) -> None:
+        self.ops = frozenset(c.op) if c.op else None
+
+    def match(self, d: object) -> bool:
+        return self.ops is None or d.op in self.ops  # type: ignore[attr-defined]
+
+
+class CLineage:
+    __slots__ = ("cmdline", "program")
+
+    def __init__(self, c: S.ProcCond, home: str, ws: str) -> None:
+        self.program = ProgramMatcher(c.program, home, ws) if c.program else None
+        self.cmdline = re.compile(c.cmdline) if c.cmdline else None
+
+    def match(self, p: ProcInfo) -> bool:
+        if self.program is not None and not self.program(p.exe, p.argv[0] if p.argv else ""):
+            return False
+        return self.cmdline is None or self.cmdline.search(" ".join(p.argv)) is not None
+
+
+class CWhen:
+    """A compiled `when`/step/except: a type condition plus lineage conditions."""
+
+    __slots__ = ("ancestor", "cond", "parent", "process", "src", "type")
+
+    def __init__(self, w: S.When, home: str, ws: str, *, is_except: bool = False) -> None:
+        self.src = w
+        self.type = when_type(w)
+        self.cond: CExec | CFile | CNet | CProcOp | None = None
+        if w.exec is not None:
+            self.cond = CExec(w.exec, home, ws)
+        elif w.file is not None:
+            self.cond = CFile(w.file, home, ws, all_names=is_except)
+        elif w.net is not None:
+            self.cond = CNet(w.net)
+        elif w.proc is not None:
+            self.cond = CProcOp(w.proc)
+        self.process = CLineage(w.process, home, ws) if w.process else None
+        self.parent = CLineage(w.parent, home, ws) if w.parent else None
+        self.ancestor = CLineage(w.ancestor, home, ws) if w.ancestor else None
+
+    def match(self, ctx: object, pid: int, tree: ProcessTree) -> bool:
+        if self.cond is not None and not self.cond.match(ctx):  # type: ignore[arg-type]
+            return False
+        if self.process is None and self.parent is None and self.ancestor is None:
+            return True
+        chain = tree.ancestors(pid)
+        if self.process is not None and not (chain and self.process.match(chain[0])):
+            return False
+        if self.parent is not None and not (len(chain) > 1 and self.parent.match(chain[1])):
+            return False
+        return self.ancestor is None or any(self.ancestor.match(p) for p in chain[1:])
+
+
+class CRule:
+    """A rule bound to a run: compiled conditions plus what a detection carries."""
+
+    __slots__ = ("excepts", "id", "rule", "sequence", "severity", "source", "template", "whens")
+
+    def __init__(self, rule: S.Rule, source: str, home: str, ws: str) -> None:
+        self.rule = rule
+        self.id = rule.id
+        self.severity = rule.severity
+        self.source = source
+        if rule.sequence is not None:
+            self.whens = [CWhen(s, home, ws) for s in rule.sequence.steps]
+        else:
+            ws_list = rule.when if isinstance(rule.when, list) else [rule.when] if rule.when else []
+            self.whens = [CWhen(w, home, ws) for w in ws_list]
+        self.sequence = rule.sequence
+        self.excepts = [CWhen(w, home, ws, is_except=True) for w in rule.except_]
+        self.template = Template(rule.message, _all_fields())
+
+
+def _all_fields() -> set[str]:
+    from logira.detect.template import FIELDS
+
+    return set().union(*FIELDS.values())

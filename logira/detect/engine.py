@@ -1,0 +1,233 @@
+"""The Detector: evaluates one run's records against a RuleSet.
+
+Dispatch is by record type and op (exec: by program basename), so an ordinary event costs
+a dict lookup and, for file events, one combined regex over every path glob listening on
+that op; only events that pass the prefilter are checked rule by rule. Sequence rules keep
+bounded per-rule state (see `sequence.py`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, file_names
+from logira.detect.globs import glob_to_regex
+from logira.detect.loader import RuleSet
+from logira.detect.sequence import SequenceState
+from logira.detect.shell import SHELLS
+from logira.model.record import DetectionData, ExecData, FileData, NetData, ProcData, Record
+from logira.pipeline.proctree import ProcessTree
+
+Entry = tuple[CWhen, CRule, int]  # (condition, rule, step index or -1 for a plain rule)
+_EMPTY: list[Entry] = []
+_MULTI_NAME_OPS = frozenset({"rename", "link", "symlink"})
+
+
+class _FileOpTable:
+    __slots__ = ("always", "both", "entries", "prefilter")
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []  # rules with a path-like condition (prefiltered)
+        self.always: list[Entry] = []  # rules without one
+        self.both: list[Entry] = []  # entries + always, in rule order
+        self.prefilter: re.Pattern[str] | None = None
+
+
+class Detector:
+    """Evaluate records of one run. `process` is called after `tree.observe(rec)`."""
+
+    def __init__(self, ruleset: RuleSet, *, home: str, workspace: str, tree: ProcessTree) -> None:
+        self.home = home.rstrip("/") or "/"
+        self.workspace = workspace.rstrip("/") or "/"
+        self.tree = tree
+        self.rules = [CRule(lr.rule, lr.source, self.home, self.workspace) for lr in ruleset.rules]
+        self.sequences: dict[str, SequenceState] = {}
+        self.evaluated = 0
+        self.detections = 0
+        self._exec_by_name: dict[str, list[Entry]] = {}
+        self._exec_other: list[Entry] = []
+        self._file: dict[str, _FileOpTable] = {}
+        self._net: dict[str, list[Entry]] = {}
+        self._net_dns: list[Entry] = []  # conditions on the DNS name: only for records that have one
+        self._exec_cache: dict[tuple[str, str], list[Entry]] = {}
+        self._proc: dict[str, list[Entry]] = {}
+        self._build()
+
+    # -- dispatch tables --------------------------------------------------------------
+    def _build(self) -> None:
+        from logira.detect.schema import FILE_OPS, NET_OPS, PROC_OPS
+
+        file_pats: dict[str, list[str]] = {op: [] for op in FILE_OPS}
+        for rule in self.rules:
+            if rule.sequence is not None:
+                self.sequences[rule.id] = SequenceState(rule, self.tree)
+            for idx, w in enumerate(rule.whens):
+                entry: Entry = (w, rule, idx if rule.sequence is not None else -1)
+                src = w.src
+                if src.exec is not None:
+                    prog = w.cond.program if w.cond is not None else None  # type: ignore[union-attr]
+                    names = prog.literal_names if prog is not None else None
+                    if prog is None and src.exec.shell is not None:
+                        names = SHELLS  # a shell condition can only match a shell's -c script
+                    if names:
+                        for n in names:
+                            self._exec_by_name.setdefault(n, []).append(entry)
+                    else:
+                        self._exec_other.append(entry)
+                elif src.file is not None:
+                    fc = src.file
+                    for op in fc.op or FILE_OPS:
+                        table = self._file.setdefault(op, _FileOpTable())
+                        pats = [*fc.path, *fc.path2, *fc.src]
+                        if pats:
+                            table.entries.append(entry)
+                            file_pats[op] += [glob_to_regex(p, home=self.home, workspace=self.workspace) for p in pats]
+                        else:
+                            table.always.append(entry)
+                elif src.net is not None:
+                    cnet = w.cond
+                    n = src.net
+                    if n.dns or n.dns_label_min or n.dns_name_min:
+                        self._net_dns.append(entry)
+                        continue
+                    for op in cnet.ops or NET_OPS:  # type: ignore[union-attr]
+                        self._net.setdefault(op, []).append(entry)
+                elif src.proc is not None:
+                    for op in src.proc.op or PROC_OPS:
+                        self._proc.setdefault(op, []).append(entry)
+        for op, table in self._file.items():
+            order = {id(e): i for i, e in enumerate(sorted(table.entries + table.always, key=lambda e: self.rules.index(e[1])))}
+            table.both = sorted(table.entries + table.always, key=lambda e: order[id(e)])
+            if file_pats[op]:
+                table.prefilter = re.compile("(?:" + "|".join(sorted(set(file_pats[op]))) + r")\Z", re.DOTALL)
+
+    # -- evaluation -------------------------------------------------------------------
+    def _exec_candidates(self, fn: str, argv0: str) -> list[Entry]:
+        """Entries whose program condition can match (cached per (filename, argv[0]))."""
+        key = (fn, argv0)
+        hit = self._exec_cache.get(key)
+        if hit is not None:
+            return hit
+        b1 = fn.rpartition("/")[2]
+        b2 = argv0.rpartition("/")[2]
+        out = list(self._exec_by_name.get(b1, ()))
+        if b2 != b1:
+            out += [e for e in self._exec_by_name.get(b2, ()) if e not in out]
+        for e in self._exec_other:
+            prog = e[0].cond.program  # type: ignore[union-attr]
+            if prog is None or prog(fn, argv0):
+                out.append(e)
+        if len(self._exec_cache) >= 4096:
+            self._exec_cache.clear()
+        self._exec_cache[key] = out
+        return out
+
+    def process(self, rec: Record) -> list[DetectionData]:
+        """Detections for one record (in rule order; sequence completions included)."""
+        self.evaluated += 1
+        data = rec.data_json
+        t = rec.type
+        ctx: object
+        if t == "file":
+            assert isinstance(data, FileData)
+            table = self._file.get(data.op)
+            if table is None:
+                return []
+            op = data.op
+            pf = table.prefilter
+            if op in _MULTI_NAME_OPS:
+                names = file_names(op, data.path, data.path2)
+                hit = pf is not None and (any(pf.match(n) for n in names) or pf.match(data.path) is not None)
+            else:
+                names = (data.path,)
+                hit = pf is not None and pf.match(data.path) is not None
+            entries = table.both if hit else table.always
+            if not entries:
+                return []
+            ctx = FileCtx(data, names)
+        elif t == "exec":
+            assert isinstance(data, ExecData)
+            if data.errno:
+                return []  # failed attempts (e.g. PATH search) are recorded, not judged
+            fn = data.filename
+            argv = data.argv or [fn]
+            entries = self._exec_candidates(fn, argv[0])
+            if not entries:
+                return []
+            ctx = ExecCtx(fn, argv, data.cwd, self.home)
+        elif t == "net":
+            assert isinstance(data, NetData)
+            entries = self._net.get(data.op, _EMPTY)
+            if data.dns_qname:
+                entries = entries + self._net_dns
+            if not entries:
+                return []
+            ctx = data
+        elif t == "proc":
+            assert isinstance(data, ProcData)
+            entries = self._proc.get(data.op, _EMPTY)
+            if not entries:
+                return []
+            ctx = data
+        else:
+            return []
+        out: list[DetectionData] = []
+        done: set[str] = set()
+        seq_hits: dict[str, list[int]] = {}
+        tree = self.tree
+        for w, rule, step in entries:
+            if rule.id in done or not w.match(ctx, rec.pid, tree):
+                continue
+            if rule.excepts and any(e.match(ctx, rec.pid, tree) for e in rule.excepts if e.type in (None, t)):
+                continue
+            if step < 0:
+                done.add(rule.id)
+                out.append(self._detection(rule, rec, [rec.seq]))
+            else:
+                seq_hits.setdefault(rule.id, []).append(step)
+        for rid, steps in seq_hits.items():
+            state = self.sequences[rid]
+            for seqs in state.feed(rec, steps):
+                out.append(self._detection(state.rule, rec, seqs))
+        self.detections += len(out)
+        return out
+
+    def sequence_drops(self) -> int:
+        """Partial sequence chains dropped because a rule's state was full."""
+        return sum(s.dropped for s in self.sequences.values())
+
+    def _detection(self, rule: CRule, rec: Record, steps: list[int]) -> DetectionData:
+        r = rule.rule
+        return DetectionData(
+            rule_id=r.id,
+            severity=r.severity,
+            message=rule.template.render(self.fields(rec)) if rule.template.fields else rule.template.render({}),
+            related_event_seq=rec.seq,
+            title=r.title,
+            category=r.category,
+            tags=list(r.tags),
+            lineage=self.tree.lineage(rec.pid),
+            steps=steps if len(steps) > 1 else [],
+        )
+
+    def fields(self, rec: Record) -> dict[str, object]:
+        """Template values of a record (the names listed in template.FIELDS)."""
+        d = rec.data_json
+        info = self.tree.get(rec.pid)
+        v: dict[str, object] = {"pid": rec.pid, "ppid": rec.ppid, "uid": rec.uid, "type": rec.type,
+                                "exe": getattr(d, "exe", "") or (info.exe if info else ""),
+                                "comm": getattr(d, "comm", "") or (info.comm if info else "")}  # fmt: skip
+        if isinstance(d, ExecData):
+            v.update(filename=d.filename, program=d.filename.rpartition("/")[2], argv=" ".join(d.argv),
+                     cmdline=" ".join(d.argv), cwd=d.cwd, exe=d.filename)  # fmt: skip
+        elif isinstance(d, FileData):
+            v.update(op=d.op, path=d.path, path2=d.path2, mode=oct(d.mode) if d.mode >= 0 else "", errno=d.errno)
+        elif isinstance(d, NetData):
+            dst = f"[{d.dst_ip}]:{d.dst_port}" if ":" in d.dst_ip else f"{d.dst_ip}:{d.dst_port}"
+            v.update(op=d.op, proto=d.proto, family=d.family, dst_ip=d.dst_ip, dst_port=d.dst_port,
+                     dst=d.unix_path or dst, src_ip=d.src_ip, src_port=d.src_port, unix_path=d.unix_path,
+                     dns_qname=d.dns_qname, bytes=d.bytes, errno=d.errno)  # fmt: skip
+        elif isinstance(d, ProcData):
+            v.update(op=d.op, syscall_nr=d.syscall_nr)
+        return v
+

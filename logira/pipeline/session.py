@@ -1,0 +1,197 @@
+"""The per-run pipeline: kernel events in, stored records out.
+
+One `RunPipeline` per active run, fed synchronously by the daemon's ring-buffer router
+(`enqueue`) and drained by its own asyncio task: convert -> seq -> process tree ->
+enrich exe -> detection -> JSONL (hash chain) + SQLite (one transaction per batch) + live
+followers + journald for detections. Nothing is ever dropped in user space: the queue is
+unbounded here and the router applies back-pressure by pausing the ring reader above the
+high watermark, so an overload ends up as counted kernel ring drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from logira.model.kernel import AnyKernelEvent
+from logira.model.record import DetectionData, FileData, NetData, ProcData, Record
+from logira.pipeline.convert import convert, domain
+from logira.pipeline.proctree import ProcessTree
+from logira.sinks.live import LiveHub
+
+BATCH_MAX = 4096
+
+
+class RunPipeline:
+    """Processes one run's events in order and writes them to its sinks."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        jsonl: Any,  # logira.sinks.jsonl.JsonlSink
+        sqlite: Any,  # logira.sinks.sqlite.SqliteSink (async)
+        detector: Any | None,  # logira.detect.engine.Detector
+        tree: ProcessTree,
+        domains: dict[str, bool],
+        jsonl_read_fd: int,
+        flush_interval: float = 0.5,
+        on_detection: Callable[[Record], None] | None = None,
+        on_drain: Callable[[], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.jsonl = jsonl
+        self.sqlite = sqlite
+        self.detector = detector
+        self.tree = tree
+        self.domains = domains
+        self.flush_interval = flush_interval
+        self.on_detection = on_detection
+        self.on_drain = on_drain
+        self.live = LiveHub()
+        self.queue: collections.deque[AnyKernelEvent] = collections.deque()
+        self.seq = 0
+        self.counts: dict[str, int] = {}
+        self.detections: dict[str, int] = {}
+        self.filtered = 0
+        self.errors = 0  # records that failed in conversion/detection (counted, never silent)
+        self.received = 0
+        self._read_fd = jsonl_read_fd
+        self._read_off = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_flush = time.monotonic()
+
+    # -- producer side (synchronous, called from the ring reader callback) -------------
+
+    def enqueue(self, ev: AnyKernelEvent) -> None:
+        self.queue.append(ev)
+        self.received += 1
+        self._idle.clear()
+        self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    # -- consumer side -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"run-{self.run_id}")
+
+    async def wait_idle(self) -> None:
+        """Wait until everything enqueued so far has been written."""
+        while self.queue or not self._idle.is_set():
+            self._wake.set()
+            await self._idle.wait()
+
+    async def stop(self) -> None:
+        """Process what is queued, flush, and end the task."""
+        await self.wait_idle()
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        self.flush()
+        self.live.end()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
+            self._wake.clear()
+            while self.queue:
+                n = min(BATCH_MAX, len(self.queue))
+                batch = [self.queue.popleft() for _ in range(n)]
+                if self.on_drain is not None:
+                    self.on_drain()
+                await self._process(batch)
+                if self.live or time.monotonic() - self._last_flush >= self.flush_interval:
+                    self.flush()
+            if time.monotonic() - self._last_flush >= self.flush_interval:
+                self.flush()
+            self._idle.set()
+            if self._closing and not self.queue:
+                return
+
+    async def _process(self, batch: list[AnyKernelEvent]) -> None:
+        out: list[Record] = []
+        for ev in batch:
+            if not self.domains.get(domain(ev), True):
+                self.filtered += 1
+                continue
+            self.seq += 1
+            try:
+                rec = convert(ev, self.run_id, self.seq)
+            except Exception:
+                self.seq -= 1
+                self.errors += 1
+                continue
+            self.tree.observe(rec)
+            data = rec.data_json
+            if isinstance(data, FileData | NetData | ProcData) and not data.exe:
+                data.exe = self.tree.exe(rec.pid)
+            out.append(rec)
+            self.counts[rec.type] = self.counts.get(rec.type, 0) + 1
+            if self.detector is not None:
+                try:
+                    found = self.detector.process(rec)
+                except Exception:
+                    self.errors += 1
+                    found = []
+                for det in found:
+                    out.append(self._detection(rec, det))
+        if out:
+            self.jsonl.write(out)
+            await self.sqlite.write(out)
+
+    def _detection(self, rec: Record, det: DetectionData) -> Record:
+        self.seq += 1
+        if not det.related_event_seq:
+            det.related_event_seq = rec.seq
+        summary = f"[{det.severity}] {det.rule_id}: {det.message}"
+        drec = Record(run_id=self.run_id, seq=self.seq, ts=rec.ts, type="detection", pid=rec.pid, ppid=rec.ppid,
+                      uid=rec.uid, summary=summary, data_json=det)
+        self.counts["detection"] = self.counts.get("detection", 0) + 1
+        self.detections[det.severity] = self.detections.get(det.severity, 0) + 1
+        if self.on_detection is not None:
+            with contextlib.suppress(Exception):
+                self.on_detection(drec)
+        return drec
+
+    def flush(self) -> None:
+        """Write buffered JSONL to the file and hand the new lines to live followers."""
+        self.jsonl.flush()
+        self._last_flush = time.monotonic()
+        if self.live:
+            self._publish_new()
+        else:
+            self._read_off = os.fstat(self._read_fd).st_size
+
+    def _publish_new(self) -> None:
+        size = os.fstat(self._read_fd).st_size
+        if size <= self._read_off:
+            return
+        data = os.pread(self._read_fd, size - self._read_off, self._read_off)
+        end = data.rfind(b"\n") + 1  # only whole lines
+        if end == 0:
+            return
+        self._read_off += end
+        lines = data[:end].decode("utf-8", "surrogateescape").splitlines()
+        self.live.publish(lines)
+
+    def follow_position(self) -> int:
+        """Flush and return the next seq a new follower will receive live."""
+        self.flush()
+        return self.jsonl.last_seq + 1
+
+    @property
+    def event_count(self) -> int:
+        return self.seq

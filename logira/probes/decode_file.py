@@ -1,0 +1,142 @@
+"""File-domain records (bpf/file.bpf.c) -> FileOp.
+
+Every file record has the same layout after the 64-byte header (`struct file_rec`):
+
+    s64 ret; u32 flags; s32 mode; u8 op; u8 sc; u8 pflags; u8 pad; u16 len[4]; u32 pad
+    data: base1, raw1, base2, raw2 back to back (lengths in len[], no NULs)
+
+path = base1 joined with raw1, path2 = base2 joined with raw2. The kernel resolves the
+base (cwd or dirfd, or the fd itself) and copies the raw user string; the join and the
+lexical normalisation (`.`, `..`, `//`) happen here, so stored paths are absolute and
+normalised. A symlink's path is its target string exactly as given.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from logira.model.kernel import FILE_OPS, FileOp
+from logira.probes import layout
+
+K_FILE_WRITE_OPEN = 16  # open/openat/openat2/creat with write intent: create | modify
+K_FILE_READ = 17  # read-only open, once per (process, file)
+K_FILE_OP = 18  # unlink/rmdir/rename/chmod/truncate/link/symlink/mkdir
+
+KIND_NAMES = {K_FILE_WRITE_OPEN: "file_write_open", K_FILE_READ: "file_read", K_FILE_OP: "file_op"}
+
+# enum FSC_* in bpf/file.bpf.c (index = value)
+SYSCALLS = (
+    "",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "truncate",
+    "ftruncate",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "mkdir",
+    "mkdirat",
+)
+OP_SYMLINK = FILE_OPS.index("symlink")
+
+PF_TRUNC1 = 1
+PF_UNRES1 = 2
+PF_TRUNC2 = 4
+PF_UNRES2 = 8
+
+FIXED = struct.Struct("<qIiBBBxHHHHxxxx")
+DATA_OFF = layout.HDR_SIZE + FIXED.size
+assert DATA_OFF == 96, DATA_OFF
+_unpack = FIXED.unpack_from
+
+
+def normalize(path: str) -> str:
+    """Lexically normalise an absolute path: collapse `//`, drop `.`, resolve `..`.
+
+    `..` at the root stays at the root (as the kernel does). Relative input is returned
+    unchanged: it is a path that could not be resolved and must be shown as given.
+    """
+    if not path.startswith("/"):
+        return path
+    if "/." not in path and "//" not in path and (len(path) == 1 or not path.endswith("/")):
+        return path  # the common case: already normal
+    out: list[str] = []
+    for part in path.split("/"):
+        if not part or part == ".":
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return "/" + "/".join(out)
+
+
+def join(base: str, raw: str) -> str:
+    """The path `raw` names when resolved against directory `base` (both may be empty)."""
+    if not base or raw.startswith("/"):
+        return normalize(raw)
+    if not raw:
+        return normalize(base)
+    if not base.startswith("/"):
+        return base + "/" + raw  # pseudo file (e.g. "pipefs:[12]"): nothing to normalise
+    return normalize(base + "/" + raw)
+
+
+def _s(b: memoryview) -> str:
+    return str(b, "utf-8", "surrogateescape")
+
+
+def decode_file(buf: memoryview, hdr, base: dict) -> FileOp:
+    """Decode one file record (any of the three file kinds)."""
+    ret, flags, mode, op, sc, pf, l0, l1, l2, l3 = _unpack(buf, layout.HDR_SIZE)
+    o = DATA_OFF
+    end = o + l0 + l1 + l2 + l3
+    if end > len(buf):
+        raise ValueError(f"file record of {len(buf)} bytes shorter than its strings ({end})")
+    if op >= len(FILE_OPS):
+        raise ValueError(f"unknown file op {op}")
+    b1 = _s(buf[o : o + l0])
+    o += l0
+    r1 = _s(buf[o : o + l1])
+    o += l1
+    if op == OP_SYMLINK:
+        path = r1  # the link's content, exactly as given
+    elif pf & PF_UNRES1:
+        path = normalize(r1)  # base (or string) unknown: keep the raw string, flagged
+    else:
+        path = join(b1, r1)
+    path2 = ""
+    if l2 or l3:
+        b2 = _s(buf[o : o + l2])
+        o += l2
+        r2 = _s(buf[o : o + l3])
+        path2 = r2 if (pf & PF_UNRES2 and not r2.startswith("/")) else join(b2, r2)
+    return FileOp(
+        op=FILE_OPS[op],
+        path=path,
+        path2=path2,
+        syscall=SYSCALLS[sc] if sc < len(SYSCALLS) else f"syscall_{sc}",
+        flags=flags,
+        mode=mode,
+        ret=ret,
+        path_truncated=bool(pf & (PF_TRUNC1 | PF_TRUNC2)),
+        path_unresolved=bool(pf & (PF_UNRES1 | PF_UNRES2)),
+        **base,
+    )
+
+
+DECODERS = {K_FILE_WRITE_OPEN: decode_file, K_FILE_READ: decode_file, K_FILE_OP: decode_file}

@@ -1,0 +1,346 @@
+"""`Probes`: find, open and load the BPF objects, share their maps, attach on demand.
+
+The first object loaded creates the shared maps (`events`, `tracked_cgroups`, `drops`,
+`emitted`); the others reuse the same fds before their own load, so all domains write
+into ONE ring buffer and read ONE tracked-cgroup table. Programs are loaded at start
+but attached only while at least one run cgroup is tracked, so an idle daemon costs
+the host nothing.
+
+Every failure is a `ProbeError` whose message is one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import struct
+import time
+from pathlib import Path
+
+import msgspec
+
+from logira.probes import layout, libbpf
+from logira.probes.decode import all_kind_names
+
+DOMAINS = ("exec", "file", "net")
+SHARED_MAPS = ("events", "tracked_cgroups", "drops", "emitted")
+ARGV_CAP = 16384  # bpf/exec.bpf.c: argv_max must stay below this
+BTF_PATH = "/sys/kernel/btf/vmlinux"
+EM_BPF = 247
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class ProbeError(Exception):
+    """A one-line, user-facing probe problem that names the fix."""
+
+
+class ProbeConfig(msgspec.Struct, kw_only=True):
+    exec: bool = True
+    file: bool = True
+    net: bool = True
+    ring_bytes: int = 16 << 20  # power of two, >= page size
+    wake_bytes: int = 256 << 10
+    argv_max: int = 4096  # bytes of argv captured; more sets argv_truncated
+    run_cgroup_level: int = 2
+
+
+def object_path(domain: str) -> Path:
+    """Where the object of a domain is: $LOGIRA_<DOMAIN>_BPF_OBJ or inside the package."""
+    env = os.environ.get(f"LOGIRA_{domain.upper()}_BPF_OBJ")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "bpf" / f"{domain}.bpf.o"
+
+
+def validate(config: ProbeConfig) -> None:
+    """Check the config knobs; raises ProbeError naming the knob."""
+    rb = config.ring_bytes
+    if rb < PAGE or rb & (rb - 1) or rb % PAGE:
+        raise ProbeError(
+            f"ring_bytes={rb} is invalid: it must be a power of two and at least {PAGE} (page size)"
+        )
+    if rb > 1 << 30:
+        raise ProbeError(f"ring_bytes={rb} is too large: use at most 1 GiB (ring_bytes)")
+    if not 0 < config.argv_max < ARGV_CAP:
+        raise ProbeError(f"argv_max={config.argv_max} is invalid: use 1..{ARGV_CAP - 1} (argv_max)")
+    if config.wake_bytes < 0:
+        raise ProbeError(f"wake_bytes={config.wake_bytes} is invalid: use 0 or more (wake_bytes)")
+    if not 1 <= config.run_cgroup_level <= 64:
+        raise ProbeError(f"run_cgroup_level={config.run_cgroup_level} is invalid: use 1..64")
+
+
+def _check_elf(path: Path, domain: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except FileNotFoundError:
+        raise ProbeError(
+            f"BPF object for {domain} not found at {path}: build it with `make bpf`"
+            f" (or point LOGIRA_{domain.upper()}_BPF_OBJ at it)"
+        ) from None
+    except OSError as exc:
+        raise ProbeError(f"cannot read BPF object {path}: {exc.strerror}") from None
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        raise ProbeError(f"{path} is not an ELF file: rebuild the BPF objects with `make bpf`")
+    little = head[5] == 1
+    (machine,) = struct.unpack_from("<H" if little else ">H", head, 18)
+    if machine != EM_BPF:
+        raise ProbeError(f"{path} is not a BPF object (ELF machine {machine}): rebuild with `make bpf`")
+    if not little:
+        raise ProbeError(
+            f"{path} is a big-endian BPF object, this host is little-endian: rebuild with `make bpf`"
+        )
+
+
+_PROG_FAIL = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
+
+
+def _verifier_reason(log: list[str]) -> tuple[str, str]:
+    """(program, reason) from libbpf's log of a failed load."""
+    prog = ""
+    for line in log:
+        m = _PROG_FAIL.search(line)
+        if m:
+            prog = m.group(1)
+            break
+    reason = ""
+    inside = False
+    body: list[str] = []
+    for line in log:
+        if "-- BEGIN PROG LOAD LOG --" in line:
+            inside, body = True, []
+            continue
+        if "-- END PROG LOAD LOG --" in line:
+            inside = False
+            continue
+        if inside:
+            body.append(line.strip())
+    body = [x for x in body if x and not x.startswith(("processed ", "verification time"))]
+    if body:
+        reason = body[-1]
+    elif log:
+        reason = log[-1].removeprefix("libbpf: ").strip()
+    return prog, reason
+
+
+def _classify(exc: libbpf.LibbpfError, domain: str, path: Path, config: ProbeConfig) -> ProbeError:
+    log = exc.log
+    text = "\n".join(log)
+    if re.search(r"map 'events'.*failed to create", text) or (
+        exc.errno in (errno.ENOMEM, errno.E2BIG) and "events" in text
+    ):
+        return ProbeError(
+            f"cannot create the {config.ring_bytes}-byte ring buffer ({os.strerror(exc.errno)}):"
+            " lower ring_bytes in the logirad config"
+        )
+    if exc.errno in (
+        errno.EPERM,
+        errno.EACCES,
+        errno.EINVAL,
+        errno.E2BIG,
+        errno.ENOMEM,
+        errno.ESRCH,
+        errno.ENOENT,
+    ):
+        prog, reason = _verifier_reason(log)
+        if prog:
+            return ProbeError(
+                f"the kernel refused BPF program {prog} of {path.name} ({os.strerror(exc.errno)}): {reason}"
+            )
+    tail = log[-1].removeprefix("libbpf: ").strip() if log else ""
+    return ProbeError(f"cannot load {path} ({os.strerror(exc.errno)}){': ' + tail if tail else ''}")
+
+
+class _Loaded:
+    def __init__(self, domain: str, path: Path, obj: libbpf.Object):
+        self.domain = domain
+        self.path = path
+        self.obj = obj
+        self.links: list[libbpf.Link] = []
+
+
+class Probes:
+    """The loaded BPF objects of all enabled domains, their shared maps and links."""
+
+    def __init__(self, config: ProbeConfig | None = None) -> None:
+        self.config = config or ProbeConfig()
+        validate(self.config)
+        self._objs: list[_Loaded] = []
+        self._tracked: set[int] = set()
+        self._attached = False
+        self._ncpu = 0
+        self.events_fd = -1
+        self.ready_s = 0.0  # seconds from load() start to loaded (not attached)
+        self.domains: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ load
+
+    def load(self) -> None:
+        """Open and load every enabled object. Raises ProbeError (one line) on failure."""
+        t0 = time.perf_counter()
+        if os.geteuid() != 0:
+            raise ProbeError("loading BPF needs root: run logirad as root (e.g. with sudo)")
+        if not os.path.exists(BTF_PATH):
+            raise ProbeError(
+                f"the kernel has no BTF ({BTF_PATH} is missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+            )
+        wanted = [d for d in DOMAINS if getattr(self.config, d)]
+        if not wanted:
+            raise ProbeError("no probe domain enabled: enable at least one of exec, file, net")
+        paths = {d: object_path(d) for d in wanted}
+        for d in wanted:
+            _check_elf(paths[d], d)
+        self._ncpu = libbpf.num_possible_cpus()
+        shared: dict[str, int] = {}
+        try:
+            for d in wanted:
+                self._objs.append(self._load_one(d, paths[d], shared))
+        except BaseException:
+            self.close()
+            raise
+        self.events_fd = shared["events"]
+        self.domains = tuple(wanted)
+        self.ready_s = time.perf_counter() - t0
+
+    def _load_one(self, domain: str, path: Path, shared: dict[str, int]) -> _Loaded:
+        libbpf.clear_log()
+        try:
+            obj = libbpf.Object(str(path))
+        except libbpf.LibbpfError as exc:
+            raise ProbeError(
+                f"cannot open BPF object {path} ({os.strerror(exc.errno)}): rebuild it with `make bpf`"
+            ) from None
+        loaded = _Loaded(domain, path, obj)
+        try:
+            for name in SHARED_MAPS:
+                try:
+                    m = obj.map(name)
+                except libbpf.LibbpfError:
+                    raise ProbeError(f"{path} has no shared map {name}: rebuild it with `make bpf`") from None
+                if name == "events":
+                    m.set_max_entries(self.config.ring_bytes)
+                if name in shared:
+                    m.reuse_fd(shared[name])
+            knobs = {
+                "run_cgroup_level": self.config.run_cgroup_level,
+                "wake_bytes": self.config.wake_bytes,
+                "argv_max": self.config.argv_max,
+            }
+            present = obj.rodata_vars()
+            obj.set_rodata({k: v for k, v in knobs.items() if k in present})
+            obj.load()
+            for name in SHARED_MAPS:
+                shared.setdefault(name, obj.map(name).fd)
+        except libbpf.LibbpfError as exc:
+            obj.close()
+            raise _classify(exc, domain, path, self.config) from None
+        except BaseException:
+            obj.close()
+            raise
+        return loaded
+
+    # ------------------------------------------------------------------ tracking
+
+    def track(self, run_cgroup_id: int) -> None:
+        """Start recording a run cgroup (and everything below it); attaches on the first."""
+        self._require_loaded()
+        libbpf.map_update(
+            self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id), struct.pack("<I", 1)
+        )
+        self._tracked.add(run_cgroup_id)
+        if not self._attached:
+            try:
+                self._attach_all()
+            except BaseException:
+                self._tracked.discard(run_cgroup_id)
+                libbpf.map_delete(self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id))
+                raise
+
+    def untrack(self, run_cgroup_id: int) -> None:
+        """Stop recording a run cgroup; detaches every program after the last one."""
+        self._require_loaded()
+        libbpf.map_delete(self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id))
+        self._tracked.discard(run_cgroup_id)
+        if not self._tracked:
+            self._detach_all()
+
+    @property
+    def tracked(self) -> frozenset[int]:
+        return frozenset(self._tracked)
+
+    @property
+    def attached(self) -> bool:
+        return self._attached
+
+    def link_count(self) -> int:
+        return sum(len(o.links) for o in self._objs)
+
+    def _attach_all(self) -> None:
+        libbpf.clear_log()
+        try:
+            for o in self._objs:
+                for prog in o.obj.programs():
+                    o.links.append(prog.attach())
+        except libbpf.LibbpfError as exc:
+            self._detach_all()
+            tail = exc.log[-1].removeprefix("libbpf: ").strip() if exc.log else ""
+            raise ProbeError(
+                f"cannot {exc.what} ({os.strerror(exc.errno)}){': ' + tail if tail else ''}"
+            ) from None
+        self._attached = True
+
+    def _detach_all(self) -> None:
+        for o in self._objs:
+            for link in o.links:
+                link.destroy()
+            o.links.clear()
+        self._attached = False
+
+    # ------------------------------------------------------------------ counters
+
+    def _map_fd(self, name: str) -> int:
+        return self._objs[0].obj.map(name).fd
+
+    def _require_loaded(self) -> None:
+        if not self._objs:
+            raise ProbeError("probes are not loaded: call Probes.load() first")
+
+    def _percpu_sums(self, name: str) -> dict[int, int]:
+        fd = self._map_fd(name)
+        out: dict[int, int] = {}
+        fmt = f"<{self._ncpu}Q"
+        for kind in range(layout.K_MAX):
+            raw = libbpf.map_lookup(fd, struct.pack("<I", kind), 8 * self._ncpu)
+            if raw:
+                n = sum(struct.unpack(fmt, raw))
+                if n:
+                    out[kind] = n
+        return out
+
+    def drop_counts(self) -> dict[str, int]:
+        """Records the kernel could not put into the ring (ring full), by kind name."""
+        names = all_kind_names()
+        return {names.get(k, f"kind{k}"): n for k, n in self._percpu_sums("drops").items()}
+
+    def emitted_counts(self) -> dict[str, int]:
+        """Records the kernel put into the ring, by kind name."""
+        names = all_kind_names()
+        return {names.get(k, f"kind{k}"): n for k, n in self._percpu_sums("emitted").items()}
+
+    # ------------------------------------------------------------------ teardown
+
+    def close(self) -> None:
+        """Detach and unload everything (idempotent)."""
+        self._detach_all()
+        for o in self._objs:
+            o.obj.close()
+        self._objs.clear()
+        self._tracked.clear()
+        self.events_fd = -1
+
+    def __enter__(self) -> Probes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,58 @@
+"""Make strings from the audited process safe to print on a terminal.
+
+Everything the agent controls (argv, paths, host names, comm, rule messages that embed
+them) may contain control characters, ANSI/OSC escape sequences, C1 controls, bidi
+overrides or bytes that were not valid UTF-8 (kept as surrogateescape'd lone
+surrogates). None of it may reach a terminal raw: each such character is shown as a
+visible escape (`\\x1b`, `\\n`, `\\xff`, `\\u202e`). Backslashes are left alone: storage
+already writes undecodable bytes as literal `\\xNN` text (backslashreplace), so doubling
+them would only disguise those.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0, DEL, C1, lone surrogates, bidi and zero-width format characters,
+# line/paragraph separators, BOM.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    ch = m.group()
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    cp = ord(ch)
+    if cp <= 0x9F:
+        return f"\\x{cp:02x}"
+    if 0xDC80 <= cp <= 0xDCFF:  # surrogateescape'd byte: show the original byte
+        return f"\\x{cp - 0xDC00:02x}"
+    return f"\\u{cp:04x}"
+
+
+def esc(s: str) -> str:
+    """Return `s` with every terminal-unsafe character replaced by a visible escape."""
+    if not _UNSAFE.search(s):
+        return s
+    return _UNSAFE.sub(_escape_char, s)
+
+
+def esc_argv(argv: list[str]) -> str:
+    """Join argv for display: escaped, and quoted where a reader would misparse it."""
+    return " ".join(_quote(esc(a)) for a in argv)
+
+
+_NEEDS_QUOTE = re.compile(r"[\s'\"$`;&|<>(){}*?#~]")
+
+
+def _quote(a: str) -> str:
+    if a == "":
+        return "''"
+    if not _NEEDS_QUOTE.search(a):
+        return a
+    return "'" + a.replace("'", "'\\''") + "'"

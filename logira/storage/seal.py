@@ -1,0 +1,105 @@
+"""Seals: root's own record of how each run ended, out of the audited user's reach.
+
+`$LOGIRA_STATE_DIR/seals/<uid>/<run-id>.json` (root-owned 0644 in root-owned 0755 dirs) holds the
+record count and the final hash of the JSONL chain. The user owns the run dir after the run and
+can rewrite it (even recompute the whole chain), but cannot touch the seal, so `logira verify`
+can tell an intact run from an edited, truncated or deleted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import msgspec
+
+from logira.storage.meta import RunMeta
+from logira.storage.runids import validate_run_id
+from logira.storage.statedir import default_state_dir, open_state_subdir
+from logira.storage.textsafe import encode_display
+
+SEAL_MAX_BYTES = 8 << 20
+
+__all__ = ["Seal", "default_state_dir", "list_seals", "read_seal", "write_seal"]
+
+
+class Seal(msgspec.Struct, kw_only=True):
+    run_id: str
+    uid: int
+    events: int  # records in events.jsonl (= last seq)
+    final_hash: str
+    sealed_at: int  # wall-clock UTC ns
+    complete: bool
+    # Addition to the contract: the final meta itself, so verify can name any meta.json field
+    # changed after the run (exit code, detections...), not just the count and hash.
+    meta: RunMeta | None = None
+
+
+def seal_of(meta: RunMeta, sealed_at: int | None = None) -> Seal:
+    """The seal for a final meta (event_count/final_hash must already be set)."""
+    return Seal(run_id=meta.run_id, uid=meta.uid, events=meta.event_count, final_hash=meta.final_hash,
+                sealed_at=time.time_ns() if sealed_at is None else sealed_at, complete=meta.complete,
+                meta=meta)
+
+
+def write_seal(state_dir: Path, meta: RunMeta) -> Seal:
+    """Root: write the seal of `meta` atomically (temp file + fsync + rename, never through a symlink)."""
+    validate_run_id(meta.run_id)
+    if meta.uid < 0:
+        raise ValueError(f"meta of {meta.run_id} has no uid; cannot seal")
+    seal = seal_of(meta)
+    data = encode_display(seal) + b"\n"
+    dfd = open_state_subdir(state_dir, "seals", str(meta.uid), mode=0o755)
+    try:
+        name = f"{meta.run_id}.json"
+        tmp = f".{name}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dfd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+        try:
+            os.fchmod(fd, 0o644)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return seal
+
+
+def _read(path: Path) -> Seal | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return msgspec.json.decode(f.read(SEAL_MAX_BYTES), type=Seal)
+        except msgspec.DecodeError:
+            return None
+
+
+def read_seal(state_dir: Path, uid: int, run_id: str) -> Seal | None:
+    """The seal of one run, or None if there is none (or it is unreadable). Never creates anything."""
+    validate_run_id(run_id)
+    return _read(state_dir / "seals" / str(uid) / f"{run_id}.json")
+
+
+def list_seals(state_dir: Path, uid: int) -> list[Seal]:
+    """All readable seals of `uid`, sorted by run id."""
+    d = state_dir / "seals" / str(uid)
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return []
+    seals = []
+    for name in names:
+        if name.endswith(".json") and not name.startswith("."):
+            seal = _read(d / name)
+            if seal is not None and f"{seal.run_id}.json" == name:
+                seals.append(seal)
+    return seals

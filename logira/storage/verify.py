@@ -1,0 +1,228 @@
+"""`logira verify`: is a stored run exactly what the daemon wrote?
+
+Checks, each producing one precise line per finding:
+1. events.jsonl's hash chain and seq numbering (edited, deleted, inserted/reordered lines);
+2. the file against root's seal (truncation, appended records, a recomputed chain);
+3. meta.json against the file and against the meta captured in the seal (forged fields);
+4. index.sqlite against events.jsonl (row count, then row by row).
+Runs as the user, reads only, streams the JSONL (twice at most) instead of loading it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from logira.model.record import StoredRecord
+from logira.sinks.jsonl import ZERO_HASH, chain_hash, split_line
+from logira.storage.meta import MetaError, RunMeta, decode_meta
+from logira.storage.seal import Seal
+
+MAX_DETAILS = 20  # per kind of finding; the rest is summarised in one line
+
+
+class VerifyReport(msgspec.Struct, kw_only=True):
+    run_id: str
+    intact: bool = True
+    problems: list[str] = []
+    notes: list[str] = []  # facts that are not tampering (run in progress, no seal, ...)
+    sealed: bool = False
+    records: int = 0
+    last_seq: int = 0
+    final_hash: str = ZERO_HASH
+
+
+class _Seq(msgspec.Struct):
+    seq: int
+
+
+class _Limited:
+    """Collects findings of one kind, keeping the first MAX_DETAILS and counting the rest."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.items: list[str] = []
+        self.more = 0
+
+    def add(self, msg: str) -> None:
+        if len(self.items) < MAX_DETAILS:
+            self.items.append(msg)
+        else:
+            self.more += 1
+
+    def lines(self) -> list[str]:
+        extra = [f"... and {self.more} more {self.kind}"] if self.more else []
+        return self.items + extra
+
+
+def _check_chain(path: Path, running: bool, rep: VerifyReport) -> None:
+    chain = _Limited("chain problems")
+    prev_hash, prev_seq = ZERO_HASH, 0
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                if running:
+                    rep.notes.append(f"line {n} is still being written (run in progress)")
+                else:
+                    chain.add(f"line {n}: incomplete last line (file truncated mid-record)")
+                break
+            parts = split_line(line[:-1])
+            if parts is None:
+                chain.add(f"line {n}: malformed (no valid hash suffix)")
+                continue
+            body, stored = parts
+            try:
+                seq = msgspec.json.decode(body, type=_Seq).seq
+            except msgspec.DecodeError:
+                chain.add(f"line {n}: not a valid record")
+                prev_hash = stored
+                continue
+            if seq > prev_seq + 1:
+                # The chain necessarily breaks here too; the gap is the exact explanation.
+                missing = seq - prev_seq - 1
+                chain.add(f"seq gap: {prev_seq} → {seq} ({missing} record{'s' if missing > 1 else ''} deleted)")
+            elif seq <= prev_seq:
+                chain.add(f"line {n} (seq {seq}) is out of order after seq {prev_seq} "
+                          "(records inserted, duplicated or reordered)")
+            elif chain_hash(prev_hash, body) != stored:
+                chain.add(f"line {n} (seq {seq}) was edited: hash mismatch")
+            prev_hash, prev_seq = stored, max(prev_seq, seq)
+            rep.records += 1
+    rep.problems += chain.lines()
+    rep.last_seq, rep.final_hash = prev_seq, prev_hash
+
+
+def _check_seal(seal: Seal, run_id: str, rep: VerifyReport) -> None:
+    if seal.run_id != run_id:
+        rep.problems.append(f"the seal is for run {seal.run_id}, not {run_id}")
+    if rep.last_seq < seal.events:
+        rep.problems.append(f"truncated: seal has {seal.events} records, file has {rep.records}")
+    elif rep.last_seq > seal.events:
+        rep.problems.append(f"records added after sealing: seal has {seal.events} records, "
+                            f"file has {rep.records}")
+    elif rep.final_hash != seal.final_hash:
+        rep.problems.append("final hash differs from the seal (the chain was recomputed after the run)")
+
+
+def _meta_diff(sealed: RunMeta, current: RunMeta) -> list[str]:
+    a, b = msgspec.to_builtins(sealed), msgspec.to_builtins(current)
+    return [k for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
+
+
+def _check_meta(meta: RunMeta, run_id: str, seal: Seal | None, rep: VerifyReport) -> None:
+    if meta.run_id != run_id:
+        rep.problems.append(f"meta.json run_id is {meta.run_id!r}, the directory is {run_id}")
+    if meta.status != "running" and (meta.event_count != rep.last_seq or meta.final_hash != rep.final_hash):
+        rep.problems.append(
+            f"meta.json event_count/final_hash differ from events.jsonl "
+            f"(meta: {meta.event_count} / {meta.final_hash[:12] or '-'}, "
+            f"file: {rep.last_seq} / {rep.final_hash[:12]})")
+    if seal is None:
+        return
+    if seal.meta is not None:
+        changed = sorted(_meta_diff(seal.meta, meta))
+        if changed:
+            rep.problems.append(f"meta.json differs from the sealed meta: {', '.join(changed)}")
+    elif meta.event_count != seal.events or meta.final_hash != seal.final_hash:
+        rep.problems.append("meta.json event_count/final_hash differ from the seal")
+
+
+def _sqlite_rows(conn: sqlite3.Connection) -> Iterator[tuple]:
+    yield from conn.execute(
+        "SELECT seq, ts, type, pid, ppid, uid, summary, data_json, run_id FROM events ORDER BY seq")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple]:
+    dec = msgspec.json.Decoder(StoredRecord)
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                r = dec.decode(line)
+            except msgspec.DecodeError:
+                continue
+            yield (r.seq, r.ts, r.type, r.pid, r.ppid, r.uid, r.summary, bytes(r.data_json).decode(), r.run_id)
+
+
+_ROW_FIELDS = ("seq", "ts", "type", "pid", "ppid", "uid", "summary", "data_json", "run_id")
+
+
+def _check_sqlite(run_dir: Path, jsonl: Path, rep: VerifyReport) -> None:
+    db = run_dir / "index.sqlite"
+    if not db.is_file():
+        rep.notes.append("index.sqlite is missing (queries fall back to events.jsonl)")
+        return
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        rep.problems.append(f"index.sqlite cannot be opened: {exc}")
+        return
+    try:
+        n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        if n != rep.records:
+            rep.problems.append(f"index.sqlite has {n} events, events.jsonl has {rep.records}")
+        diffs = _Limited("rows differing between index.sqlite and events.jsonl")
+        srows, jrows = _sqlite_rows(conn), _jsonl_rows(jsonl)
+        s, j = next(srows, None), next(jrows, None)
+        while s is not None or j is not None:
+            if j is None or (s is not None and s[0] < j[0]):
+                diffs.add(f"seq {s[0]} is in index.sqlite but not in events.jsonl")
+                s = next(srows, None)
+            elif s is None or j[0] < s[0]:
+                diffs.add(f"seq {j[0]} is in events.jsonl but not in index.sqlite")
+                j = next(jrows, None)
+            else:
+                if s != j:
+                    fields = [f for f, a, b in zip(_ROW_FIELDS, s, j, strict=True) if a != b]
+                    diffs.add(f"index.sqlite row seq {s[0]} differs from events.jsonl ({', '.join(fields)})")
+                s, j = next(srows, None), next(jrows, None)
+        rep.problems += diffs.lines()
+    except sqlite3.Error as exc:
+        rep.problems.append(f"index.sqlite cannot be read: {exc}")
+    finally:
+        conn.close()
+
+
+def verify_run(run_dir: Path, seal: Seal | None) -> VerifyReport:
+    """Check one run dir (and its seal, if any); `.intact` is False iff `.problems` is not empty."""
+    rep = VerifyReport(run_id=run_dir.name, sealed=seal is not None)
+    if not run_dir.is_dir():
+        rep.problems.append("run deleted (seal exists, directory gone)" if seal else "run directory missing")
+        rep.intact = False
+        return rep
+    meta: RunMeta | None = None
+    try:
+        meta = decode_meta((run_dir / "meta.json").read_bytes())
+    except FileNotFoundError:
+        rep.problems.append("meta.json missing")
+    except (OSError, MetaError) as exc:
+        rep.problems.append(f"meta.json unreadable: {exc}")
+    running = meta is not None and meta.status == "running" and seal is None
+    jsonl = run_dir / "events.jsonl"
+    if jsonl.is_file():
+        _check_chain(jsonl, running, rep)
+        if seal is not None:
+            _check_seal(seal, run_dir.name, rep)
+    else:
+        rep.problems.append("events.jsonl missing")
+    if meta is not None:
+        _check_meta(meta, run_dir.name, seal, rep)
+    if jsonl.is_file() and not running:
+        _check_sqlite(run_dir, jsonl, rep)
+    if seal is None:
+        rep.notes.append("run in progress: not sealed yet" if running else
+                         "no seal for this run: a rewrite of the whole run could not be detected")
+    rep.intact = not rep.problems
+    return rep
+
+
+def verify_missing_runs(home: Path, seals: list[Seal]) -> list[str]:
+    """One problem line per sealed run whose directory no longer exists under <home>/runs."""
+    runs = home / "runs"
+    return [f"run {s.run_id} deleted (seal exists, directory gone)"
+            for s in seals if not (runs / s.run_id).is_dir()]

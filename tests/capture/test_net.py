@@ -1,0 +1,447 @@
+"""Real-BPF tests of the network domain (bpf/net.bpf.c): real sockets, exact records.
+
+Peers (listeners, receivers) run in the test process, outside the tracked cgroup, so only
+the workload's side is recorded. The glibc resolver test runs in a private mount+net
+namespace with its own resolv.conf and a tiny DNS responder on 127.0.0.1:53.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from logira.model.kernel import NetOp
+
+pytestmark = pytest.mark.usefixtures("require_bpf")
+
+PY = sys.executable
+
+
+def net_events(tracked, pid: int | None = None, **match) -> list[NetOp]:
+    evs = [e for e in tracked.events() if isinstance(e, NetOp)]
+    if pid is not None:
+        evs = [e for e in evs if e.pid == pid]
+    return [e for e in evs if all(getattr(e, k) == v for k, v in match.items())]
+
+
+def run_py(tracked, code: str, *args: str, user=None):
+    done = tracked.run([PY, "-c", textwrap.dedent(code), *args], user=user)
+    assert done.returncode == 0, done.stderr
+    done.stdout = done.stdout.decode()
+    return done
+
+
+def dns_query(name: str, qtype: int = 1) -> bytes:
+    out = bytes.fromhex("abcd01000001000000000000")
+    for label in name.split("."):
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\0" + qtype.to_bytes(2, "big") + b"\0\1"
+
+
+def free_port(family: int = socket.AF_INET, host: str = "127.0.0.1") -> int:
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+NONBLOCK_CONNECT = """
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam)
+s.setblocking(False)
+print(s.connect_ex((sys.argv[1], int(sys.argv[2]))))
+"""
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_nonblocking_connect_in_progress(tracked, family, host):
+    with socket.socket(family) as lsn:
+        lsn.bind((host, 0))
+        lsn.listen()
+        port = lsn.getsockname()[1]
+        done = run_py(tracked, NONBLOCK_CONNECT, host, str(port))
+    err = int(done.stdout.strip())
+    assert err in (0, 115)
+    (ev,) = net_events(tracked, done.pid, op="connect")
+    assert (ev.family, ev.proto, ev.dst_ip, ev.dst_port, ev.syscall, ev.ret) == (
+        "inet6" if family == socket.AF_INET6 else "inet",
+        "tcp",
+        host,
+        port,
+        "connect",
+        -err,
+    )
+    assert (ev.src_ip, ev.unix_path, ev.dns_qname) == ("", "", "")
+
+
+def test_refused_connect_as_unprivileged_user(tracked, test_user):
+    port = free_port()  # bound then closed: nothing listens there
+    done = run_py(
+        tracked,
+        """
+        import socket, sys
+        try:
+            socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        except ConnectionRefusedError:
+            print("refused")
+        """,
+        str(port),
+        user=test_user,
+    )
+    assert done.stdout.strip() == "refused"
+    (ev,) = net_events(tracked, done.pid, op="connect")
+    assert (ev.dst_ip, ev.dst_port, ev.proto, ev.ret) == ("127.0.0.1", port, "tcp", -111)
+    assert (ev.uid, ev.gid) == (test_user.uid, test_user.gid)
+
+
+def test_unix_connect_path_and_abstract(tracked, world_tmp):
+    path = str(world_tmp / "peer.sock")
+    abstract = f"logira-h3-{secrets.token_hex(4)}"
+    with socket.socket(socket.AF_UNIX) as a, socket.socket(socket.AF_UNIX) as b:
+        a.bind(path)
+        a.listen()
+        b.bind("\0" + abstract)
+        b.listen()
+        done = run_py(
+            tracked,
+            """
+            import socket, sys
+            for addr in sys.argv[1:]:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(addr.replace("@", "\\0", 1))
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            print(s.connect_ex("/nonexistent/logira-h3.sock"))
+            """,
+            path,
+            "@" + abstract,
+        )
+    assert done.stdout.strip() == "2"
+    got = [(e.family, e.proto, e.unix_path, e.ret) for e in net_events(tracked, done.pid, op="connect")]
+    assert got == [
+        ("unix", "unix", path, 0),
+        ("unix", "unix", "@" + abstract, 0),
+        ("unix", "unix", "/nonexistent/logira-h3.sock", -2),
+    ]
+
+
+def test_udp_sendto_once_per_destination(tracked):
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as r1,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as r2,
+    ):
+        r1.bind(("127.0.0.1", 0))
+        r2.bind(("127.0.0.1", 0))
+        p1, p2 = r1.getsockname()[1], r2.getsockname()[1]
+        done = run_py(
+            tracked,
+            """
+            import socket, sys
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for _ in range(20):
+                u.sendto(b"0123456789", ("127.0.0.1", int(sys.argv[1])))
+            u.sendmsg([b"abc", b"de"], [], 0, ("127.0.0.1", int(sys.argv[2])))
+            """,
+            str(p1),
+            str(p2),
+        )
+    sends = net_events(tracked, done.pid, op="send")
+    got = [(e.family, e.proto, e.dst_ip, e.dst_port, e.syscall, e.ret, e.bytes) for e in sends]
+    assert got == [
+        ("inet", "udp", "127.0.0.1", p1, "sendto", 10, 10),
+        ("inet", "udp", "127.0.0.1", p2, "sendmsg", 5, 5),
+    ]
+
+
+def test_dns_sendto_every_query_reported(tracked):
+    # port 53 is never deduplicated: each query carries a different name
+    done = run_py(
+        tracked,
+        """
+        import socket, sys
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for q in sys.argv[1:]:
+            u.sendto(bytes.fromhex(q), ("127.0.0.1", 53))
+        """,
+        dns_query("a.example.test").hex(),
+        dns_query("b.example.test", 28).hex(),
+        dns_query("a.example.test", 16).hex(),
+    )
+    got = [(e.dst_ip, e.dst_port, e.dns_qname, e.dns_qtype) for e in net_events(tracked, done.pid, op="send")]
+    assert got == [
+        ("127.0.0.1", 53, "a.example.test", 1),
+        ("127.0.0.1", 53, "b.example.test", 28),
+        ("127.0.0.1", 53, "a.example.test", 16),
+    ]
+
+
+def test_connected_udp_53_send_write_and_no_stale_fd(tracked, world_tmp):
+    q = dns_query("conn.example.test")
+    done = run_py(
+        tracked,
+        """
+        import os, socket, sys
+        q = bytes.fromhex(sys.argv[1])
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.connect(("127.0.0.1", 53))
+        fd = c.fileno()
+        c.send(q)
+        try:
+            os.write(fd, q)
+        except ConnectionRefusedError:  # ICMP port unreachable from the first query
+            os.write(fd, q)
+        c.close()
+        # the same fd number, now a plain file: writing a query-shaped buffer is no send
+        f = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o600)
+        assert f == fd, (f, fd)
+        os.write(f, q)
+        """,
+        q.hex(),
+        str(world_tmp / "not-a-socket"),
+    )
+    evs = net_events(tracked, done.pid)
+    got = [(e.op, e.proto, e.dst_ip, e.dst_port, e.syscall, e.dns_qname) for e in evs]
+    assert got[0] == ("connect", "udp", "127.0.0.1", 53, "connect", "")
+    assert got[1] == ("send", "udp", "127.0.0.1", 53, "sendto", "conn.example.test")
+    assert set(got[2:]) == {("send", "udp", "127.0.0.1", 53, "write", "conn.example.test")}
+    assert all(e.ret in (len(q), -111) for e in evs[1:])
+
+
+RESPONDER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").write("ready")
+while True:
+    q, peer = s.recvfrom(512)
+    i = 12
+    while q[i]:
+        i += q[i] + 1
+    qtype = q[i + 1 : i + 3]
+    question = q[12 : i + 5]
+    ans = b""
+    if qtype == b"\0\1":  # A 192.0.2.7
+        ans = b"\xc0\x0c\0\1\0\1\0\0\0\x3c\0\4" + bytes([192, 0, 2, 7])
+    hdr = q[:2] + b"\x81\x80" + b"\0\1" + (b"\0\1" if ans else b"\0\0") + b"\0\0\0\0"
+    s.sendto(hdr + question + ans, peer)
+"""
+
+RESOLVE_SH = r"""
+set -e
+ip link set lo up
+mount --bind "$1/resolv.conf" /etc/resolv.conf
+python3 "$1/responder.py" "$1/ready" &
+for _ in $(seq 500); do [ -s "$1/ready" ] && break; sleep 0.01; done
+getent ahosts example.test
+kill $!
+"""
+
+
+def test_glibc_resolver_qname_via_connected_udp(tracked, tmp_path):
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        pytest.skip("needs unshare (util-linux) and ip (iproute2)")
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")
+    (tmp_path / "responder.py").write_text(RESPONDER)
+    done = tracked.run(["unshare", "-mn", "sh", "-c", RESOLVE_SH, "sh", str(tmp_path)], timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert b"192.0.2.7" in done.stdout
+    evs = [e for e in net_events(tracked) if e.comm == "getent"]
+    (conn,) = [e for e in evs if e.op == "connect" and e.dst_port == 53]
+    assert (conn.family, conn.proto, conn.dst_ip, conn.ret) == ("inet", "udp", "127.0.0.1", 0)
+    queries = [e for e in evs if e.op == "send"]
+    assert queries, evs
+    assert {(e.dst_ip, e.dst_port, e.proto, e.dns_qname) for e in queries} == {
+        ("127.0.0.1", 53, "udp", "example.test")
+    }
+    # glibc sends A and AAAA together with sendmmsg on the connected socket (no address)
+    assert {(e.syscall, e.dns_qtype) for e in queries} >= {("sendmmsg", 1), ("sendmmsg", 28)}
+    assert all(e.bytes == 30 and e.ret >= 1 for e in queries)
+
+
+def test_tcp_listener_bind_listen_accept(tracked):
+    port = free_port()
+    client: dict[str, tuple] = {}
+
+    def connect_when_listening() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                    client["addr"] = c.getsockname()
+                    c.recv(1)
+                    return
+            except ConnectionRefusedError:
+                time.sleep(0.02)
+
+    t = threading.Thread(target=connect_when_listening, daemon=True)
+    t.start()
+    done = run_py(
+        tracked,
+        """
+        import socket, sys
+        l = socket.socket()
+        l.bind(("127.0.0.1", int(sys.argv[1])))
+        l.listen()
+        s, peer = l.accept()
+        s.close()
+        print(peer[1])
+        """,
+        str(port),
+    )
+    t.join(5)
+    assert client["addr"][1] == int(done.stdout)
+    evs = net_events(tracked, done.pid)
+    got = [(e.op, e.family, e.proto, e.src_ip, e.src_port, e.dst_ip, e.dst_port, e.ret > 0) for e in evs]
+    assert got == [
+        ("bind", "inet", "tcp", "127.0.0.1", port, "", 0, False),
+        ("listen", "inet", "tcp", "127.0.0.1", port, "", 0, False),
+        ("accept", "inet", "tcp", "127.0.0.1", port, "127.0.0.1", client["addr"][1], True),
+    ]
+    assert [e.syscall for e in evs] == ["bind", "listen", "accept4"]
+
+
+def test_bind_port_zero_reports_chosen_port_and_unix_listener(tracked):
+    name = f"logira-h3-{secrets.token_hex(4)}"
+    done = run_py(
+        tracked,
+        """
+        import socket, sys
+        l = socket.socket(socket.AF_INET6)
+        l.bind(("::1", 0))
+        print(l.getsockname()[1])
+        u = socket.socket(socket.AF_UNIX)
+        u.bind("\\0" + sys.argv[1])
+        u.listen()
+        """,
+        name,
+    )
+    port = int(done.stdout)
+    got = [
+        (e.op, e.family, e.proto, e.src_ip, e.src_port, e.unix_path) for e in net_events(tracked, done.pid)
+    ]
+    assert got == [
+        ("bind", "inet6", "tcp", "::1", port, ""),
+        ("bind", "unix", "unix", "", 0, "@" + name),
+        ("listen", "unix", "unix", "", 0, "@" + name),
+    ]
+
+
+def test_tcp_fast_open_is_a_connect(tracked):
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen()
+        port = lsn.getsockname()[1]
+        done = run_py(
+            tracked,
+            """
+            import socket, sys
+            c = socket.socket()
+            print(c.sendto(b"hello", socket.MSG_FASTOPEN, ("127.0.0.1", int(sys.argv[1]))))
+            """,
+            str(port),
+        )
+    (ev,) = net_events(tracked, done.pid, op="connect")
+    assert (ev.proto, ev.dst_ip, ev.dst_port, ev.syscall, ev.ret) == ("tcp", "127.0.0.1", port, "sendto", 5)
+
+
+def test_untracked_cgroup_records_nothing(tracked, untracked):
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen()
+        port = lsn.getsockname()[1]
+        code = NONBLOCK_CONNECT + "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        code += "u.sendto(b'x', ('127.0.0.1', 53))\n"
+        other = untracked.run([PY, "-c", code, "127.0.0.1", str(port)])
+        mine = run_py(tracked, code, "127.0.0.1", str(port))
+    assert other.returncode == 0
+    # the tracked twin proves the workload does produce records
+    assert [e.op for e in net_events(tracked, mine.pid)] == ["connect", "send"]
+    time.sleep(0.05)
+    assert untracked.events() == []
+    assert not [e for e in tracked.events() if getattr(e, "pid", None) == other.pid]
+
+
+SENDMMSG_C = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define N 300
+static struct mmsghdr m[N];
+static struct iovec iov[N];
+static struct sockaddr_in dst[N];
+static unsigned char bufs[N][64];
+
+/* a DNS query for name (labels separated by '.') into b; returns its length */
+static int query(unsigned char *b, const char *name) {
+    int n = 12, start;
+    memset(b, 0, 12);
+    b[0] = 0x42; b[2] = 1; b[5] = 1;
+    while (*name) {
+        start = n++;
+        while (*name && *name != '.') b[n++] = *name++;
+        b[start] = n - start - 1;
+        if (*name) name++;
+    }
+    b[n++] = 0; b[n++] = 0; b[n++] = 1; b[n++] = 0; b[n++] = 1;
+    return n;
+}
+
+int main(int argc, char **argv) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    for (int i = 0; i < N; i++) {
+        int port = atoi(argv[1]), len = 7;
+        if (i == 250) port = atoi(argv[2]), len = 9;
+        memset(bufs[i], 'x', sizeof bufs[i]);
+        if (i >= 100 && i < 103) {
+            char name[32];
+            snprintf(name, sizeof name, "m%d.example.test", i);
+            len = query(bufs[i], name);
+            port = 53;
+        }
+        dst[i].sin_family = AF_INET;
+        dst[i].sin_port = htons(port);
+        dst[i].sin_addr.s_addr = htonl(0x7f000001);
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = len;
+        m[i].msg_hdr.msg_name = &dst[i];
+        m[i].msg_hdr.msg_namelen = sizeof dst[i];
+        m[i].msg_hdr.msg_iov = &iov[i];
+        m[i].msg_hdr.msg_iovlen = 1;
+    }
+    printf("%d\n", sendmmsg(s, m, N, 0));
+    return 0;
+}
+"""
+
+
+def test_sendmmsg_every_message_inspected(tracked, cc):
+    exe = cc.source(SENDMMSG_C, "h3_sendmmsg")
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ra,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rb,
+    ):
+        ra.bind(("127.0.0.1", 0))
+        rb.bind(("127.0.0.1", 0))
+        pa, pb = ra.getsockname()[1], rb.getsockname()[1]
+        done = tracked.run([str(exe), str(pa), str(pb)])
+    assert done.returncode == 0 and done.stdout.strip() == b"300"
+    got = [
+        (e.dst_port, e.syscall, e.ret, e.bytes, e.dns_qname) for e in net_events(tracked, done.pid, op="send")
+    ]
+    assert got == [
+        (pa, "sendmmsg", 300, 7, ""),
+        (53, "sendmmsg", 300, 35, "m100.example.test"),
+        (53, "sendmmsg", 300, 35, "m101.example.test"),
+        (53, "sendmmsg", 300, 35, "m102.example.test"),
+        (pb, "sendmmsg", 300, 9, ""),
+    ]

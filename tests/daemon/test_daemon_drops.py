@@ -1,0 +1,42 @@
+"""Loss is never silent: a ring too small for the burst shows up in meta, run_finished and status."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+from dtutil import lines, meta
+
+from logira.daemon import protocol as p
+
+pytestmark = pytest.mark.bpf
+
+# 300 execs with ~2 KiB of argv each, as fast as the shell can fork: far more than a 8 KiB ring holds
+BURST = 'a=$(printf "%02000d" 0); i=0; while [ $i -lt 300 ]; do /bin/true "$a"; i=$((i+1)); done'
+
+
+def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
+    d = DaemonHandle(probes=EXEC_ONLY, extra_args=["--ring-bytes", "8192"]).start()
+    home = make_home()
+    try:
+        with d.client() as c:
+            child = HeldChild(["/bin/sh", "-c", BURST])
+            started = start_run(c, child, home, ["burst"])
+            child.release()
+            c.send(p.AgentExited(exit_code=child.wait(60)))
+            fin = c.recv(30)
+        assert isinstance(fin, p.RunFinished), fin
+        run_dir = home / "runs" / started.run_id
+        m = meta(run_dir)
+        drops = m["drops"]
+        assert drops["kernel_total"] > 0 and drops["kernel_total"] == sum(drops["kernel"].values())
+        assert drops["total"] == drops["kernel_total"] + drops["reader"] + drops["queue"] == fin.dropped
+        assert (m["status"], m["complete"], fin.complete) == ("incomplete", False, False)
+        assert m["incomplete_reasons"][0].startswith(f"kernel ring dropped {drops['kernel_total']} events")
+        assert m["event_count"] == len(lines(run_dir))  # what was received is all stored
+        assert d.status().drops["kernel_total"] >= drops["kernel_total"]
+        assert '"event": "run_drops"' in d.log_text()
+    finally:
+        d.cleanup()
+        shutil.rmtree(home.parent, ignore_errors=True)

@@ -1,0 +1,107 @@
+"""journald: native-protocol entries read back with journalctl (a real systemd-journald)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+
+from logira.daemon import protocol as p
+from logira.sinks.journald import DEFAULT_SOCKET, JournaldSink
+
+JOURNALD = "/lib/systemd/systemd-journald"
+MARKER_RULE = """version: 1
+rules:
+  - id: test-journald-marker
+    title: Marker program ran
+    severity: high
+    category: test
+    description: a test rule that fires on one exact command
+    message: "marker ran"
+    when:
+      exec: {program: ["true"], args: ["lgd-marker"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def journald() -> Iterator[None]:
+    """Use the running journald, or start one by hand (PID 1 is not systemd here)."""
+    if JournaldSink.available(DEFAULT_SOCKET):
+        yield
+        return
+    if not Path(JOURNALD).exists() or shutil.which("journalctl") is None:
+        pytest.skip(f"systemd-journald is not installed ({JOURNALD})")
+    proc = subprocess.Popen([JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not JournaldSink.available(DEFAULT_SOCKET):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip(f"could not start {JOURNALD} by hand (exit {proc.poll()})")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _entries(field: str, value: str, want: int, timeout: float = 10.0) -> list[dict[str, str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["journalctl", "-o", "json", "--no-pager", "-t", "logirad", f"{field}={value}"],
+                             capture_output=True, text=True, check=False).stdout
+        got = [json.loads(x) for x in out.splitlines() if x.strip()]
+        if len(got) >= want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def test_native_entries_are_binary_safe(journald: None) -> None:
+    tag = secrets.token_hex(6)
+    sink = JournaldSink()
+    try:
+        assert sink.send("line one\nline two", priority=3, run_id=tag, rule_id="r.x", severity="high",
+                         evidence="a=b\nc\x1b[31m")
+    finally:
+        sink.close()
+    (entry,) = _entries("RUN_ID", tag, 1)
+    assert entry["MESSAGE"] == "line one\nline two"
+    assert (entry["RUN_ID"], entry["RULE_ID"], entry["SEVERITY"], entry["PRIORITY"]) == (tag, "r.x", "high", "3")
+    # journalctl -o json shows values with control characters as byte arrays: exact bytes survived
+    assert bytes(entry["EVIDENCE"]) == b"a=b\nc\x1b[31m"
+    assert entry["SYSLOG_IDENTIFIER"] == "logirad"
+
+
+@pytest.mark.bpf
+def test_daemon_logs_runs_and_detections_to_journald(require_bpf: None, journald: None) -> None:
+    d = DaemonHandle(journald="on", probes=EXEC_ONLY).start()
+    home = make_home()
+    try:
+        with d.client() as c:
+            child = HeldChild(["/bin/sh", "-c", "/bin/true lgd-marker; /bin/true other"])
+            started = start_run(c, child, home, ["sh"], rules_yaml=MARKER_RULE, rules_path="/tmp/marker.yaml")
+            child.release()
+            c.send(p.AgentExited(exit_code=child.wait()))
+            fin = c.recv(20)
+        assert isinstance(fin, p.RunFinished) and fin.detections == 1, fin
+        entries = _entries("RUN_ID", started.run_id, 3)
+        by_msg = {e["LOGIRA_EVENT"]: e for e in entries}
+        assert set(by_msg) >= {"run_started", "detection", "run_finished"}, sorted(by_msg)
+        det = by_msg["detection"]
+        assert (det["RULE_ID"], det["SEVERITY"], det["PRIORITY"]) == ("test-journald-marker", "high", "3")
+        assert det["SYSLOG_IDENTIFIER"] == "logirad"
+        assert det["MESSAGE"] == "[high] test-journald-marker: marker ran"
+        assert by_msg["run_started"]["MESSAGE"] == "run_started"
+        assert by_msg["run_started"]["PRIORITY"] == "6"
+        assert by_msg["run_finished"]["STATUS"] == "complete"
+    finally:
+        d.cleanup()
+        shutil.rmtree(home.parent, ignore_errors=True)

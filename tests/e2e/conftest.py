@@ -1,0 +1,38 @@
+"""End-to-end helpers: `logira run` as a throwaway user against a REAL logirad.
+
+Every test gets its own $LOGIRA_HOME (inside the user's home, owned by the user) and its own
+workspace, so a test only ever sees its own runs. The daemon is started once per session
+(BPF load is the slow part) through `tests/daemon_helpers.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import Logira, logira_for
+
+
+@pytest.fixture(scope="session")
+def daemon(require_bpf) -> Iterator[object]:
+    """One real logirad for all e2e tests (BPF load takes seconds), private socket/state/cgroups."""
+    from daemon_helpers import DaemonHandle  # tests/ is on sys.path (conftest dir)
+
+    handle = DaemonHandle(file_probes=True)
+    try:
+        handle.start()
+        yield handle
+    finally:
+        handle.cleanup()
+
+
+@pytest.fixture
+def logira(test_user, daemon) -> Iterator[Logira]:
+    """`logira` as the throwaway test user, with a fresh home and workspace."""
+    yield from logira_for(test_user, daemon)
+
+
+@pytest.fixture
+def logira_other(other_user, daemon) -> Iterator[Logira]:
+    """`logira` as the second throwaway user."""
+    yield from logira_for(other_user, daemon)

@@ -1,0 +1,184 @@
+"""`logira run` / `logira status` against a stand-in daemon speaking the real protocol.
+
+No BPF here: these pin the client's side of the contract (the agent is held until
+`run_started`, never runs when the daemon is absent or refuses, exit status and summary
+line), so they run on any machine. The real-daemon tests are in the other files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from e2e_support import PY
+
+from logira.daemon import protocol
+
+
+class FakeDaemon:
+    """Answers one start_run on a real unix socket, as scripted by the test."""
+
+    def __init__(self, path: Path, refuse: str = ""):
+        self.path = path
+        self.refuse = refuse
+        self.start: protocol.StartRun | None = None
+        self.held_state = ""  # /proc/<pid>/stat state of the held child when start_run arrived
+        self.marker_existed_at_start: bool | None = None
+        self.marker: Path | None = None
+        self.exited: protocol.AgentExited | None = None
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(str(path))
+        self.srv.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.srv.accept()
+        with conn:
+            msg = protocol.decode_client(protocol.recv_body(conn))
+            assert isinstance(msg, protocol.StartRun)
+            self.start = msg
+            stat = Path(f"/proc/{msg.pid}/stat").read_text()
+            self.held_state = stat[stat.rfind(")") + 2]
+            if self.marker is not None:
+                self.marker_existed_at_start = self.marker.exists()
+            if self.refuse:
+                protocol.send_msg(conn, protocol.Error(message=self.refuse))
+                return
+            protocol.send_msg(conn, protocol.RunStarted(run_id="20260101-000000-fake", run_dir="/nonexistent/run"))
+            msg = protocol.decode_client(protocol.recv_body(conn))
+            assert isinstance(msg, protocol.AgentExited)
+            self.exited = msg
+            protocol.send_msg(
+                conn,
+                protocol.RunFinished(
+                    run_id="20260101-000000-fake", run_dir="/nonexistent/run", events=12, detections=0,
+                    dropped=3, complete=False,
+                ),
+            )
+
+    def close(self) -> None:
+        self.srv.close()
+
+
+def _logira(tmp_path: Path, sock: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LOGIRA_HOME": str(tmp_path / "lh"),
+        "LOGIRA_SOCK": str(sock),
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(
+        [PY, "-m", "logira.cli.main", *args], env=env, cwd=tmp_path, input=input,
+        capture_output=True, timeout=60, check=False,
+    )
+
+
+def test_daemon_absent_command_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    res = _logira(tmp_path, tmp_path / "no.sock", "run", "--", "touch", str(marker))
+    assert res.returncode == 1
+    assert not marker.exists(), "the command ran without a daemon recording it"
+    err = res.stderr.decode()
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: logirad is not running (no socket at {tmp_path / 'no.sock'}); start it as root")
+
+
+def test_daemon_refuses_command_never_runs(tmp_path):
+    sock = tmp_path / "d.sock"
+    fake = FakeDaemon(sock, refuse="too many active runs for uid 1000 (limit 8)")
+    marker = tmp_path / "ran"
+    fake.marker = marker
+    try:
+        res = _logira(tmp_path, sock, "run", "--tool", "t1", "--", "touch", str(marker))
+    finally:
+        fake.close()
+    assert res.returncode == 1
+    assert not marker.exists(), "the command ran although the daemon refused the run"
+    assert fake.start is not None and fake.held_state in "S", "the agent was not held (blocked) at start_run"
+    assert fake.marker_existed_at_start is False
+    with pytest.raises(ProcessLookupError):  # the held child was killed and reaped
+        os.kill(fake.start.pid, 0)
+    assert res.stderr.decode() == (
+        "error: logirad: too many active runs for uid 1000 (limit 8); the command was not run\n"
+    )
+
+
+def test_held_until_started_then_status_and_summary(tmp_path):
+    sock = tmp_path / "d.sock"
+    fake = FakeDaemon(sock)
+    marker = tmp_path / "ran"
+    fake.marker = marker
+    try:
+        res = _logira(tmp_path, sock, "run", "--no-net", "--", "sh", "-c", f"touch {marker}; exit 7")
+    finally:
+        fake.close()
+    start = fake.start
+    assert start is not None
+    assert start.argv == ["sh", "-c", f"touch {marker}; exit 7"]
+    assert start.tool == "sh" and start.cwd == str(tmp_path) and start.home == str(tmp_path / "lh")
+    assert (start.exec, start.file, start.net) == (True, True, False)
+    assert fake.held_state == "S" and fake.marker_existed_at_start is False
+    assert marker.exists()
+    assert res.returncode == 7
+    assert fake.exited is not None and (fake.exited.exit_code, fake.exited.signal) == (7, 0)
+    assert res.stderr.decode() == (
+        "logira: run 20260101-000000-fake  dir=/nonexistent/run  events=12  detections=0  INCOMPLETE (3 dropped)\n"
+    )
+
+
+def test_signal_exit_status_and_not_found(tmp_path):
+    sock = tmp_path / "d.sock"
+    fake = FakeDaemon(sock)
+    try:
+        res = _logira(tmp_path, sock, "run", "--", "sh", "-c", "kill -KILL $$")
+    finally:
+        fake.close()
+    assert res.returncode == 128 + 9
+    assert fake.exited is not None and (fake.exited.exit_code, fake.exited.signal) == (0, 9)
+
+    fake = FakeDaemon(sock2 := tmp_path / "d2.sock")
+    try:
+        res = _logira(tmp_path, sock2, "run", "--", "no-such-command-xyz", "a")
+    finally:
+        fake.close()
+    assert res.returncode == 127
+    assert res.stderr.decode().splitlines()[0] == "logira: no-such-command-xyz: command not found"
+    assert fake.exited is not None and fake.exited.exit_code == 127
+
+
+def test_stdin_passes_through(tmp_path):
+    fake = FakeDaemon(sock := tmp_path / "d.sock")
+    try:
+        res = _logira(tmp_path, sock, "run", "--", "cat", input=b"hi\n")
+    finally:
+        fake.close()
+    assert res.returncode == 0 and res.stdout == b"hi\n"
+
+
+def test_run_without_command_is_usage_error(tmp_path):
+    res = _logira(tmp_path, tmp_path / "no.sock", "run", "--")
+    assert res.returncode == 2
+    assert res.stderr.decode() == "error: no command given; usage: logira run [flags] -- <command...>\n"
+
+
+def test_status_daemon_down_says_why(tmp_path):
+    res = _logira(tmp_path, tmp_path / "no.sock", "status")
+    assert res.returncode == 1
+    out = res.stdout.decode()
+    assert re.search(r"^Daemon:\s+not running$", out, re.M)
+    assert re.search(r"^Ready:\s+NO$", out, re.M)
+    assert f"  - logirad is not running (no socket at {tmp_path / 'no.sock'})" in out
+    res = _logira(tmp_path, tmp_path / "no.sock", "status", "--json")
+    assert res.returncode == 1
+    import json
+
+    doc = json.loads(res.stdout)
+    assert doc["ready"] is False and doc["daemon"] is None and doc["daemon_running"] is False
+    assert doc["local"]["kernel_release"] == os.uname().release

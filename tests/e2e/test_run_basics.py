@@ -1,0 +1,133 @@
+"""`logira run` through a real logirad: exit statuses, the summary line, what is stored."""
+
+from __future__ import annotations
+
+import re
+import select
+import subprocess
+import time
+
+import pytest
+from e2e_support import StoredRun
+
+pytestmark = pytest.mark.bpf
+
+SUMMARY = re.compile(
+    r"^logira: run (?P<id>\S+)  dir=(?P<dir>\S+)  events=(?P<events>\d+)  detections=(?P<det>\d+)(?P<rest>.*)$"
+)
+
+
+def _summary(stderr: bytes) -> re.Match:
+    lines = [ln for ln in stderr.decode().splitlines() if ln.startswith("logira: run ")]
+    assert len(lines) == 1, f"expected one summary line, stderr was: {stderr!r}"
+    m = SUMMARY.match(lines[0])
+    assert m, lines[0]
+    return m
+
+
+@pytest.mark.parametrize(
+    ("tool", "argv", "status", "code", "sig"),
+    [
+        ("ok", ["true"], 0, 0, 0),
+        ("three", ["sh", "-c", "exit 3"], 3, 3, 0),
+        ("kill9", ["sh", "-c", "kill -KILL $$"], 137, None, 9),
+        ("term15", ["sh", "-c", "kill -TERM $$"], 143, None, 15),
+    ],
+)
+def test_exit_status_is_the_agents(logira, tool, argv, status, code, sig):
+    res = logira("run", "--tool", tool, "--", *argv)
+    assert res.returncode == status, res.stderr
+    m = _summary(res.stderr)
+    run = logira.only_run()
+    assert m["id"] == run.id and m["dir"] == str(run.dir)
+    assert run.id.endswith(f"-{tool}") and re.fullmatch(r"\d{8}-\d{6}-" + tool, run.id)
+    meta = run.meta
+    assert (meta["exit_code"], meta["exit_signal"]) == (code, sig)
+    assert meta["status"] == "complete" and meta["complete"] is True
+    assert meta["command_argv"] == argv and meta["tool"] == tool
+    assert meta["uid"] == logira.user.uid and meta["cwd"] == str(logira.workspace)
+    # The summary line, meta and both stores agree on the number of records.
+    assert int(m["events"]) == meta["event_count"] == len(run.records)
+    assert run.db("SELECT count(*) FROM events")[0][0] == len(run.records)
+    assert [r["seq"] for r in run.records] == list(range(1, len(run.records) + 1))
+    # The agent's own exec is the root process of the run, inside it from its first instruction.
+    execs = run.execs()
+    assert execs and execs[0]["data_json"]["argv"] == argv
+    assert execs[0]["pid"] == meta["root_pid"]
+    exits = [r for r in run.of_type("proc") if r["data_json"]["op"] == "exit" and r["pid"] == meta["root_pid"]]
+    assert len(exits) == 1
+    assert (exits[0]["data_json"]["exit_code"], exits[0]["data_json"]["signal"]) == (code or 0, sig)
+    # Handed over to the user after the run.
+    assert run.dir.stat().st_uid == logira.user.uid
+    assert "INCOMPLETE" not in m["rest"]
+
+
+def test_command_not_found_is_127_and_recorded(logira):
+    res = logira("run", "--tool", "nf", "--", "/nonexistent/agent-xyz", "--flag")
+    assert res.returncode == 127
+    assert "logira: /nonexistent/agent-xyz: command not found" in res.stderr.decode()
+    run = logira.only_run()
+    failed = [r for r in run.of_type("exec") if r["data_json"].get("errno")]
+    assert [r["summary"] for r in failed] == ["exec-failed /nonexistent/agent-xyz errno=2"]
+    assert run.meta["exit_code"] == 127
+
+
+def test_stdin_passthrough(logira):
+    res = logira("run", "--", "cat", input=b"hi\n")
+    assert res.returncode == 0
+    assert res.stdout == b"hi\n"
+    assert [r["data_json"]["filename"] for r in logira.only_run().execs()] == ["/usr/bin/cat"]
+
+
+def test_stragglers_recorded_and_run_ends(logira):
+    t0 = time.monotonic()
+    res = logira("run", "--tool", "strag", "--", "sh", "-c", "sleep 30 & echo $!; exit 0", timeout=40)
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 0
+    assert elapsed < 15, f"run took {elapsed:.1f}s: the straggler wait did not end it"
+    sleep_pid = int(res.stdout.decode().split()[0])
+    run = logira.only_run()
+    assert sleep_pid in run.meta["stragglers"]
+    assert "stragglers=1" in _summary(res.stderr)["rest"]
+    # The straggler was killed (default action) and its death is in the record.
+    exits = [r for r in run.of_type("proc") if r["data_json"]["op"] == "exit" and r["pid"] == sleep_pid]
+    assert len(exits) == 1 and exits[0]["data_json"]["signal"] == 9
+
+
+def test_status_with_daemon_ready(logira):
+    res = logira("status")
+    out = res.stdout.decode()
+    assert res.returncode == 0, out
+    assert re.search(r"^Ready:\s+YES$", out, re.M)
+    assert re.search(rf"^Daemon:\s+running \(pid {logira.daemon.proc.pid}, uid 0, ", out, re.M)
+    for dom in ("exec", "file", "net"):
+        assert f"{dom} loaded" in out
+
+
+def test_stored_run_is_seen_by_runs_and_view(logira):
+    assert logira("run", "--tool", "seen", "--", "true").returncode == 0
+    run = logira.only_run()
+    res = logira("runs")
+    assert res.returncode == 0 and run.id in res.stdout.decode()
+    res = logira("view", "last")
+    assert res.returncode == 0 and run.id in res.stdout.decode()
+
+
+def test_run_is_readable_while_active(logira):
+    """The run dir is readable by the user during the run (0750 root:user), meta says running."""
+    proc = logira.popen("run", "--tool", "live", "--", "sh", "-c", "echo started; read x || true", stdin=subprocess.PIPE)
+    try:
+        assert select.select([proc.stdout], [], [], 20)[0], "agent did not start"
+        assert proc.stdout.readline() == b"started\n"
+        (run_dir,) = logira.run_dirs()
+        st = run_dir.stat()
+        assert st.st_uid == 0 and st.st_gid == logira.user.gid and (st.st_mode & 0o777) == 0o750
+        meta = StoredRun(run_dir).meta
+        assert meta["status"] == "running"
+        proc.stdin.close()  # lets `read` return: the agent exits normally
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert StoredRun(run_dir).meta["status"] == "complete"

@@ -1,0 +1,154 @@
+"""verify: every kind of tampering is named exactly; an intact run has no problems."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from storage_samples import RUN, build_run, sample_records
+
+from logira.sinks.jsonl import ZERO_HASH, split_line
+from logira.storage.meta import decode_meta, encode_meta
+from logira.storage.seal import list_seals, read_seal
+from logira.storage.verify import verify_missing_runs, verify_run
+
+
+async def _run(tmp_path: Path, n: int = 10):
+    run_dir = tmp_path / "home" / "runs" / RUN
+    seal = await build_run(run_dir, tmp_path / "state", sample_records(n_extra=n - 6))
+    return run_dir, seal
+
+
+def _lines(run_dir: Path) -> list[bytes]:
+    return (run_dir / "events.jsonl").read_bytes().splitlines(keepends=True)
+
+
+def _put(run_dir: Path, lines: list[bytes]) -> None:
+    (run_dir / "events.jsonl").write_bytes(b"".join(lines))
+
+
+async def test_intact_run(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    rep = verify_run(run_dir, seal)
+    assert (rep.intact, rep.problems, rep.notes, rep.records, rep.last_seq) == (True, [], [], 10, 10)
+    assert rep.final_hash == seal.final_hash != ZERO_HASH
+
+
+async def test_edited_line(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    lines = _lines(run_dir)
+    lines[6] = lines[6].replace(b"/tmp/f7", b"/tmp/f8")
+    _put(run_dir, lines)
+    rep = verify_run(run_dir, seal)
+    assert not rep.intact
+    assert rep.problems == [
+        "line 7 (seq 7) was edited: hash mismatch",
+        "index.sqlite row seq 7 differs from events.jsonl (summary, data_json)",
+    ]
+
+
+async def test_deleted_line(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    lines = _lines(run_dir)
+    del lines[4:7]  # seqs 5, 6, 7
+    _put(run_dir, lines)
+    rep = verify_run(run_dir, seal)
+    assert rep.problems == [
+        "seq gap: 4 → 8 (3 records deleted)",
+        "index.sqlite has 10 events, events.jsonl has 7",
+        "seq 5 is in index.sqlite but not in events.jsonl",
+        "seq 6 is in index.sqlite but not in events.jsonl",
+        "seq 7 is in index.sqlite but not in events.jsonl",
+    ]
+
+
+async def test_reordered_lines(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    lines = _lines(run_dir)
+    lines[7], lines[8] = lines[8], lines[7]
+    _put(run_dir, lines)
+    problems = verify_run(run_dir, seal).problems
+    assert problems[:2] == [
+        "seq gap: 7 → 9 (1 record deleted)",
+        "line 9 (seq 8) is out of order after seq 9 (records inserted, duplicated or reordered)",
+    ]
+
+
+async def test_truncated(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    _put(run_dir, _lines(run_dir)[:8])
+    rep = verify_run(run_dir, seal)
+    assert rep.problems[0] == "truncated: seal has 10 records, file has 8"
+    assert rep.problems[1].startswith("meta.json event_count/final_hash differ from events.jsonl (meta: 10 / ")
+    assert rep.problems[2:] == ["index.sqlite has 10 events, events.jsonl has 8",
+                                "seq 9 is in index.sqlite but not in events.jsonl",
+                                "seq 10 is in index.sqlite but not in events.jsonl"]
+
+
+async def test_truncated_and_meta_forged_to_match(tmp_path: Path) -> None:
+    """The user cuts the tail AND fixes meta.json (and SQLite): only the root-owned seal can tell."""
+    run_dir, seal = await _run(tmp_path)
+    lines = _lines(run_dir)[:8]
+    _put(run_dir, lines)
+    meta = decode_meta((run_dir / "meta.json").read_bytes())
+    meta.event_count, meta.final_hash = 8, split_line(lines[-1][:-1])[1]
+    (run_dir / "meta.json").write_bytes(encode_meta(meta))
+    (run_dir / "index.sqlite").unlink()
+    rep = verify_run(run_dir, seal)
+    assert rep.problems == ["truncated: seal has 10 records, file has 8",
+                            "meta.json differs from the sealed meta: event_count, final_hash"]
+
+
+async def test_forged_meta_field(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    meta = decode_meta((run_dir / "meta.json").read_bytes())
+    meta.suspicious_count, meta.exit_code = 0, 0
+    (run_dir / "meta.json").write_bytes(encode_meta(meta))
+    rep = verify_run(run_dir, seal)
+    assert rep.problems == ["meta.json differs from the sealed meta: exit_code, suspicious_count"]
+
+
+async def test_whole_chain_recomputed(tmp_path: Path) -> None:
+    """An edit with every later hash recomputed passes the chain, but not the seal."""
+    run_dir, seal = await _run(tmp_path)
+    prev, out = ZERO_HASH, []
+    for line in _lines(run_dir):
+        body, _ = split_line(line[:-1])
+        body = body.replace(b"/tmp/f9", b"/tmp/xx")
+        prev = hashlib.sha256(prev.encode() + body).hexdigest()
+        out.append(body[:-1] + b',"hash":"' + prev.encode() + b'"}\n')
+    _put(run_dir, out)
+    problems = verify_run(run_dir, seal).problems
+    assert problems[0] == "final hash differs from the seal (the chain was recomputed after the run)"
+    assert problems[1].startswith("meta.json event_count/final_hash differ from events.jsonl (meta: 10 / ")
+    assert problems[2:] == ["index.sqlite row seq 9 differs from events.jsonl (summary, data_json)"]
+
+
+async def test_deleted_run_and_missing_files(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    state = tmp_path / "state"
+    assert read_seal(state, seal.uid, RUN) == seal
+    assert list_seals(state, seal.uid) == [seal]
+    (run_dir / "events.jsonl").unlink()
+    assert verify_run(run_dir, seal).problems[0] == "events.jsonl missing"
+    shutil.rmtree(run_dir)
+    rep = verify_run(run_dir, seal)
+    assert (rep.intact, rep.problems) == (False, ["run deleted (seal exists, directory gone)"])
+    assert verify_missing_runs(tmp_path / "home", list_seals(state, seal.uid)) == [
+        f"run {RUN} deleted (seal exists, directory gone)"]
+
+
+async def test_unsealed_and_in_progress(tmp_path: Path) -> None:
+    run_dir, _ = await _run(tmp_path)
+    rep = verify_run(run_dir, None)
+    assert rep.intact and rep.notes == ["no seal for this run: a rewrite of the whole run could not be detected"]
+    meta = json.loads((run_dir / "meta.json").read_bytes())
+    meta["status"] = "running"
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    with (run_dir / "events.jsonl").open("ab") as f:
+        f.write(b'{"run_id":"x","seq":11')  # the writer is mid-line
+    rep = verify_run(run_dir, None)
+    assert rep.intact and rep.notes == ["line 11 is still being written (run in progress)",
+                                        "run in progress: not sealed yet"]

@@ -1,0 +1,294 @@
+"""Pure-logic tests for DNS wire parsing and the net record decoder (hand-packed bytes)."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+
+import pytest
+
+from logira.model.kernel import NET_OPS, NetOp
+from logira.probes import decode as registry
+from logira.probes import decode_net as dn
+from logira.probes.dns import DnsQuery, parse_query
+from logira.probes.layout import HDR, HDR_SIZE
+
+
+def dns_query(name: str, qtype: int = 1, *, flags: int = 0x0100, qdcount: int = 1) -> bytes:
+    """A query as a resolver sends it: header, one question."""
+    out = struct.pack(">HHHHHH", 0x1234, flags, qdcount, 0, 0, 0)
+    for label in name.split(".") if name else []:
+        raw = label.encode()
+        out += bytes([len(raw)]) + raw
+    return out + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+# ---------------------------------------------------------------- dns.py
+
+
+def test_parse_query_a_and_aaaa():
+    assert parse_query(dns_query("example.test", 1)) == DnsQuery("example.test", 1)
+    assert parse_query(dns_query("www.Example.COM", 28)) == DnsQuery("www.Example.COM", 28)
+
+
+def test_parse_query_root_and_cut_before_type():
+    assert parse_query(dns_query("", 2)) == DnsQuery(".", 2)
+    # the kernel copy may end right after the name: the name still counts, the type is unknown
+    assert parse_query(dns_query("a.b", 1)[:-4]) == DnsQuery("a.b", 0)
+
+
+def test_parse_query_escapes_binary_and_dots_inside_labels():
+    msg = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\x04a.b\x00\x03x\\y" + b"\x00\x00\x10\x00\x01"
+    q = parse_query(msg)
+    assert q == DnsQuery("a\\046b\\000.x\\092y", 16)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\x00" * 12,  # qdcount 0
+        dns_query("example.test", flags=0x8180),  # a response, not a query
+        dns_query("example.test")[:15],  # cut inside a label
+        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01",  # pointer in a query
+        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\x40" + b"a" * 64 + b"\x00",  # label > 63
+        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + (b"\x3f" + b"a" * 63) * 4 + b"\x00",  # name > 255
+        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\x05abc",  # no terminator
+    ],
+)
+def test_parse_query_rejects_malformed(payload):
+    assert parse_query(payload) is None
+
+
+def test_parse_query_never_raises_on_garbage():
+    rng = random.Random(53)
+    for _ in range(3000):
+        blob = rng.randbytes(rng.randrange(0, 300))
+        q = parse_query(blob)
+        assert q is None or isinstance(q, DnsQuery)
+        # and headers that look like a query followed by random labels
+        q = parse_query(struct.pack(">HHHHHH", 7, 0, 1, 0, 0, 0) + blob)
+        assert q is None or (isinstance(q.qname, str) and 0 <= q.qtype <= 0xFFFF)
+
+
+def test_parse_query_max_length_name_accepted():
+    name = ".".join(["a" * 63] * 3 + ["b" * 61])  # wire length exactly 255
+    assert parse_query(dns_query(name)) == DnsQuery(name, 1)
+
+
+# ------------------------------------------------------------ decode_net.py
+
+
+def pack_rec(
+    kind: int,
+    *,
+    ret: int = 0,
+    nbytes: int = 0,
+    fd: int = 3,
+    family: int = dn.AF_INET,
+    sock_type: int = dn.SOCK_STREAM,
+    sock_proto: int = 6,
+    syscall: int = 1,
+    dst_port: int = 0,
+    src_port: int = 0,
+    dst_addr: bytes = b"",
+    src_addr: bytes = b"",
+    path: bytes = b"",
+    flags: int = 0,
+    payload: bytes | None = None,
+) -> bytes:
+    size = dn.REC_FULL if payload is not None else dn.REC_SMALL
+    hdr = HDR.pack(10**9, 77, 4242, 4243, 1, 1000, 1000, kind, size, b"python3".ljust(16, b"\0"), 99)
+    body = dn.BODY.pack(
+        ret,
+        nbytes,
+        fd,
+        family,
+        sock_type,
+        sock_proto,
+        syscall,
+        dst_port,
+        src_port,
+        dst_addr.ljust(16, b"\0"),
+        src_addr.ljust(16, b"\0"),
+        len(path),
+        len(payload or b""),
+        flags,
+        0,
+        len(payload or b""),
+        0,
+        path.ljust(112, b"\0"),
+    )
+    out = hdr + body
+    if payload is not None:
+        out += payload.ljust(dn.PAYLOAD_MAX, b"\0")
+    assert len(out) == size
+    return out
+
+
+def decode(raw: bytes) -> NetOp:
+    ev = registry.decode(raw, registry.Clock())
+    assert isinstance(ev, NetOp)
+    return ev
+
+
+def test_registry_has_every_net_kind():
+    decs = registry.decoders()
+    names = registry.all_kind_names()
+    for kind in range(32, 37):
+        assert decs[kind] is dn.decode_net
+        assert names[kind] == "net_" + dn._OPS[kind]
+    assert set(dn._OPS.values()) == set(NET_OPS)
+    assert HDR_SIZE == 64 and dn.REC_SMALL == 256 and dn.REC_FULL == 512
+
+
+def test_connect_inet_in_progress():
+    raw = pack_rec(
+        dn.K_NET_CONNECT, ret=-115, dst_port=8080, dst_addr=socket.inet_aton("10.1.2.3"), syscall=1
+    )
+    ev = decode(raw)
+    assert (ev.op, ev.family, ev.proto, ev.dst_ip, ev.dst_port, ev.ret, ev.syscall) == (
+        "connect",
+        "inet",
+        "tcp",
+        "10.1.2.3",
+        8080,
+        -115,
+        "connect",
+    )
+    assert (ev.pid, ev.tid, ev.ppid, ev.uid, ev.comm, ev.run_cgroup_id, ev.cgroup_id) == (
+        4242,
+        4243,
+        1,
+        1000,
+        "python3",
+        99,
+        77,
+    )
+    assert ev.src_ip == "" and ev.dns_qname == ""
+
+
+def test_connect_inet6_refused():
+    raw = pack_rec(
+        dn.K_NET_CONNECT,
+        ret=-111,
+        family=dn.AF_INET6,
+        dst_port=9,
+        dst_addr=socket.inet_pton(socket.AF_INET6, "fd00::1"),
+    )
+    ev = decode(raw)
+    assert (ev.family, ev.dst_ip, ev.dst_port, ev.ret) == ("inet6", "fd00::1", 9, -111)
+
+
+def test_connect_unix_path_and_abstract():
+    ev = decode(pack_rec(dn.K_NET_CONNECT, family=dn.AF_UNIX, sock_type=1, path=b"/run/x.sock\0"))
+    assert (ev.family, ev.proto, ev.unix_path, ev.dst_ip) == ("unix", "unix", "/run/x.sock", "")
+    ev = decode(pack_rec(dn.K_NET_CONNECT, family=dn.AF_UNIX, sock_type=2, path=b"\0logira-abs"))
+    assert ev.unix_path == "@logira-abs"
+
+
+def test_connect_addr_fault_leaves_destination_empty():
+    raw = pack_rec(dn.K_NET_CONNECT, dst_port=1, dst_addr=b"\1\2\3\4", flags=dn.F_ADDR_FAULT)
+    ev = decode(raw)
+    assert (ev.dst_ip, ev.dst_port) == ("", 0)
+
+
+def test_send_dns_with_payload():
+    raw = pack_rec(
+        dn.K_NET_SEND,
+        ret=2,
+        nbytes=30,
+        sock_type=2,
+        sock_proto=17,
+        syscall=4,
+        dst_port=53,
+        dst_addr=socket.inet_aton("127.0.0.1"),
+        flags=dn.F_DST_REMEMBERED,
+        payload=dns_query("example.test", 28),
+    )
+    ev = decode(raw)
+    assert (ev.op, ev.proto, ev.dst_ip, ev.dst_port, ev.syscall, ev.ret, ev.bytes) == (
+        "send",
+        "udp",
+        "127.0.0.1",
+        53,
+        "sendmmsg",
+        2,
+        30,
+    )
+    assert (ev.dns_qname, ev.dns_qtype) == ("example.test", 28)
+
+
+def test_send_garbage_payload_to_53_keeps_event_without_qname():
+    raw = pack_rec(dn.K_NET_SEND, sock_type=2, sock_proto=17, dst_port=53, payload=b"\xff" * 40)
+    ev = decode(raw)
+    assert (ev.op, ev.dst_port, ev.dns_qname, ev.dns_qtype) == ("send", 53, "", 0)
+
+
+def test_payload_ignored_for_other_ports():
+    raw = pack_rec(dn.K_NET_SEND, sock_type=2, sock_proto=17, dst_port=5353, payload=dns_query("x.local"))
+    assert decode(raw).dns_qname == ""
+
+
+def test_bind_listen_accept_addresses():
+    ev = decode(pack_rec(dn.K_NET_BIND, syscall=6, src_port=8000, src_addr=b"\0\0\0\0"))
+    assert (ev.op, ev.src_ip, ev.src_port, ev.dst_ip) == ("bind", "0.0.0.0", 8000, "")
+    ev = decode(pack_rec(dn.K_NET_LISTEN, syscall=7, src_port=8000, src_addr=socket.inet_aton("127.0.0.1")))
+    assert (ev.op, ev.src_ip, ev.src_port) == ("listen", "127.0.0.1", 8000)
+    ev = decode(
+        pack_rec(
+            dn.K_NET_ACCEPT,
+            ret=5,
+            syscall=9,
+            family=dn.AF_INET6,
+            src_port=8000,
+            src_addr=socket.inet_pton(socket.AF_INET6, "::1"),
+            dst_port=40000,
+            dst_addr=socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1"),
+        )
+    )
+    assert (ev.op, ev.syscall, ev.src_ip, ev.src_port, ev.dst_ip, ev.dst_port, ev.ret) == (
+        "accept",
+        "accept4",
+        "::1",
+        8000,
+        "::ffff:7f00:1",
+        40000,
+        5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "stype", "sproto", "want"),
+    [
+        (dn.AF_INET, 1, 6, "tcp"),
+        (dn.AF_INET6, 1, 262, "tcp"),
+        (dn.AF_INET, 2, 17, "udp"),
+        (dn.AF_INET, 3, 1, "raw"),
+        (dn.AF_INET, 2, 1, "other"),  # ICMP ping socket
+        (dn.AF_INET, 1, 132, "other"),  # SCTP
+        (dn.AF_UNIX, 1, 0, "unix"),
+        (16, 3, 0, "raw"),  # netlink raw
+        (dn.AF_INET, 0, 0, "other"),  # socket not resolved
+    ],
+)
+def test_proto_names(family, stype, sproto, want):
+    assert dn.proto_name(family, stype, sproto) == want
+
+
+def test_unknown_family_is_other():
+    ev = decode(pack_rec(dn.K_NET_CONNECT, family=16, sock_type=3, dst_addr=b"\1" * 16))
+    assert (ev.family, ev.dst_ip, ev.unix_path) == ("other", "", "")
+
+
+def test_truncated_record_is_a_decode_error():
+    raw = pack_rec(dn.K_NET_CONNECT)
+    with pytest.raises(registry.DecodeError):
+        registry.decode(raw[:200], registry.Clock())
+
+
+def test_path_len_larger_than_field_is_clamped():
+    raw = bytearray(pack_rec(dn.K_NET_CONNECT, family=dn.AF_UNIX, path=b"/p"))
+    struct.pack_into("<H", raw, HDR_SIZE + 64, 5000)  # path_len
+    assert decode(bytes(raw)).unix_path == "/p"
