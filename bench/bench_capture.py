@@ -99,6 +99,35 @@ def rss_kib(field: str = "VmHWM") -> int:
     return 0
 
 
+def drain_ceiling(
+    probes: Probes,
+    reader: Reader,
+    cg: Path,
+    cg_id: int,
+    fork_exec: Path,
+    wl_open: Path,
+    tmp: Path,
+    file: bool,
+) -> str:
+    """Fill the ring with the consumer stopped, then time one synchronous drain (decode included)."""
+    reader.close()
+    probes.track(cg_id)
+    try:
+        if file:
+            run_in(cg, [str(wl_open), "40000", str(tmp / "target")])
+        else:
+            run_in(cg, [str(fork_exec), "5000"])
+        got = [0]
+        rr = RingReader(probes, lambda evs: got.__setitem__(0, got[0] + len(evs)))
+        t0 = time.perf_counter()
+        rr.drain()
+        dt = time.perf_counter() - t0
+        rr.stop()
+    finally:
+        probes.untrack(cg_id)
+    return f"reader drain ceiling: {got[0]} records decoded in {dt * 1000:.0f} ms = {got[0] / dt:,.0f} ev/s"
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("bench_capture needs root (it loads BPF)", file=sys.stderr)
@@ -107,7 +136,8 @@ def main() -> int:
     parent = cgroup2.find_cgroup2_mount() / f"logira-test-bench-{secrets.token_hex(3)}"
     os.mkdir(parent)
     wl_cg, other_cg = cgroup2.create(parent, "wl"), cgroup2.create(parent, "other")
-    have = {d: object_path(d).exists() for d in DOMAINS}
+    only = os.environ.get("LOGIRA_BENCH_DOMAINS")
+    have = {d: object_path(d).exists() and (not only or d in only.split(",")) for d in DOMAINS}
     t0 = time.perf_counter()
     probes = Probes(ProbeConfig(**have))
     probes.load()
@@ -131,8 +161,9 @@ def main() -> int:
         times: dict[tuple[str, str], list[float]] = {}
         delivered: dict[str, list[tuple[int, int, float]]] = {}
         wl_id, other_id = cgroup2.cgroup_id(wl_cg), cgroup2.cgroup_id(other_cg)
-        for _rep in range(REPS):
-            for cond in ("untraced", "other", "own"):
+        conds = ["untraced", "other", "own"]
+        for rep in range(REPS):
+            for cond in conds[rep % 3 :] + conds[: rep % 3]:  # rotate: no condition always first
                 if cond == "other":
                     probes.track(other_id)
                 elif cond == "own":
@@ -168,9 +199,12 @@ def main() -> int:
                 f"{name:28} own: {n} events delivered, {n / dt:,.0f} ev/s while running, kernel drops {drops}"
             )
         print()
+        print(f"reader: received {reader.reader.received}, decode errors {reader.reader.decode_errors}")
+        ceiling = drain_ceiling(probes, reader, wl_cg, wl_id, fork_exec, wl_open, tmp, have["file"])
+        reader = Reader(probes)
+        print(ceiling)
         print(f"time to ready (Probes() -> load()): {ready * 1000:.0f} ms, domains {probes.domains}")
         print(f"reader process RSS: {rss_before / 1024:.0f} MiB after load, peak {rss_kib() / 1024:.0f} MiB")
-        print(f"reader: received {reader.reader.received}, decode errors {reader.reader.decode_errors}")
     finally:
         reader.close()
         probes.close()

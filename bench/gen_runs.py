@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import random
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -57,7 +56,11 @@ def _records(run_id: str, n: int, t0: int, rng: random.Random):
                 path = f"/usr/lib/python3/dist-packages/pkg{rng.randint(0, 500)}/m{rng.randint(0, 50)}.py"
             else:
                 path = f"/home/u/proj/src/mod{rng.randint(0, 200)}/f{rng.randint(0, 100)}.py"
-            op = "read" if r < 0.55 else rng.choice(["create", "modify", "modify", "modify", "delete", "rename", "chmod"])
+            op = (
+                "read"
+                if r < 0.55
+                else rng.choice(["create", "modify", "modify", "modify", "delete", "rename", "chmod"])
+            )
             path2 = path + ".new" if op == "rename" else ""
             rec = Record(run_id=run_id, seq=seq, ts=ts, type="file", pid=pid, ppid=1000, uid=1000,
                          summary=f"file {op} {path}" + (f" -> {path2}" if path2 else ""),
@@ -66,17 +69,33 @@ def _records(run_id: str, n: int, t0: int, rng: random.Random):
         elif r < 0.995:
             if r < 0.85:
                 host = rng.choice(HOSTS)
-                d = NetData(op="send", proto="udp", family="inet", dst_ip="10.0.0.53", dst_port=53, dns_qname=host)
+                d = NetData(
+                    op="send", proto="udp", family="inet", dst_ip="10.0.0.53", dst_port=53, dns_qname=host
+                )
                 summ = f"net send udp 10.0.0.53:53 dns={host}"
             else:
                 ip = rng.choice(ips)
                 port = rng.choice([443, 443, 80, 22])
                 d = NetData(op="connect", proto="tcp", family="inet", dst_ip=ip, dst_port=port)
                 summ = f"net connect tcp {ip}:{port}"
-            rec = Record(run_id=run_id, seq=seq, ts=ts, type="net", pid=pid, ppid=1000, uid=1000, summary=summ, data_json=d)
+            rec = Record(
+                run_id=run_id,
+                seq=seq,
+                ts=ts,
+                type="net",
+                pid=pid,
+                ppid=1000,
+                uid=1000,
+                summary=summ,
+                data_json=d,
+            )
         else:
-            rule, sev = rng.choice([("R001", "high"), ("R007", "medium"), ("R012", "low"), ("R020", "critical")])
-            lineage = [LineageEntry(pid=pid, exe="/usr/bin/python3", argv=["python3", "x.py"], cwd="/home/u/proj")]
+            rule, sev = rng.choice(
+                [("R001", "high"), ("R007", "medium"), ("R012", "low"), ("R020", "critical")]
+            )
+            lineage = [
+                LineageEntry(pid=pid, exe="/usr/bin/python3", argv=["python3", "x.py"], cwd="/home/u/proj")
+            ]
             rec = Record(run_id=run_id, seq=seq, ts=ts, type="detection", pid=pid, ppid=1000, uid=1000,
                          summary=f"[{sev}] {rule}: synthetic finding",
                          data_json=DetectionData(rule_id=rule, severity=sev, message="synthetic finding",
@@ -121,11 +140,7 @@ async def _write(run_dir: Path, meta: RunMeta, records) -> None:
     meta.event_count, meta.final_hash = jsonl.count, jsonl.last_hash
     meta.suspicious_count = sum(dets.values())
     await sql.update_run(meta)
-    try:
-        await sql.close()
-    except sqlite3.OperationalError as exc:  # WAL switch-back inside a transaction (reported to storage)
-        if "wal mode" not in str(exc):
-            raise
+    await sql.close()
     (run_dir / "meta.json").write_bytes(encode_meta(meta))
 
 

@@ -115,9 +115,11 @@ struct {
 	__type(value, struct pending_read);
 } read_pending SEC(".maps");
 
-/* (process, file) pairs whose read has been reported. start_time tells a reused pid apart. */
+/* (process image, file) pairs whose read has been reported. start_time tells a reused
+ * pid apart; self_exec_id changes at every exec, so a new program's reads show again. */
 struct read_key {
 	__u64 start_time;
+	__u64 exec_id;
 	__u64 ino;
 	__u32 tgid;
 	__u32 dev;
@@ -282,13 +284,19 @@ static __always_inline void rec_emit(struct file_rec *r, __u16 kind, __u32 pos)
 	output_rec(r, size, kind, 0);
 }
 
-/* Emit one path operation from its stash entry. */
-static __always_inline int finish(long ret)
+/* Emit one path operation from its stash entry. `lost_kind`: when a tracked task has no
+ * entry, its enter stashed one that the LRU evicted (or the probes attached mid-syscall):
+ * count it as a drop so it is not lost silently. Only callers whose enter always stashes
+ * for tracked tasks pass a kind (not the open exits: read-only/O_PATH opens differ). */
+static __always_inline int finish(long ret, __u32 lost_kind)
 {
 	__u32 tid = tid_key();
 	struct pending *p = bpf_map_lookup_elem(&file_pending, &tid);
-	if (!p)
+	if (!p) {
+		if (lost_kind && is_tracked())
+			count_kind(&drops, lost_kind);
 		return 0;
+	}
 	if (!keep_result(ret))
 		goto out;
 	struct file_rec *r = rec_begin();
@@ -364,14 +372,14 @@ out:
 
 static __always_inline int open_enter(__u8 sc, int dfd, const char *uptr, __u64 flags, __u64 mode)
 {
+	if (flags & O_PATH)
+		return 0; /* the kernel ignores every other flag: no read, no write, no create */
 	if (flags & WRITE_INTENT) {
 		if (!is_tracked())
 			return 0;
 		__s32 m = (flags & (O_CREAT | O_TMPFILE)) ? (__s32)(mode & 07777) : -1;
 		return stash(sc, FOP_MODIFY, dfd, uptr, 0, NULL, 1, flags, m, -1);
 	}
-	if (flags & O_PATH)
-		return 0; /* O_PATH reads nothing */
 	if (!is_tracked())
 		return 0;
 	struct pending_read pr = { .uptr = (__u64)uptr, .flags = flags, .dfd = dfd, .sc = sc };
@@ -409,6 +417,7 @@ static __always_inline int read_exit(long ret)
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		struct read_key k = {
 			.start_time = BPF_CORE_READ(task, group_leader, start_time),
+			.exec_id = BPF_CORE_READ(task, self_exec_id),
 			.ino = BPF_CORE_READ(ino, i_ino),
 			.tgid = bpf_get_current_pid_tgid() >> 32,
 			.dev = BPF_CORE_READ(ino, i_sb, s_dev),
@@ -460,7 +469,7 @@ static __always_inline int open_exit(long ret)
 	/* a tid has at most one of the two stashes: try the write one first */
 	__u32 tid = tid_key();
 	if (bpf_map_lookup_elem(&file_pending, &tid))
-		return finish(ret);
+		return finish(ret, 0);
 	return read_exit(ret);
 }
 
@@ -507,7 +516,10 @@ SEC("tracepoint/syscalls/sys_exit_openat2")
 int file_exit_openat2(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx->ret); }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
-int file_exit_creat(struct trace_event_raw_sys_exit *ctx) { return finish(ctx->ret); }
+int file_exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish(ctx->ret, K_FILE_WRITE_OPEN);
+}
 
 /* ---- path operations ------------------------------------------------------------- */
 
@@ -516,7 +528,7 @@ int file_exit_creat(struct trace_event_raw_sys_exit *ctx) { return finish(ctx->r
 	int file_enter_##name(struct trace_event_raw_sys_enter *ctx)
 #define EXIT(name) \
 	SEC("tracepoint/syscalls/sys_exit_" #name) \
-	int file_exit_##name(struct trace_event_raw_sys_exit *ctx) { return finish(ctx->ret); }
+	int file_exit_##name(struct trace_event_raw_sys_exit *ctx) { return finish(ctx->ret, K_FILE_OP); }
 
 #define A(i) (ctx->args[i])
 #define S(i) ((const char *)ctx->args[i])

@@ -15,6 +15,10 @@
  * need no is_tracked(): a pending entry exists only for tracked tasks. accept has no
  * enter half: the new fd's socket holds both addresses.
  *
+ * User memory the probe cannot read at sys_enter (a page not faulted in yet, which an agent
+ * can arrange on purpose) is read again at sys_exit, after the kernel's own copy faulted
+ * it in: connect/bind sockaddrs, and every send argument (F_RETRY).
+ *
  * Hot paths: sendto without an address, write and close of every process on the
  * host leave after one load of dns_fd_hint (zero unless some tracked process holds a UDP
  * socket connected to port 53); everything else checks is_tracked() first.
@@ -48,6 +52,7 @@ enum net_syscall {
 #define F_DST_REMEMBERED 2 /* destination taken from the earlier connect() of this fd */
 #define F_PAYLOAD_FAULT 4 /* the DNS payload could not be read */
 #define F_FASTOPEN 8	  /* TCP fast open: sendto/sendmsg(MSG_FASTOPEN) that connects */
+#define F_RETRY 0x100	  /* internal: user memory unreadable at enter, parse again at exit */
 
 #define AF_UNIX 1
 #define AF_INET 2
@@ -58,8 +63,10 @@ enum net_syscall {
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define MSG_FASTOPEN 0x20000000
+#define EINPROGRESS 115
 #define DNS_PORT 53
-#define PAYLOAD_MAX 256
+#define PAYLOAD_MAX 256 /* power of two: offsets into the payload are masked with it */
+#define DNS_IOV_MAX 4	/* iovecs of a message to port 53 that are copied */
 #define UIO_MAXIOV 1024	/* the kernel's cap on sendmmsg's vlen */
 #define PEND_IDX_MAX 1024 /* pending records per syscall (sendmmsg messages) */
 
@@ -92,10 +99,13 @@ struct net_rec {
 
 struct pend {
 	__u64 file;   /* struct file * of the fd at enter (connect: remembered for DNS) */
-	__u64 uptr;   /* connect/bind: user sockaddr (re-read at exit); sendmmsg: the mmsghdr */
-	__u32 ulen;   /* connect/bind: sockaddr length; sendmmsg: index of the message */
-	__u32 _pad;
+	__u64 uptr;   /* connect/bind/sendto: user sockaddr; sendmsg: msghdr; sendmmsg: its mmsghdr */
+	__u32 ulen;   /* connect/bind/sendto: sockaddr length; sendmmsg: index of the message */
+	__s32 uflags; /* send flags (F_RETRY re-parse) */
+	__u64 ubuf;   /* sendto/write: the buffer (F_RETRY re-parse) */
+	__u64 ubuf_len;
 	struct net_rec rec;
+	__u8 slack[PAYLOAD_MAX]; /* room for payload_from_iov's bounded writes; never sent */
 };
 
 struct {
@@ -160,8 +170,10 @@ static __always_inline struct pend *scratch(void)
 {
 	__u32 z = 0;
 	struct pend *p = bpf_map_lookup_elem(&net_scratch, &z);
+	/* zeroed so no byte of an earlier record (another run's query) can leak; slack is
+	 * never sent */
 	if (p)
-		__builtin_memset(p, 0, sizeof(*p));
+		__builtin_memset(p, 0, offsetof(struct pend, slack));
 	return p;
 }
 
@@ -221,15 +233,18 @@ static __always_inline int read_sockaddr(struct net_rec *r, const void *uaddr, _
 	if (!uaddr || len < sizeof(fam) || bpf_probe_read_user(&fam, sizeof(fam), uaddr))
 		return -1;
 	r->family = fam;
+	/* read only the bytes used (8 of sockaddr_in, 24 of sockaddr_in6: the kernel accepts
+	 * one without sin6_scope_id): an address placed at the very end of a mapped page
+	 * must not make the read fail */
 	if (fam == AF_INET) {
 		struct sockaddr_in sin = {};
-		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+		if (bpf_probe_read_user(&sin, offsetof(struct sockaddr_in, __pad), uaddr))
 			return -1;
 		be_port = sin.sin_port;
 		__builtin_memcpy(addr, &sin.sin_addr.s_addr, 4);
 	} else if (fam == AF_INET6) {
 		struct sockaddr_in6 sin6 = {};
-		if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr))
+		if (bpf_probe_read_user(&sin6, offsetof(struct sockaddr_in6, sin6_scope_id), uaddr))
 			return -1;
 		be_port = sin6.sin6_port;
 		__builtin_memcpy(addr, &sin6.sin6_addr, 16);
@@ -321,14 +336,42 @@ static __always_inline void read_payload(struct net_rec *r, const void *ubuf, __
 		r->payload_len = n;
 }
 
-static __always_inline void payload_from_iov(struct net_rec *r, const struct iovec *uiov, __u64 iovlen)
+/* The first bytes of a message split over up to DNS_IOV_MAX iovecs (a query cut into
+ * pieces must not hide its name). Each piece lands at payload + off with off < 256 and
+ * length <= 256, so the write may run into pend.slack but never past the map value. */
+static __always_inline void payload_from_iov(struct pend *p, const struct iovec *uiov, __u64 iovlen)
 {
-	struct iovec iov = {};
-	if (!uiov || !iovlen || bpf_probe_read_user(&iov, sizeof(iov), uiov)) {
-		r->flags |= F_PAYLOAD_FAULT;
-		return;
+	struct net_rec *r = &p->rec;
+	__u64 off = 0, total = 0;
+
+	for (int i = 0; i < DNS_IOV_MAX; i++) {
+		struct iovec iov = {};
+		__u64 n, o;
+
+		if (i >= iovlen)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), &uiov[i])) {
+			r->flags |= F_PAYLOAD_FAULT;
+			break;
+		}
+		total += iov.iov_len;
+		if (off >= PAYLOAD_MAX)
+			continue;
+		n = iov.iov_len < PAYLOAD_MAX - off ? iov.iov_len : PAYLOAD_MAX - off;
+		o = off;
+		barrier_var(o);
+		o &= PAYLOAD_MAX - 1;
+		barrier_var(n);
+		if (n > PAYLOAD_MAX)
+			break;
+		if (n && bpf_probe_read_user(r->payload + o, n, iov.iov_base)) {
+			r->flags |= F_PAYLOAD_FAULT;
+			break;
+		}
+		off += n;
 	}
-	read_payload(r, iov.iov_base, iov.iov_len);
+	r->payload_len = off > PAYLOAD_MAX ? PAYLOAD_MAX : off;
+	r->payload_total = total > 0xffffffff ? 0xffffffff : total;
 }
 
 static __always_inline int is_inet(__u16 fam)
@@ -426,10 +469,21 @@ int net_exit_connect(struct syscall_trace_exit *ctx)
 	/* the kernel copied the sockaddr, so its page is resident now */
 	if (p->rec.flags & F_ADDR_FAULT) {
 		__u16 fam = p->rec.family;
-		if (!read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0))
+		if (!read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0)) {
 			p->rec.flags &= ~F_ADDR_FAULT;
-		else
+		} else {
+			/* still unreadable: the socket knows its peer once connect got going */
+			__u16 type = 0;
+			struct sock *sk = file_sock((struct file *)p->file, &type);
+
 			p->rec.family = fam;
+			if (sk && (ctx->ret == 0 || ctx->ret == -EINPROGRESS)) {
+				sock_addrs(&p->rec, sk, 1);
+				p->rec.src_port = 0;
+				__builtin_memset(p->rec.src_addr, 0, sizeof(p->rec.src_addr));
+				p->rec.flags &= ~F_ADDR_FAULT;
+			}
+		}
 	}
 	emit(p, K_NET_CONNECT, ctx->ret, 0);
 	remember_dns(p, ctx->ret);
@@ -438,37 +492,6 @@ int net_exit_connect(struct syscall_trace_exit *ctx)
 }
 
 /* ------------------------------------------------------------------ sends */
-
-/* Destination of a datagram. Returns 1 when a record should be stashed. */
-static __always_inline int send_dst(struct pend *p, int fd, const void *uaddr, __u32 alen, int flags)
-{
-	struct net_rec *r = &p->rec;
-	struct dns_dst *d;
-
-	if (uaddr) {
-		if (read_sockaddr(r, uaddr, alen, 0) || !is_inet(r->family))
-			return 0;
-		if (!sock_info(p, fd))
-			return 0;
-		if (p->rec.sock_type == SOCK_STREAM) {
-			/* the address only matters for TCP fast open, which is a connect */
-			if (!(flags & MSG_FASTOPEN))
-				return 0;
-			r->flags |= F_FASTOPEN;
-		}
-		return 1;
-	}
-	d = remembered(fd);
-	if (!d)
-		return 0;
-	if (!sock_info(p, fd) || p->file != d->file)
-		return 0;
-	r->family = d->family;
-	r->dst_port = d->port;
-	__builtin_memcpy(r->dst_addr, d->addr, 16);
-	r->flags |= F_DST_REMEMBERED;
-	return 1;
-}
 
 /* Report non-DNS datagrams once per (process, destination). */
 static __always_inline int seen_before(struct net_rec *r)
@@ -500,6 +523,142 @@ static __always_inline void mark_seen(struct net_rec *r)
 	bpf_map_update_elem(&send_seen, &k, &one, BPF_ANY);
 }
 
+/* Destination of a datagram: 1 report it; 0 not (not inet, TCP, already reported, no
+ * remembered DNS server); -1 the sockaddr is unreadable now (F_ADDR_FAULT, retried at exit). */
+static __always_inline int send_dst(struct pend *p, int fd, const void *uaddr, __u32 alen, int flags)
+{
+	struct net_rec *r = &p->rec;
+	struct dns_dst *d;
+
+	if (uaddr) {
+		if (read_sockaddr(r, uaddr, alen, 0)) {
+			r->flags |= F_ADDR_FAULT;
+			return -1;
+		}
+		if (!is_inet(r->family))
+			return 0;
+		/* dedup before the socket lookup: repeated datagrams are the common case */
+		if (!(flags & MSG_FASTOPEN) && seen_before(r))
+			return 0;
+		if (!sock_info(p, fd))
+			return 0;
+		if (p->rec.sock_type == SOCK_STREAM) {
+			/* the address only matters for TCP fast open, which is a connect */
+			if (!(flags & MSG_FASTOPEN))
+				return 0;
+			r->flags |= F_FASTOPEN;
+		}
+		return 1;
+	}
+	d = remembered(fd);
+	if (!d)
+		return 0;
+	if (!sock_info(p, fd) || p->file != d->file)
+		return 0;
+	r->family = d->family;
+	r->dst_port = d->port;
+	__builtin_memcpy(r->dst_addr, d->addr, 16);
+	r->flags |= F_DST_REMEMBERED;
+	return 1;
+}
+
+/* sendto/send/write: destination, then the query bytes for port 53. Same results as
+ * send_dst; -1 also when the payload is unreadable (F_PAYLOAD_FAULT). */
+static __always_inline int parse_sendto(struct pend *p, int fd, const void *uaddr, __u32 alen, int flags,
+					const void *buf, __u64 len, __u32 sc)
+{
+	int rc;
+
+	p->rec.fd = fd;
+	p->rec.syscall = sc;
+	rc = send_dst(p, fd, uaddr, alen, flags);
+	if (rc <= 0)
+		return rc;
+	if (p->rec.dst_port == DNS_PORT) {
+		read_payload(&p->rec, buf, len);
+		if (p->rec.flags & F_PAYLOAD_FAULT)
+			return -1;
+	}
+	return 1;
+}
+
+/* One message header of sendmsg/sendmmsg; same results as parse_sendto. */
+static __always_inline int parse_msg(struct pend *p, int fd, const struct user_msghdr *umsg, int flags, __u32 sc)
+{
+	struct user_msghdr m = {};
+	int rc;
+
+	p->rec.fd = fd;
+	p->rec.syscall = sc;
+	if (bpf_probe_read_user(&m, sizeof(m), umsg)) {
+		p->rec.flags |= F_ADDR_FAULT;
+		return -1;
+	}
+	if (!m.msg_name && !dns_fd_hint)
+		return 0;
+	rc = send_dst(p, fd, m.msg_name, m.msg_namelen, flags);
+	if (rc <= 0)
+		return rc;
+	if (p->rec.dst_port == DNS_PORT) {
+		payload_from_iov(p, m.msg_iov, m.msg_iovlen);
+		if (p->rec.flags & F_PAYLOAD_FAULT)
+			return -1;
+	}
+	return 1;
+}
+
+/* Stash the result of a parse. A parse that hit unreadable user memory (a page not faulted
+ * in yet: an agent can arrange that on purpose) is stashed with F_RETRY and parsed again at
+ * exit, when the kernel has copied that memory. Returns 1 when stashed. */
+static __always_inline int stash_send(struct pend *p, int rc, __u32 idx)
+{
+	if (rc == 0)
+		return 0;
+	if (rc < 0)
+		p->rec.flags |= F_RETRY;
+	if (stash(p, idx, K_NET_SEND))
+		return 0;
+	if (rc > 0)
+		mark_seen(&p->rec);
+	return 1;
+}
+
+/* The exit half of F_RETRY: parse the stashed arguments again into the scratch slot.
+ * Returns 1 when the scratch slot holds a record to emit. Global (verified once). */
+__noinline int net_send_retry(struct pend *p)
+{
+	struct pend *s;
+	int rc;
+
+	if (!p)
+		return 0;
+	s = scratch();
+	if (!s)
+		return 0;
+	s->uptr = p->uptr;
+	s->ulen = p->ulen;
+	if (p->rec.syscall == SC_SENDMSG || p->rec.syscall == SC_SENDMMSG)
+		rc = parse_msg(s, p->rec.fd, (const struct user_msghdr *)p->uptr, p->uflags, p->rec.syscall);
+	else
+		rc = parse_sendto(s, p->rec.fd, (const void *)p->uptr, p->ulen, p->uflags, (const void *)p->ubuf,
+				  p->ubuf_len, p->rec.syscall);
+	if (rc == 0)
+		return 0;
+	/* still unreadable: a datagram to an unknown destination is still worth a record */
+	if (rc < 0 && (s->rec.flags & F_ADDR_FAULT) &&
+	    (!sock_info(s, p->rec.fd) || s->rec.sock_type == SOCK_STREAM || !is_inet(s->rec.family)))
+		return 0;
+	if (rc > 0)
+		mark_seen(&s->rec);
+	return 1;
+}
+
+static __always_inline struct pend *scratch_raw(void)
+{
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&net_scratch, &z);
+}
+
 static __always_inline void emit_send(struct pend *p, long ret, __u64 bytes)
 {
 	__u32 kind = (p->rec.flags & F_FASTOPEN) ? K_NET_CONNECT : K_NET_SEND;
@@ -508,11 +667,18 @@ static __always_inline void emit_send(struct pend *p, long ret, __u64 bytes)
 	emit(p, kind, ret, p->rec.payload_len != 0);
 }
 
+/* The record to emit for a stashed send: itself, or its re-parse (F_RETRY), or NULL. */
+static __always_inline struct pend *send_final(struct pend *p)
+{
+	if (!(p->rec.flags & F_RETRY))
+		return p;
+	return net_send_retry(p) ? scratch_raw() : NULL;
+}
+
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int net_enter_sendto(struct syscall_trace_enter *ctx)
 {
 	const void *uaddr = (const void *)ctx->args[4];
-	int fd = (int)ctx->args[0];
 	struct pend *p;
 
 	if (!uaddr && !dns_fd_hint)
@@ -522,14 +688,15 @@ int net_enter_sendto(struct syscall_trace_enter *ctx)
 	p = scratch();
 	if (!p)
 		return 0;
-	p->rec.fd = fd;
-	p->rec.syscall = SC_SENDTO;
-	if (!send_dst(p, fd, uaddr, (__u32)ctx->args[5], (int)ctx->args[3]) || seen_before(&p->rec))
-		return 0;
-	if (p->rec.dst_port == DNS_PORT)
-		read_payload(&p->rec, (const void *)ctx->args[1], ctx->args[2]);
-	if (!stash(p, 0, K_NET_SEND))
-		mark_seen(&p->rec);
+	p->uptr = (__u64)uaddr;
+	p->ulen = (__u32)ctx->args[5];
+	p->ubuf = ctx->args[1];
+	p->ubuf_len = ctx->args[2];
+	p->uflags = (int)ctx->args[3];
+	stash_send(p,
+		   parse_sendto(p, (int)ctx->args[0], uaddr, p->ulen, p->uflags, (const void *)p->ubuf,
+				p->ubuf_len, SC_SENDTO),
+		   0);
 	return 0;
 }
 
@@ -537,10 +704,13 @@ static __always_inline int exit_simple_send(long ret, __u32 sc)
 {
 	__u64 key = pend_key(0);
 	struct pend *p = pending(key, sc);
+	struct pend *e;
 
 	if (!p)
 		return 0;
-	emit_send(p, ret, ret > 0 ? ret : 0);
+	e = send_final(p);
+	if (e)
+		emit_send(e, ret, ret > 0 ? ret : 0);
 	bpf_map_delete_elem(&net_pending, &key);
 	return 0;
 }
@@ -551,41 +721,20 @@ int net_exit_sendto(struct syscall_trace_exit *ctx)
 	return exit_simple_send(ctx->ret, SC_SENDTO);
 }
 
-/* One message header of sendmsg/sendmmsg. Returns 1 when stashed. */
-static __always_inline int enter_msg(int fd, const struct user_msghdr *umsg, int flags, __u32 sc,
-				     __u32 idx, __u64 uptr, __u32 msg_i)
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int net_enter_sendmsg(struct syscall_trace_enter *ctx)
 {
-	struct user_msghdr m = {};
 	struct pend *p;
 
-	if (bpf_probe_read_user(&m, sizeof(m), umsg))
-		return 0;
-	if (!m.msg_name && !dns_fd_hint)
+	if (!is_tracked())
 		return 0;
 	p = scratch();
 	if (!p)
 		return 0;
-	p->rec.fd = fd;
-	p->rec.syscall = sc;
-	p->uptr = uptr;
-	p->ulen = msg_i;
-	if (!send_dst(p, fd, m.msg_name, m.msg_namelen, flags) || seen_before(&p->rec))
-		return 0;
-	if (p->rec.dst_port == DNS_PORT)
-		payload_from_iov(&p->rec, m.msg_iov, m.msg_iovlen);
-	if (stash(p, idx, K_NET_SEND))
-		return 0;
-	mark_seen(&p->rec);
-	return 1;
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int net_enter_sendmsg(struct syscall_trace_enter *ctx)
-{
-	if (!is_tracked())
-		return 0;
-	enter_msg((int)ctx->args[0], (const struct user_msghdr *)ctx->args[1], (int)ctx->args[2],
-		  SC_SENDMSG, 0, 0, 0);
+	p->uptr = ctx->args[1];
+	p->uflags = (int)ctx->args[2];
+	stash_send(p, parse_msg(p, (int)ctx->args[0], (const struct user_msghdr *)p->uptr, p->uflags, SC_SENDMSG),
+		   0);
 	return 0;
 }
 
@@ -597,13 +746,23 @@ int net_exit_sendmsg(struct syscall_trace_exit *ctx)
 
 /* sendmmsg: every message (the kernel caps vlen at UIO_MAXIOV) is inspected with
  * bpf_loop, so a destination hidden at message 500 is not missed. Messages that yield a
- * record are stashed under consecutive indices 0..n-1; the exit walks them until a miss. */
+ * record are stashed under consecutive indices 0..n-1 and n is kept in mmsg_count, so the
+ * exit can count entries that LRU pressure evicted (a batch of 1024 DNS queries is 1024
+ * pending entries) as drops. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32); /* tid */
+	__type(value, __u32);
+} mmsg_count SEC(".maps");
+
 struct mmsg_ctx {
 	struct mmsghdr *um;
 	long ret;
 	int fd;
 	int flags;
-	__u32 n; /* records stashed so far */
+	__u32 n;    /* exit: records stashed at enter (0: unknown) */
+	__u32 *cnt; /* enter: records stashed so far, in mmsg_count */
 };
 
 /* A global (not inlined) function is verified once on its own: inlined into the bpf_loop
@@ -611,17 +770,24 @@ struct mmsg_ctx {
 __noinline int net_mmsg_one(__u64 um, __u64 fd_flags, __u32 idx, __u32 msg_i)
 {
 	struct mmsghdr *m = (struct mmsghdr *)um + msg_i;
+	struct pend *p = scratch();
 
-	return enter_msg((int)fd_flags, &m->msg_hdr, (int)(fd_flags >> 32), SC_SENDMMSG, idx, (__u64)m,
-			 msg_i);
+	if (!p)
+		return 0;
+	p->uptr = (__u64)m;
+	p->ulen = msg_i;
+	p->uflags = (int)(fd_flags >> 32);
+	return stash_send(p, parse_msg(p, (int)fd_flags, &m->msg_hdr, p->uflags, SC_SENDMMSG), idx);
 }
 
 static long mmsg_enter_cb(__u32 i, struct mmsg_ctx *c)
 {
-	/* no bound check on n (bpf_loop runs at most UIO_MAXIOV times): comparing it would
-	 * make the verifier track every value of n and never converge */
-	if (net_mmsg_one((__u64)c->um, (__u32)c->fd | ((__u64)(__u32)c->flags << 32), c->n, i))
-		c->n++;
+	/* the counter lives in a map value, not on the stack: a stack counter is tracked
+	 * exactly by the verifier, so every iteration was a new state and it never converged */
+	__u32 idx = *c->cnt;
+
+	if (net_mmsg_one((__u64)c->um, (__u32)c->fd | ((__u64)(__u32)c->flags << 32), idx, i))
+		*c->cnt = idx + 1;
 	return 0;
 }
 
@@ -630,13 +796,22 @@ int net_enter_sendmmsg(struct syscall_trace_enter *ctx)
 {
 	struct mmsg_ctx c = {};
 	__u32 vlen = (__u32)ctx->args[2];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 zero = 0;
 
 	if (!is_tracked())
 		return 0;
+	if (bpf_map_update_elem(&mmsg_count, &tid, &zero, BPF_ANY) ||
+	    !(c.cnt = bpf_map_lookup_elem(&mmsg_count, &tid))) {
+		count_kind(&drops, K_NET_SEND);
+		return 0;
+	}
 	c.um = (struct mmsghdr *)ctx->args[1];
 	c.fd = (int)ctx->args[0];
 	c.flags = (int)ctx->args[3];
 	bpf_loop(vlen > UIO_MAXIOV ? UIO_MAXIOV : vlen, mmsg_enter_cb, &c, 0);
+	if (!*c.cnt)
+		bpf_map_delete_elem(&mmsg_count, &tid);
 	return 0;
 }
 
@@ -644,16 +819,22 @@ static long mmsg_exit_cb(__u32 j, struct mmsg_ctx *c)
 {
 	__u64 key = pend_key(j);
 	struct pend *p = pending(key, SC_SENDMMSG);
-	struct mmsghdr *m;
+	struct pend *e;
 	__u32 sent = 0;
 
-	if (!p)
-		return 1;
-	m = (struct mmsghdr *)p->uptr;
-	/* msg_len of each transmitted message is written back by the kernel */
-	if ((long)p->ulen < c->ret)
-		bpf_probe_read_user(&sent, sizeof(sent), &m->msg_len);
-	emit_send(p, c->ret, sent);
+	if (!p) {
+		if (!c->n)
+			return 1; /* count unknown: the records end at the first gap */
+		count_kind(&drops, K_NET_SEND);
+		return 0;
+	}
+	e = send_final(p);
+	if (e) {
+		/* msg_len of each transmitted message is written back by the kernel */
+		if ((long)e->ulen < c->ret)
+			bpf_probe_read_user(&sent, sizeof(sent), &((struct mmsghdr *)e->uptr)->msg_len);
+		emit_send(e, c->ret, sent);
+	}
 	bpf_map_delete_elem(&net_pending, &key);
 	return 0;
 }
@@ -662,12 +843,18 @@ SEC("tracepoint/syscalls/sys_exit_sendmmsg")
 int net_exit_sendmmsg(struct syscall_trace_exit *ctx)
 {
 	struct mmsg_ctx c = {};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 *n = bpf_map_lookup_elem(&mmsg_count, &tid);
 	__u64 key = pend_key(0);
 
-	if (!bpf_map_lookup_elem(&net_pending, &key))
+	if (n) {
+		c.n = *n;
+		bpf_map_delete_elem(&mmsg_count, &tid);
+	} else if (!bpf_map_lookup_elem(&net_pending, &key)) {
 		return 0;
+	}
 	c.ret = ctx->ret;
-	bpf_loop(PEND_IDX_MAX, mmsg_exit_cb, &c, 0);
+	bpf_loop(c.n && c.n < PEND_IDX_MAX ? c.n : PEND_IDX_MAX, mmsg_exit_cb, &c, 0);
 	return 0;
 }
 
@@ -683,12 +870,9 @@ int net_enter_write(struct syscall_trace_enter *ctx)
 	p = scratch();
 	if (!p)
 		return 0;
-	p->rec.fd = fd;
-	p->rec.syscall = SC_WRITE;
-	if (!send_dst(p, fd, NULL, 0, 0))
-		return 0;
-	read_payload(&p->rec, (const void *)ctx->args[1], ctx->args[2]);
-	stash(p, 0, K_NET_SEND);
+	p->ubuf = ctx->args[1];
+	p->ubuf_len = ctx->args[2];
+	stash_send(p, parse_sendto(p, fd, NULL, 0, 0, (const void *)p->ubuf, p->ubuf_len, SC_WRITE), 0);
 	return 0;
 }
 
@@ -729,7 +913,9 @@ int net_enter_bind(struct syscall_trace_enter *ctx)
 		return 0;
 	p->rec.fd = fd;
 	p->rec.syscall = SC_BIND;
-	if (read_sockaddr(&p->rec, (void *)ctx->args[1], (__u32)ctx->args[2], 1))
+	p->uptr = ctx->args[1];
+	p->ulen = (__u32)ctx->args[2];
+	if (read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 1))
 		p->rec.flags |= F_ADDR_FAULT;
 	/* netlink and friends are not network activity */
 	if (!is_inet(p->rec.family) && p->rec.family != AF_UNIX && !(p->rec.flags & F_ADDR_FAULT))
@@ -744,17 +930,30 @@ int net_exit_bind(struct syscall_trace_exit *ctx)
 {
 	__u64 key = pend_key(0);
 	struct pend *p = pending(key, SC_BIND);
+	struct sock *sk;
+	__u16 type = 0;
 
 	if (!p)
 		return 0;
-	/* bind to port 0: report the port the kernel picked */
-	if (ctx->ret == 0 && !p->rec.src_port && is_inet(p->rec.family)) {
-		__u16 type = 0;
-		struct sock *sk = file_sock((struct file *)p->file, &type);
-		if (sk)
-			p->rec.src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	sk = file_sock((struct file *)p->file, &type);
+	/* unreadable at enter (page not faulted in): the kernel has copied it by now */
+	if (p->rec.flags & F_ADDR_FAULT) {
+		__u16 fam = p->rec.family;
+		if (!read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 1)) {
+			p->rec.flags &= ~F_ADDR_FAULT;
+		} else {
+			p->rec.family = fam;
+			if (sk && ctx->ret == 0) {
+				sock_addrs(&p->rec, sk, 0);
+				p->rec.flags &= ~F_ADDR_FAULT;
+			}
+		}
 	}
-	emit(p, K_NET_BIND, ctx->ret, 0);
+	/* bind to port 0: report the port the kernel picked */
+	if (ctx->ret == 0 && !p->rec.src_port && is_inet(p->rec.family) && sk)
+		p->rec.src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (is_inet(p->rec.family) || p->rec.family == AF_UNIX || (p->rec.flags & F_ADDR_FAULT))
+		emit(p, K_NET_BIND, ctx->ret, 0);
 	bpf_map_delete_elem(&net_pending, &key);
 	return 0;
 }

@@ -29,9 +29,11 @@
  *   "/a/b/c (deleted)"           the dentry was unlinked (same marker as the kernel's
  *                                d_path / readlink of /proc/PID/fd/N).
  *   "<fstype>:[<ino>]"           anonymous / pseudo files whose name the kernel
- *                                synthesises (pipes "pipefs:[123]", sockets
- *                                "sockfs:[45]", anon inodes, memfds). Never starts
- *                                with '/', so user space can tell them apart.
+ *   "<fstype>:<name>"            synthesises: pipes "pipefs:[123]", sockets
+ *                                "sockfs:[45]", anon inodes "anon_inodefs:[eventfd]",
+ *                                memfds "tmpfs:memfd:<name>". Never starts with '/',
+ *                                so user space can tell them apart. A name longer
+ *                                than bufsz is cut (and not flagged).
  *
  * path_str_of() is the same walk as a *global* BPF function: the verifier checks it once
  * per program instead of once per call site, which keeps programs that resolve several
@@ -69,15 +71,24 @@ struct {
 	__type(value, struct path_tmp_buf);
 } path_tmp SEC(".maps");
 
-/* Anonymous/pseudo file: the kernel synthesises its name (d_op->d_dname). */
+/* Anonymous/pseudo file: the kernel synthesises its name (d_op->d_dname). We write
+ * "<fstype>:[<ino>]" when the dentry has no name (pipes, sockets) and "<fstype>:<name>"
+ * otherwise (anon inodes "anon_inodefs:[eventfd]", memfds "tmpfs:memfd:<name>"). */
 static __always_inline int path_pseudo(struct dentry *d, char *buf, __u32 bufsz)
 {
-	static const char fmt[] = "%s:[%lu]";
+	static const char fmt_ino[] = "%s:[%lu]";
+	static const char fmt_name[] = "%s:%s";
 	__u64 args[2];
+	long n;
 
 	args[0] = (__u64)BPF_CORE_READ(d, d_sb, s_type, name);
-	args[1] = BPF_CORE_READ(d, d_inode, i_ino);
-	long n = bpf_snprintf(buf, bufsz, fmt, args, sizeof(args));
+	if (BPF_CORE_READ(d, d_name.len)) {
+		args[1] = (__u64)BPF_CORE_READ(d, d_name.name);
+		n = bpf_snprintf(buf, bufsz, fmt_name, args, sizeof(args));
+	} else {
+		args[1] = BPF_CORE_READ(d, d_inode, i_ino);
+		n = bpf_snprintf(buf, bufsz, fmt_ino, args, sizeof(args));
+	}
 	if (n <= 0)
 		return -EFAULT;
 	return n > bufsz ? bufsz : n;

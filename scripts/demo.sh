@@ -16,7 +16,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$REPO/.venv/bin/python"
 DEMO="${LOGIRA_DEMO_DIR:-/tmp/logira-demo}"
 DEMO_USER=logira-demo
-CG_PARENT="logira-demo-$$"
+CG_PARENT="logira-demo"
 
 die() { echo "demo: error: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (the daemon loads BPF): sudo make demo"
@@ -34,6 +34,9 @@ cleanup() {
     wait "$DAEMON_PID" 2>/dev/null
   fi
   [ -n "$CREATED_USER" ] && userdel --remove "$DEMO_USER" >/dev/null 2>&1
+  # the daemon removes its run cgroups; the (empty) parent is ours to remove
+  cg2="$("$PY" -c 'from logira.cgroup2 import find_cgroup2_mount as f; print(f())' 2>/dev/null)"
+  [ -n "$cg2" ] && rmdir "$cg2/$CG_PARENT" 2>/dev/null
   true
 }
 trap cleanup EXIT

@@ -75,15 +75,16 @@ class DaemonHandle:
 
     def __init__(self, *, extra_args: list[str] | None = None, journald: str = "off",
                  probes: tuple[str, ...] = ("exec", "file", "net"),
-                 base: Path | None = None, cgroup_parent: str | None = None, env: dict[str, str] | None = None):
+                 base: Path | None = None, cgroup_parent: str | None = None, env: dict[str, str] | None = None,
+                 config_text: str = ""):
         self.base = base or Path(tempfile.mkdtemp(prefix="lgd-", dir="/tmp"))
         os.chmod(self.base, 0o755)  # test users must reach the socket
         self.sock = str(self.base / "logirad.sock")
         self.state_dir = self.base / "state"
         self.cgroup_parent = cgroup_parent or f"logira-test-{secrets.token_hex(4)}"
         self.config = self.base / "logirad.toml"
-        if not self.config.exists():
-            self.config.write_text("# empty: tests pass everything as flags\n")
+        if config_text or not self.config.exists():
+            self.config.write_text(config_text or "# empty: tests pass everything as flags\n")
         self.log_path = self.base / "logirad.log"
         self.args = [
             "--config", str(self.config), "--sock", self.sock, "--state-dir", str(self.state_dir),

@@ -8,7 +8,9 @@ import msgspec
 
 from logira.model.record import SEVERITIES
 
-SEV_ORDER = "CASE severity " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(SEVERITIES)) + " ELSE -1 END"
+SEV_ORDER = (
+    "CASE severity " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(SEVERITIES)) + " ELSE -1 END"
+)
 
 
 class RuleGroup(msgspec.Struct):
@@ -51,7 +53,10 @@ def rule_groups(db: sqlite3.Connection) -> list[RuleGroup]:
 
 
 def _has_index(db: sqlite3.Connection, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
+        is not None
+    )
 
 
 def file_changes(db: sqlite3.Connection) -> list[FileChange]:
@@ -104,7 +109,8 @@ def load_rule_texts() -> dict[str, tuple[str, str]]:
     except Exception:  # the read side must work even when the rule files are broken
         return {}
     out: dict[str, tuple[str, str]] = {}
-    for r in getattr(rules, "rules", rules) or []:
+    for loaded in getattr(rules, "rules", rules) or []:
+        r = getattr(loaded, "rule", loaded)  # RuleSet.rules holds LoadedRule(rule, source, line)
         rid = getattr(r, "id", None)
         if rid:
             out[rid] = (getattr(r, "title", "") or "", getattr(r, "description", "") or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import msgspec
 
@@ -13,7 +14,7 @@ from logira.cli.query import OutRecord, to_out
 from logira.cli.view import status_word
 from logira.model.record import SEVERITIES
 from logira.render.escape import esc, esc_argv
-from logira.storage.query import Row, RunSource
+from logira.storage.query import COLUMNS, Row, RunSource
 
 EXAMPLES = """\
   logira explain                      # last run
@@ -31,8 +32,19 @@ def register(subparsers) -> None:
         EXAMPLES,
     )  # fmt: skip
     readside.add_selector(p)
-    p.add_argument("--drill", type=int, metavar="SEQ", help="show one detection (or one event and its detections) in full")
-    p.add_argument("--samples", type=int, default=1, metavar="N", help="evidence for the first N detections of each rule (default 1)")
+    p.add_argument(
+        "--drill",
+        type=int,
+        metavar="SEQ",
+        help="show one detection (or one event and its detections) in full",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="evidence for the first N detections of each rule (default 1)",
+    )
     readside.add_output(p, json_help="groups and evidence as one JSON document")
     p.set_defaults(func=run)
 
@@ -65,9 +77,10 @@ class ExplainDoc(msgspec.Struct):
 def run(args: argparse.Namespace) -> int:
     from logira.storage import reader
 
+    out = readside.Out(args)  # validates --color/--ts before touching any run
     run_dir = readside.resolve(args)
     meta = reader.read_meta(run_dir)
-    out = readside.Out(args, meta.start_ts)
+    out.set_start(meta.start_ts)
     if args.samples < 1:
         raise CliError(f"invalid --samples {args.samples} (expected 1 or more)", exit_code=2)
     with RunSource(run_dir, running=meta.status == "running") as src:
@@ -93,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _samples(src: RunSource, g: agg.RuleGroup, n: int) -> list[Row]:
-    from logira.storage.query import COLUMNS
-
     rows = src.db.execute(
         f"SELECT {COLUMNS} FROM events WHERE type = 'detection' AND rule_id = ? AND severity = ? ORDER BY seq LIMIT ?",
         (g.rule_id, g.severity, n),
@@ -114,7 +125,11 @@ def _evidence(src: RunSource, det: Row, run_id: str) -> Evidence:
 def _render(out: readside.Out, meta, doc: ExplainDoc) -> None:
     pal, tf = out.palette, out.tf
     sev_txt = ", ".join(f"{s} {doc.by_severity[s]}" for s in reversed(SEVERITIES) if doc.by_severity.get(s))
-    out.line(pal.bold(f"Run {esc(meta.run_id)}") + f"  {doc.status}  {doc.detections} detections" + (f" ({sev_txt})" if sev_txt else ""))
+    out.line(
+        pal.bold(f"Run {esc(meta.run_id)}")
+        + f"  {doc.status}  {doc.detections} detections"
+        + (f" ({sev_txt})" if sev_txt else "")
+    )
     cmd = esc_argv(meta.command_argv) if meta.command_argv else esc(meta.command)
     out.line(f"  command: {cmd}")
     if not doc.groups:
@@ -126,11 +141,14 @@ def _render(out: readside.Out, meta, doc: ExplainDoc) -> None:
         span = tf(g.first_ts) if g.count == 1 else f"{tf(g.first_ts)} … {tf(g.last_ts)}"
         head = pal.severity(f"[{g.severity.upper()}]", g.severity)
         out.line(f"{head} {pal.bold(esc(g.rule_id))}  {esc(g.title) or '(no title)'}   {g.count}x, {span}")
-        if g.description:
-            out.line(f"  {esc(g.description)}")
+        if g.description:  # rule text (trusted, from YAML): reflowed, still escaped
+            for ln in textwrap.wrap(" ".join(g.description.split()), 100):
+                out.line(f"  {esc(ln)}")
         for i, ev in enumerate(g.evidence):
             _render_evidence(out, ev, f"evidence {i + 1} of {g.count}")
-        out.line(f"  more: logira query {esc(meta.run_id)} --rule {esc(g.rule_id)}   |   logira explain --drill <seq>")
+        out.line(
+            f"  more: logira query {esc(meta.run_id)} --rule {esc(g.rule_id)}   |   logira explain --drill <seq>"
+        )
 
 
 def _render_evidence(out: readside.Out, ev: Evidence, label: str) -> None:
@@ -164,9 +182,7 @@ def _drill(src: RunSource, args: argparse.Namespace, meta, out: readside.Out) ->
         dets = [
             Row(*r)
             for r in src.db.execute(
-                "SELECT * FROM (SELECT seq, ts, type, op, pid, ppid, uid, summary, data_json, exe, path, path2, dst_ip, "
-                "dst_port, dns, rule_id, severity, related_seq, run_id FROM events WHERE type = 'detection' "
-                "AND related_seq = ? ORDER BY seq)",
+                f"SELECT {COLUMNS} FROM events WHERE type = 'detection' AND related_seq = ? ORDER BY seq",
                 (row.seq,),
             )
         ]
@@ -176,14 +192,19 @@ def _drill(src: RunSource, args: argparse.Namespace, meta, out: readside.Out) ->
         return 0
     out.line(out.palette.bold(f"Run {esc(meta.run_id)}"))
     if subject is not None:
-        out.line(f"Event seq {subject.seq} {out.tf(subject.ts)} {subject.type} pid {subject.pid}: {esc(subject.summary or '')}")
+        out.line(
+            f"Event seq {subject.seq} {out.tf(subject.ts)} {subject.type} pid {subject.pid}: {esc(subject.summary or '')}"
+        )
         out.line(f"  data: {esc(subject.data_json or '')}")
         if not evs:
             out.line("  no detection refers to this event")
     for ev in evs:
         d = msgspec.json.decode(ev.detection.data_json)
         sev = d.get("severity", "?")
-        out.line(out.palette.severity(f"[{sev.upper()}]", sev) + f" {esc(d.get('rule_id', '?'))}  {esc(d.get('title', ''))}")
+        out.line(
+            out.palette.severity(f"[{sev.upper()}]", sev)
+            + f" {esc(d.get('rule_id', '?'))}  {esc(d.get('title', ''))}"
+        )
         _render_evidence(out, ev, "detection")
         if ev.related is not None:
             out.line(f"    data:     {esc(bytes(ev.related.data_json).decode())}")

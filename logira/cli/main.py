@@ -26,10 +26,23 @@ COMMAND_MODULES = (
     "verify",
     "rules",
     "retention",
+    "completion",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands registered by a module with another name.
+MODULE_OF = {"rm": "retention", "prune": "retention"}
+
+
+def _only_module(argv: list[str]) -> str | None:
+    """The one module the command line needs (startup time), or None to load them all."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    name = MODULE_OF.get(argv[0], argv[0])
+    return name if name in COMMAND_MODULES else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logira",
         description="Runtime security for AI agents: record what an agent really did, from the kernel.",
@@ -38,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"logira {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name in COMMAND_MODULES:
+    only = _only_module(argv) if argv is not None else None
+    for name in (only,) if only else COMMAND_MODULES:
         try:
             mod = importlib.import_module(f"logira.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -50,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

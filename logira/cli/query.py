@@ -12,7 +12,7 @@ from logira.cli.errors import CliError
 from logira.render.escape import esc, esc_argv
 from logira.render.table import Column, render_table
 from logira.render.timefmt import parse_time_spec
-from logira.storage.query import EventFilter, Row, RunSource, parse_severity, parse_types
+from logira.storage.query import Dest, EventFilter, PathGlob, Row, RunSource, parse_severity, parse_types
 
 DEFAULT_LIMIT = 100
 
@@ -91,19 +91,61 @@ def to_out(row: Row, run_id: str) -> OutRecord:
 def add_filters(p: argparse.ArgumentParser, tail: bool = False) -> None:
     """The filter flags shared by `query` and `tail`."""
     g = p.add_argument_group("filters (combined with AND; see docs/cli.md)")
-    g.add_argument("--type", default="all", help="exec|proc|file|net|detection|all, or a list like exec,net (default all)")
-    g.add_argument("--pid", type=int, action="append", default=[], metavar="N", help="events of process N (repeatable)")
+    g.add_argument(
+        "--type",
+        default="all",
+        help="exec|proc|file|net|detection|all, or a list like exec,net (default all)",
+    )
+    g.add_argument(
+        "--pid", type=int, action="append", default=[], metavar="N", help="events of process N (repeatable)"
+    )
     g.add_argument("--tree", action="store_true", help="with --pid: include every descendant process")
-    g.add_argument("--path", metavar="GLOB", help="file path or rename target; ** crosses dirs, * does not; no / = basename")
-    g.add_argument("--op", action="append", default=[], help="op: create|modify|read|delete|rename|chmod|…|connect|send|fork|exit (repeatable)")
-    g.add_argument("--dest", metavar="DEST", help="ip, ip:port, [v6]:port, :port, CIDR, or host name (matches DNS names and subdomains)")
-    g.add_argument("--contains", metavar="TEXT", help="literal text in the summary or data (ASCII case-insensitive)")
-    g.add_argument("--rule", action="append", default=[], metavar="ID", help="detections of rule ID (repeatable)")
+    g.add_argument(
+        "--path",
+        metavar="GLOB",
+        help="file path or rename target; ** crosses dirs, * does not; no / = basename",
+    )
+    g.add_argument(
+        "--op",
+        action="append",
+        default=[],
+        help="op: create|modify|read|delete|rename|chmod|…|connect|send|fork|exit (repeatable)",
+    )
+    g.add_argument(
+        "--dest",
+        metavar="DEST",
+        help="ip, ip:port, [v6]:port, :port, CIDR, or host name (matches DNS names and subdomains)",
+    )
+    g.add_argument(
+        "--contains", metavar="TEXT", help="literal text in the summary or data (ASCII case-insensitive)"
+    )
+    g.add_argument(
+        "--rule", action="append", default=[], metavar="ID", help="detections of rule ID (repeatable)"
+    )
     g.add_argument("--severity", metavar="LEVEL", help="info|low|medium|high|critical, a list, or >=LEVEL")
     g.add_argument("--min-severity", metavar="LEVEL", help="same as --severity '>=LEVEL'")
     if not tail:
-        g.add_argument("--since", metavar="T", help="+5s / 5s after run start, -10s before its end, or ISO time (use --since=-10s)")
+        g.add_argument(
+            "--since",
+            metavar="T",
+            help="+5s / 5s after run start, -10s before its end, or ISO time (use --since=-10s)",
+        )
         g.add_argument("--until", metavar="T", help="same forms as --since")
+
+
+def validate_flags(args: argparse.Namespace) -> None:
+    """Check every filter flag's syntax before any run is opened (one-line errors)."""
+    parse_types(args.type)
+    if args.severity:
+        parse_severity(args.severity)
+    if args.min_severity:
+        parse_severity(">=" + args.min_severity)
+    if args.dest:
+        Dest(args.dest)
+    if args.path:
+        PathGlob(args.path)
+    if getattr(args, "limit", 1) <= 0 and not getattr(args, "all", False):
+        raise CliError(f"invalid --limit {args.limit} (expected a positive number, or --all)", exit_code=2)
 
 
 def build_filter(args: argparse.Namespace, src: RunSource | None, start_ts: int, end_ts: int) -> EventFilter:
@@ -140,7 +182,13 @@ def register(subparsers) -> None:
     )  # fmt: skip
     readside.add_selector(p)
     add_filters(p)
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help=f"at most N rows (default {DEFAULT_LIMIT})")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"at most N rows (default {DEFAULT_LIMIT})",
+    )
     p.add_argument("--all", action="store_true", help="no row limit and no column truncation")
     p.add_argument("--reverse", action="store_true", help="newest first")
     readside.add_output(p, json_help="JSONL in the stored record schema, one event per line")
@@ -150,11 +198,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from logira.storage import reader
 
+    out = readside.Out(args)  # validates --color/--ts before touching any run
+    validate_flags(args)
     run_dir = readside.resolve(args)
     meta = reader.read_meta(run_dir)
-    out = readside.Out(args, meta.start_ts)
-    if args.limit <= 0 and not args.all:
-        raise CliError(f"invalid --limit {args.limit} (expected a positive number, or --all)", exit_code=2)
+    out.set_start(meta.start_ts)
     with RunSource(run_dir, running=meta.status == "running") as src:
         end = meta.end_ts or _now()
         flt = build_filter(args, src, meta.start_ts, end)
@@ -200,7 +248,9 @@ def render_rows(rows: list[Row], types: tuple[str, ...], out: readside.Out, wide
             d = r.data()
             exe = esc(d.filename) + (f" (errno {d.errno})" if d.errno else "")
             argv = esc_argv(d.argv) + (" …[argv truncated]" if d.argv_truncated else "")
-            body.append([str(r.seq), tf(r.ts), _n(r.pid), _n(r.ppid), _n(r.uid), exe, esc(d.cwd) or "-", argv])
+            body.append(
+                [str(r.seq), tf(r.ts), _n(r.pid), _n(r.ppid), _n(r.uid), exe, esc(d.cwd) or "-", argv]
+            )
     elif kind == "file":
         cols = [Column("seq", right=True), Column("at"), Column("pid", right=True), Column("exe", 32),
                 Column("op"), Column("path")]  # fmt: skip
@@ -229,7 +279,13 @@ def render_rows(rows: list[Row], types: tuple[str, ...], out: readside.Out, wide
             body.append([str(r.seq), tf(r.ts), (sev, _sev_code(sev)), esc(r.rule_id or "-"),
                          _n(r.related_seq), msg])  # fmt: skip
     else:
-        cols = [Column("seq", right=True), Column("at"), Column("type"), Column("pid", right=True), Column("summary")]
+        cols = [
+            Column("seq", right=True),
+            Column("at"),
+            Column("type"),
+            Column("pid", right=True),
+            Column("summary"),
+        ]
         body = []
         for r in rows:
             code = _sev_code(r.severity) if r.type == "detection" else _type_code(r.type)

@@ -33,17 +33,31 @@ def add_parser(subparsers, name: str, help_: str, description: str, examples: st
 
 def add_selector(p: argparse.ArgumentParser) -> None:
     """Positional `last|<run-id>` (default last), also accepted as `--run`."""
-    p.add_argument("run", nargs="?", default=None, metavar="last|RUN_ID", help="run to read (default: last started)")
+    p.add_argument(
+        "run", nargs="?", default=None, metavar="last|RUN_ID", help="run to read (default: last started)"
+    )
     p.add_argument("--run", dest="run_opt", metavar="RUN", help="same as the positional selector")
 
 
-def add_output(p: argparse.ArgumentParser, json_help: str = "machine-readable output", ts: bool = True) -> None:
+def add_output(
+    p: argparse.ArgumentParser, json_help: str = "machine-readable output", ts: bool = True
+) -> None:
     """--json, --color/--no-color and (optionally) --ts."""
     p.add_argument("--json", action="store_true", help=json_help)
-    p.add_argument("--color", default="auto", metavar="auto|always|never", help="colour (default auto: TTY only; NO_COLOR/FORCE_COLOR respected)")
+    p.add_argument(
+        "--color",
+        default="auto",
+        metavar="auto|always|never",
+        help="colour (default auto: TTY only; NO_COLOR/FORCE_COLOR respected)",
+    )
     p.add_argument("--no-color", action="store_true", help="same as --color never")
     if ts:
-        p.add_argument("--ts", default="rel", metavar="rel|abs|both", help="times relative to run start (default), absolute UTC, or both")
+        p.add_argument(
+            "--ts",
+            default="rel",
+            metavar="rel|abs|both",
+            help="times relative to run start (default), absolute UTC, or both",
+        )
 
 
 def selector(args: argparse.Namespace) -> str:
@@ -68,6 +82,10 @@ class Out:
         self.tf = TimeFormatter(start_ts, check_ts_mode(getattr(args, "ts", "rel") or "rel"))
         self._buf: list[str] = []
         self._size = 0
+
+    def set_start(self, start_ts: int) -> None:
+        """Times are relative to this run start from now on."""
+        self.tf = TimeFormatter(start_ts, self.tf.mode)
 
     def line(self, s: str = "") -> None:
         self._buf.append(s)

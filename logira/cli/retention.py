@@ -45,7 +45,9 @@ def _runs_fd(home) -> int:
     except FileNotFoundError:
         raise CliError(f"no runs yet under {esc(str(home))}/runs") from None
     except OSError as exc:
-        raise CliError(f"cannot open {esc(str(home))}/runs: {exc.strerror} (it must be a real directory)") from None
+        raise CliError(
+            f"cannot open {esc(str(home))}/runs: {exc.strerror} (it must be a real directory)"
+        ) from None
 
 
 def _remove(runs_fd: int, run_id: str) -> None:
@@ -60,7 +62,11 @@ def _remove(runs_fd: int, run_id: str) -> None:
     try:
         shutil.rmtree(run_id, dir_fd=runs_fd)
     except OSError as exc:
-        hint = " (the run directory is still owned by root: is the run active?)" if exc.errno in (errno.EACCES, errno.EPERM) else ""
+        hint = (
+            " (the run directory is still owned by root: is the run active?)"
+            if exc.errno in (errno.EACCES, errno.EPERM)
+            else ""
+        )
         raise CliError(f"cannot delete run {esc(run_id)}: {exc.strerror}{hint}") from None
 
 
@@ -83,7 +89,9 @@ def run_rm(args: argparse.Namespace) -> int:
             except Exception:  # an unreadable meta must not block deleting the run
                 meta = None
             if meta is not None and meta.status == "running" and not args.force:
-                raise CliError(f"run {esc(rid)} is still running; wait for it to end (or --force if logirad died)")
+                raise CliError(
+                    f"run {esc(rid)} is still running; wait for it to end (or --force if logirad died)"
+                )
             _remove(fd, rid)
             print(f"removed {esc(rid)}")
     finally:

@@ -54,7 +54,9 @@ def collect() -> list[RunRow]:
     for info in reader.list_runs(reader.resolve_home()):
         m = info.meta
         if m is None:
-            out.append(RunRow(info.run_id, str(info.dir), "UNREADABLE", error="meta.json missing or unreadable"))
+            out.append(
+                RunRow(info.run_id, str(info.dir), "UNREADABLE", error="meta.json missing or unreadable")
+            )
             continue
         events = m.event_count
         if m.status == "running":
@@ -93,17 +95,23 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
         return 0
     pal = out.palette
-    cols = [Column("run"), Column("started"), Column("duration", right=True), Column("exit", right=True),
+    cols = [Column("run"), Column("started"), Column("duration", right=True), Column("tool", 16), Column("exit", right=True),
             Column("status"), Column("events", right=True), Column("detections"), Column("command", 80)]  # fmt: skip
     body = []
     for r in rows:
-        dur = fmt_seconds(r.end_ts - r.start_ts) if r.end_ts else ("-" if r.status != "RUNNING" else "running")
+        dur = (
+            fmt_seconds(r.end_ts - r.start_ts) if r.end_ts else ("-" if r.status != "RUNNING" else "running")
+        )
         ext = f"sig {r.exit_signal}" if r.exit_signal else ("-" if r.exit_code is None else str(r.exit_code))
         code = {"COMPLETE": "32", "INCOMPLETE": "31", "UNREADABLE": "31"}.get(r.status, "1")
         dets = _det_text(r.detections)
-        dcode = "31" if any(r.detections.get(s) for s in ("high", "critical")) else ("33" if dets != "0" else None)
+        dcode = (
+            "31"
+            if any(r.detections.get(s) for s in ("high", "critical"))
+            else ("33" if dets != "0" else None)
+        )
         cmd = esc_argv(r.command_argv) if r.command_argv else esc(r.command or r.error)
-        body.append([esc(r.run_id), fmt_date(r.start_ts) if r.start_ts else "-", dur, ext, (r.status, code),
+        body.append([esc(r.run_id), fmt_date(r.start_ts) if r.start_ts else "-", dur, esc(r.tool) or "-", ext, (r.status, code),
                      str(r.events), (dets, dcode), cmd])  # fmt: skip
     out.lines(render_table(cols, body, pal))
     out.flush()

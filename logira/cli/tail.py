@@ -10,14 +10,16 @@ records are printed and the command exits 0.
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 
 import msgspec
 
 from logira.cli import readside
 from logira.cli.errors import CliError
-from logira.cli.query import add_filters, build_filter
+from logira.cli.query import add_filters, build_filter, validate_flags
 from logira.model.record import StoredRecord
 from logira.render.color import TYPE_CODES
 from logira.render.escape import esc
@@ -57,6 +59,7 @@ class Printer:
         self.json = args.json
         flt = build_filter(args, None, start_ts, 0)
         self.cf = CompiledFilter(flt) if flt != type(flt)() else None
+        self.tree = bool(args.tree)  # follow descendants of --pid as they appear
         self.matched: set[int] = set()  # event seqs matching the event conditions (for detections)
         self.last_seq = 0
         self._dec = msgspec.json.Decoder(StoredRecord)
@@ -91,10 +94,14 @@ class Printer:
 
     def _keep(self, rec: StoredRecord) -> bool:
         cf = self.cf
+        if not self.tree and not cf.has_event_conds and rec.type not in cf.types:
+            return False  # cheap reject before deriving the row
         try:
             row = row_from_record(rec)
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
             return False
+        if self.tree and row.ppid in cf.pids:
+            cf.pids.add(row.pid)
         if row.type != "detection":
             if cf.has_event_conds and cf.event_match(row):
                 self.matched.add(row.seq)
@@ -138,11 +145,31 @@ def _batched(it: Iterator[bytes], n: int = 4096) -> Iterator[list[bytes]]:
         yield batch
 
 
+def _receive(conn, inbox: queue.Queue) -> None:
+    """Thread: move every daemon message (or the CliError ending the stream) into `inbox`."""
+    from logira.daemon import protocol
+
+    while True:
+        try:
+            msg = conn.recv()
+        except CliError as exc:
+            inbox.put(exc)
+            return
+        except OSError as exc:  # the socket was closed under us (Ctrl-C in the main thread)
+            inbox.put(CliError(f"reading from logirad failed: {exc.strerror or exc}"))
+            return
+        inbox.put(msg)
+        if isinstance(msg, protocol.RunEnded | protocol.Error):
+            return
+
+
 def run(args: argparse.Namespace) -> int:
     from logira.client.connection import Connection
     from logira.daemon import protocol
     from logira.storage import reader
 
+    readside.Out(args)  # validates --color/--ts
+    validate_flags(args)
     sel = readside.selector(args)
     home = reader.resolve_home()
     conn = None
@@ -164,17 +191,31 @@ def run(args: argparse.Namespace) -> int:
             following = msg
         else:
             conn.close()
-            raise CliError(f"logirad sent an unexpected {type(msg).__name__} to follow; client and daemon versions differ?")
+            raise CliError(
+                f"logirad sent an unexpected {type(msg).__name__} to follow; client and daemon versions differ?"
+            )
     run_dir = reader.resolve_run(home, following.run_id if following else sel)
     meta = reader.read_meta(run_dir)
     printer = Printer(args, meta.start_ts)
+    # Receive live frames on a thread while the stored part is printed, so a long file read never
+    # makes the daemon drop this follower as too slow.
+    # Bounded: if the terminal cannot keep up, back-pressure reaches the daemon, which then drops
+    # this follower with a one-line error instead of this process growing without limit.
+    inbox: queue.Queue = queue.Queue(maxsize=256)
+    if conn is not None:
+        threading.Thread(target=_receive, args=(conn, inbox), daemon=True).start()
     try:
         for batch in _batched(_file_lines(run_dir, following.next_seq if following else None)):
             printer.lines(batch)
         if conn is None:
             return 0
         while True:
-            msg = conn.recv()
+            try:
+                msg = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C responsive
+            except queue.Empty:
+                continue
+            if isinstance(msg, CliError):
+                raise msg
             if isinstance(msg, protocol.Records):
                 printer.lines(line.encode() for line in msg.lines)
             elif isinstance(msg, protocol.RunEnded):

@@ -36,7 +36,9 @@ def register(subparsers) -> None:
         "process tree, changed files by directory, network destinations.", EXAMPLES,
     )  # fmt: skip
     readside.add_selector(p)
-    p.add_argument("--all", action="store_true", help="do not summarise the process tree, files or destinations")
+    p.add_argument(
+        "--all", action="store_true", help="do not summarise the process tree, files or destinations"
+    )
     readside.add_output(p, json_help="the dashboard's data as one JSON document")
     p.set_defaults(func=run)
 
@@ -69,9 +71,10 @@ class ViewDoc(msgspec.Struct):
 def run(args: argparse.Namespace) -> int:
     from logira.storage import reader
 
+    out = readside.Out(args)  # validates --color/--ts before touching any run
     run_dir = readside.resolve(args)
     meta = reader.read_meta(run_dir)
-    out = readside.Out(args, meta.start_ts)
+    out.set_start(meta.start_ts)
     with RunSource(run_dir, running=meta.status == "running") as src:
         db = src.db
         counts = agg.counts_by_type(db)
@@ -85,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         title, g.description = texts.get(g.rule_id, ("", ""))
         g.title = title or g.title
     if args.json:
-        doc = ViewDoc(msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, files, dests, dns)
+        doc = ViewDoc(
+            msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, files, dests, dns
+        )
         readside.print_json(doc)
         return 0
     _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns)
@@ -125,7 +130,9 @@ def status_word(meta) -> str:
 def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -> None:
     pal, tf = out.palette, out.tf
     word = status_word(meta)
-    word_c = pal.ok(word) if word == "COMPLETE" else (pal.warn(word) if word == "INCOMPLETE" else pal.bold(word))
+    word_c = (
+        pal.ok(word) if word == "COMPLETE" else (pal.warn(word) if word == "INCOMPLETE" else pal.bold(word))
+    )
     out.line(f"{pal.bold('Run ' + esc(meta.run_id))}  {word_c}")
     cmd = esc_argv(meta.command_argv) if meta.command_argv else esc(meta.command)
     out.line(f"  command:   {cmd}")
@@ -151,7 +158,14 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
     out.line(f"Detections  {ndet}" + (f"  ({sev_txt})" if ndet else ""))
     out.line("")
     if groups:
-        cols = [Column("sev"), Column("rule"), Column("count", right=True), Column("first"), Column("last"), Column("title")]
+        cols = [
+            Column("sev"),
+            Column("rule"),
+            Column("count", right=True),
+            Column("first"),
+            Column("last"),
+            Column("title"),
+        ]
         rows = [[(g.severity, pal_code(g.severity)), esc(g.rule_id), str(g.count), tf(g.first_ts), tf(g.last_ts),
                  esc(g.title) or "-"] for g in groups]  # fmt: skip
         out.lines(render_table(cols, rows, pal))
@@ -195,15 +209,14 @@ def _completeness(meta, pal) -> str:
         return pal.ok("complete, no events dropped")
     else:
         base = pal.warn("INCOMPLETE")
-    parts = [f"dropped {d.total}: kernel {d.kernel_total}"]
-    if d.kernel:
-        parts.append("(" + ", ".join(f"{esc(k)} {v}" for k, v in sorted(d.kernel.items()) if v) + ")")
-    parts.append(f"reader {d.reader}, queue {d.queue}")
-    txt = base + ", " + " ".join(parts)
+    kernel = f"kernel {d.kernel_total}"
+    if any(d.kernel.values()):
+        kernel += " [" + ", ".join(f"{esc(k)} {v}" for k, v in sorted(d.kernel.items()) if v) + "]"
+    txt = f"{base}, dropped {d.total} ({kernel}, reader {d.reader}, queue {d.queue})"
     if meta.incomplete_reasons:
         txt += "; " + "; ".join(esc(r) for r in meta.incomplete_reasons)
     if meta.stragglers:
-        txt += f"; stragglers {', '.join(map(str, meta.stragglers))}"
+        txt += f"; stragglers still running: {', '.join(map(str, meta.stragglers))}"
     return txt
 
 
@@ -241,7 +254,9 @@ def _tree_lines(roots: list[ProcNode], nprocs: int, full: bool) -> list[str]:
     for i, r in enumerate(roots):
         walk(r, "", i == len(roots) - 1, True)
     if budget is not None and nprocs > shown:
-        lines.append(f"  … tree summarised: {shown} of {nprocs} processes shown (view --all, or query --type exec)")
+        lines.append(
+            f"  … tree summarised: {shown} of {nprocs} processes shown (view --all, or query --type exec)"
+        )
     return lines
 
 
@@ -285,7 +300,9 @@ def _render_net(out, dests: list[agg.Destination], dns: list[tuple[str, int]], f
     else:
         shown = dests if full else dests[:DESTS_SHOWN]
         cols = [Column("  dst"), Column("proto"), Column("ops"), Column("count", right=True), Column("dns")]
-        rows = [["  " + esc(d.dst), esc(d.proto), esc(d.ops), str(d.count), _names(d.dns, full)] for d in shown]
+        rows = [
+            ["  " + esc(d.dst), esc(d.proto), esc(d.ops), str(d.count), _names(d.dns, full)] for d in shown
+        ]
         out.lines(render_table(cols, rows, pal))
         if len(dests) > len(shown):
             out.line(f"  … {len(dests) - len(shown)} more (view --all, or query --type net)")

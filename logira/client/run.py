@@ -8,7 +8,8 @@ the held child is killed and the command never runs: there is no unaudited fallb
 
 The agent shares logira's terminal, stdin/stdout/stderr and foreground process group, so
 it sees exactly what it would see without logira. Ctrl-C reaches it from the tty; logira
-itself ignores the first SIGINT and SIGKILLs the agent's processes on the second.
+itself ignores the first SIGINT and SIGKILLs the agent's processes (everything in the run
+cgroup) on the second.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import msgspec
 
+from logira import cgroup2
+from logira.cgroup2 import CgroupError, find_cgroup2_mount
 from logira.cli.errors import CliError
 from logira.client.connection import Connection
 from logira.daemon import protocol
@@ -143,31 +146,39 @@ def _kill_held(pid: int, w: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _own_pgrp_members() -> list[int]:
-    """Other processes in logira's process group (the agent and its children, unless they
-    moved to another group)."""
-    me = os.getpid()
-    pgrp = os.getpgrp()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgrp:
-            out.append(int(name))
-    return out
+def _cgroup_rel(pid: int | str) -> str | None:
+    try:
+        text = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("0::/"):
+            return line[4:]
+    return None
+
+
+def run_cgroup_of(pid: int) -> Path | None:
+    """The run cgroup `pid` was moved into, or None when it does not look like one.
+
+    Only a level-2 cgroup (`<parent>/<run>`) other than logira's own is trusted: signalling
+    "everything in the cgroup" must never reach beyond the agent's processes.
+    """
+    rel, own = _cgroup_rel(pid), _cgroup_rel("self")
+    if not rel or rel == own or len(rel.split("/")) != cgroup2.RUN_CGROUP_LEVEL:
+        return None
+    try:
+        return find_cgroup2_mount() / rel
+    except CgroupError:
+        return None
 
 
 class _Signals:
     """Signal policy while the agent runs: first SIGINT ignored (the agent got it from the
     tty), second SIGINT kills the agent's processes; SIGTERM/SIGHUP forwarded."""
 
-    def __init__(self, agent_pid: int):
+    def __init__(self, agent_pid: int, run_cgroup: Path | None):
         self.agent_pid = agent_pid
+        self.run_cgroup = run_cgroup
         self.sigints = 0
         self.agent_alive = True
 
@@ -188,9 +199,13 @@ class _Signals:
                 os.kill(self.agent_pid, sig)
 
     def signal_all(self, sig: int) -> None:
-        """Signal the agent and every other process still in logira's process group."""
-        targets = [self.agent_pid] if self.agent_alive else []
-        targets += _own_pgrp_members()
+        """Signal the agent and every process of its run (the run cgroup holds exactly those,
+        including any that left the process group or session)."""
+        targets = {self.agent_pid} if self.agent_alive else set()
+        if self.run_cgroup is not None:
+            with contextlib.suppress(OSError):
+                targets.update(cgroup2.procs(self.run_cgroup))
+        targets.discard(os.getpid())
         for pid in targets:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
@@ -270,7 +285,7 @@ def run(opts: RunOptions) -> RunResult:
         conn.close()
         raise CliError("interrupted before the run started; the command was not run", 130) from None
 
-    sigs = _Signals(pid)
+    sigs = _Signals(pid, run_cgroup_of(pid))
     sigs.install()
     os.write(w, _RELEASE)
     os.close(w)
@@ -317,8 +332,10 @@ def summary_line(fin: protocol.RunFinished) -> str:
     if sev:
         parts = [f"{k}={sev[k]}" for k in _SEV_ORDER if sev.get(k)]
         line += " (" + " ".join(parts) + ")"
-    if fin.dropped or not fin.complete:
+    if fin.dropped:
         line += f"  INCOMPLETE ({fin.dropped} dropped)"
+    elif not fin.complete:
+        line += f"  INCOMPLETE ({fin.status})"
     if fin.stragglers:
         line += f"  stragglers={len(fin.stragglers)}"
     return line

@@ -117,6 +117,7 @@ class StatusReply(Msg, kw_only=True, tag="status_reply"):
     ready: bool = False
     reasons: list[str] = []
     uptime_s: float = 0.0
+    reader_pauses: int = 0  # times back-pressure paused the ring reader (not loss)
 
 
 class Following(Msg, kw_only=True, tag="following"):

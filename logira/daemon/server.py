@@ -54,6 +54,21 @@ class ClientConn:
         with contextlib.suppress(Exception):
             self.writer.close()
 
+    def cut_off(self, message: str) -> None:
+        """Drop a client that cannot keep up, without ever waiting for it.
+
+        The error is queued in the transport (not awaited); if the peer does not read it within a
+        second the connection is aborted, which also unblocks any send still waiting on it.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.writer.write(p.encode_frame(p.Error(message=message)))
+            self.writer.close()
+        transport = self.writer.transport
+        asyncio.get_running_loop().call_later(1.0, transport.abort)
+
 
 class Server:
     def __init__(self, sessions: SessionManager, sock_path: str, status: Callable[[ClientConn], p.StatusReply],
@@ -157,6 +172,9 @@ class Server:
         pipe = run.pipeline
         next_seq = pipe.follow_position()
         follower = pipe.live.add(self.follower_buffer)  # no await since the flush: no line is missed
+        follower.on_overflow = lambda: conn.cut_off(
+            f"follower too slow: disconnected from run {run.run_id} (the stored run is complete; read it "
+            "with logira view)")
         if not await conn.send(p.Following(run_id=run.run_id, next_seq=next_seq)):
             pipe.live.remove(follower)
             return
@@ -171,10 +189,7 @@ class Server:
             done, _ = await asyncio.wait({eof, pump}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done and not pump.cancelled():
                 why = "disconnected" if pump.exception() else pump.result()
-                if why == "overflow":
-                    await conn.send(p.Error(message=f"follower too slow: disconnected from run {run.run_id} "
-                                                    "(the stored run is complete; read it with logira view)"))
-                elif why == "ended":
+                if why == "ended":
                     await conn.send(p.RunEnded(run_id=run.run_id))
         finally:
             pipe.live.remove(follower)

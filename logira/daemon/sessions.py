@@ -29,6 +29,7 @@ from logira.model.kernel import AnyKernelEvent
 from logira.model.record import Record
 from logira.pipeline.proctree import ProcessTree
 from logira.pipeline.session import RunPipeline
+from logira.storage.runids import sanitize_tool
 
 log = get_logger()
 
@@ -109,6 +110,7 @@ class SessionManager:
         self._counter = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._default_rules: Any = None
+        self._starting: dict[int, int] = {}  # uid -> start_runs in progress (counted by the limits)
 
     # -- routing ------------------------------------------------------------------------
 
@@ -160,9 +162,9 @@ class SessionManager:
             raise StartError("cannot start a run from inside a recorded run")
 
     def _check_limits(self, uid: int) -> None:
-        if len(self.runs) >= self.cfg.max_runs_total:
+        if len(self.runs) + sum(self._starting.values()) >= self.cfg.max_runs_total:
             raise StartError(f"too many concurrent runs (limit={self.cfg.max_runs_total})")
-        mine = sum(1 for r in self.runs.values() if r.uid == uid)
+        mine = sum(1 for r in self.runs.values() if r.uid == uid) + self._starting.get(uid, 0)
         if mine >= self.cfg.max_runs_per_uid:
             raise StartError(f"too many concurrent runs for uid {uid} (limit={self.cfg.max_runs_per_uid})")
 
@@ -232,7 +234,21 @@ class SessionManager:
         cwd = msg.cwd if os.path.isabs(msg.cwd) else "/"
         now = time.time_ns()
         tree = ProcessTree()
-        # Reserve the slot before any await so limits stay exact under concurrency.
+        try:
+            detector = self._detector(rules, passwd_home or home, cwd, tree)
+        except Exception as exc:  # a broken engine must refuse the run, not record it blind
+            raise StartError(f"detection engine: {type(exc).__name__}: {exc}") from None
+        # Reserve the slot before the first await so limits stay exact under concurrency.
+        self._starting[uid] = self._starting.get(uid, 0) + 1
+        try:
+            return await self._start(peer, msg, uid, gid, user, home, cwd, now, tree, rules, detector)
+        finally:
+            self._starting[uid] -= 1
+            if not self._starting[uid]:
+                del self._starting[uid]
+
+    async def _start(self, peer: Peer, msg: p.StartRun, uid: int, gid: int, user: str, home: str, cwd: str,
+                     now: int, tree: ProcessTree, rules: Any, detector: Any) -> p.RunStarted:
         self._counter += 1
         key = f"r{os.getpid()}-{self._counter}-{uid}"
         try:
@@ -246,7 +262,6 @@ class SessionManager:
             await files.open_sqlite(meta)
             cg_path = cgroup2.create(self.cg_parent, key)
             cg_id = cgroup2.cgroup_id(cg_path)
-            detector = self._detector(rules, passwd_home or home, cwd, tree)
             pipeline = RunPipeline(run_id=run_id, jsonl=files.jsonl, sqlite=files.sqlite, detector=detector, tree=tree,
                                    domains={"exec": msg.exec, "file": msg.file, "net": msg.net},
                                    jsonl_read_fd=files.jsonl_read_fd, flush_interval=self.cfg.flush_interval,
@@ -282,7 +297,7 @@ class SessionManager:
     def _initial_meta(self, msg: p.StartRun, run_id: str, uid: int, gid: int, user: str, cwd: str, now: int,
                       rules: Any) -> dict[str, Any]:
         return {
-            "version": 4, "run_id": run_id, "tool": run_id.split("-", 2)[-1] if run_id.count("-") >= 2 else msg.tool,
+            "version": 4, "run_id": run_id, "tool": sanitize_tool(msg.tool),
             "command": " ".join(msg.argv), "command_argv": list(msg.argv), "cwd": cwd, "uid": uid, "gid": gid,
             "user": user, "host": os.uname().nodename, "start_ts": now, "end_ts": None, "status": "running",
             "complete": False, "exit_code": None, "exit_signal": None,
@@ -398,6 +413,10 @@ class SessionManager:
             reasons.append(f"{reader} kernel records could not be decoded")
         if queue:
             reasons.append(f"{queue} events failed in the pipeline")
+        if pipe.sqlite_missing:
+            reasons.append(f"index.sqlite lacks {pipe.sqlite_missing} records (events.jsonl has them): {pipe.last_error}")
+        if pipe.detect_errors:
+            reasons.append(f"rule evaluation failed on {pipe.detect_errors} records (they are stored)")
         if run.interrupted:
             reasons.append("logirad was stopped during the run")
         info = run.tree.get(run.root_pid)
@@ -407,7 +426,7 @@ class SessionManager:
             exit_code, exit_signal = (run.client_exit[0] if not run.client_exit[1] else None), run.client_exit[1]
         else:
             exit_code, exit_signal = None, 0
-        complete = total == 0 and not run.interrupted
+        complete = total == 0 and not run.interrupted and not pipe.detect_errors
         meta.update(
             end_ts=time.time_ns(), exit_code=exit_code, exit_signal=exit_signal, counts=dict(pipe.counts),
             detections=dict(pipe.detections), suspicious_count=sum(pipe.detections.values()),
@@ -428,7 +447,7 @@ class SessionManager:
         run.done.set()
         log.info("run_finished", run_id=run.run_id, uid=run.uid, status=meta["status"], events=pipe.event_count,
                  detections=meta["suspicious_count"], dropped=total, stragglers=stragglers,
-                 exit_code=exit_code, exit_signal=exit_signal)
+                 exit_code=exit_code, exit_signal=exit_signal, filtered=pipe.filtered)
         if total:
             log.warning("run_drops", run_id=run.run_id, kernel=kernel_total, reader=reader, queue=queue)
         if run.owner is not None:

@@ -69,5 +69,5 @@ class DaemonState:
             probes_attached=bool(getattr(self.probes, "attached", False)), probes=probes,
             ring_bytes=self.cfg.ring_bytes, drops=self.drops(), runs=self.sessions.visible_runs(peer_uid),
             runs_total=len(self.sessions.runs), ready=not reasons, reasons=reasons,
-            uptime_s=round(time.monotonic() - self.started, 3),
+            uptime_s=round(time.monotonic() - self.started, 3), reader_pauses=self.sessions.pauses,
         )

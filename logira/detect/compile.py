@@ -14,9 +14,10 @@ from logira.detect.globs import compile_globs, is_glob
 from logira.detect.netmatch import AddrMatcher, parse_ports
 from logira.detect.shell import SHELLS, parse_script, shell_script
 from logira.detect.template import Template
-from logira.detect.validate import when_type
+from logira.detect.validate import step_alternatives, when_type
 from logira.pipeline.proctree import ProcessTree, ProcInfo
 
+MAX_MATCH_TEXT = 16384  # regexes see at most this much of a command line / script (bounded work)
 _OUTBOUND = frozenset({"connect", "send"})
 _INBOUND = frozenset({"bind", "listen", "accept"})
 
@@ -38,7 +39,9 @@ class ProgramMatcher:
         self.literal_names = frozenset(lits) if len(lits) == len(patterns) else None
 
     def __call__(self, filename: str, argv0: str) -> bool:
-        if self.base is not None and (self.base.match(_base(filename)) or (argv0 and self.base.match(_base(argv0)))):
+        if self.base is not None and (
+            self.base.match(_base(filename)) or (argv0 and self.base.match(_base(argv0)))
+        ):
             return True
         return self.full is not None and self.full.match(filename) is not None
 
@@ -114,7 +117,7 @@ class ExecCtx:
     @property
     def cmdline(self) -> str:
         if self._cmdline is None:
-            self._cmdline = " ".join(self.argv)
+            self._cmdline = " ".join(self.argv)[:MAX_MATCH_TEXT]
         return self._cmdline
 
     def parsed(self, value_opts: frozenset[str], posix: bool) -> ParsedArgs:
@@ -131,7 +134,7 @@ class ExecCtx:
             if self.argv and (_base(self.filename) in SHELLS or _base(self.argv[0]) in SHELLS):
                 argv = self.argv[1:] if _base(self.argv[0]) == "busybox" else self.argv
                 s = shell_script(argv)
-            self._script = s
+            self._script = s[:MAX_MATCH_TEXT] if s else s
         return self._script  # type: ignore[return-value]
 
     @property
@@ -150,7 +153,7 @@ class ExecCtx:
 
 
 class CExec:
-    __slots__ = ("args", "cmdline", "flags", "paths", "program", "shell", "spec", "subcommand")
+    __slots__ = ("args", "cmdline", "flags", "paths", "program", "script", "shell", "spec", "subcommand")
 
     def __init__(self, c: S.ExecCond, home: str, ws: str) -> None:
         self.program = ProgramMatcher(c.program, home, ws) if c.program else None
@@ -159,6 +162,7 @@ class CExec:
             compile_globs([g] if isinstance(g, str) else list(g), home=home, workspace=ws) for g in c.args
         ]
         self.paths = compile_globs(c.paths, home=home, workspace=ws)
+        self.script = compile_globs(c.script, home=home, workspace=ws)
         self.subcommand = [tuple(s.split()) for s in c.subcommand]
         self.spec = (frozenset(c.value_opts), c.posix)
         self.cmdline = re.compile(c.cmdline) if c.cmdline else None
@@ -175,7 +179,7 @@ class CExec:
         argv = ctx.argv
         if self.program is not None and not self.program(ctx.filename, argv[0] if argv else ""):
             return False
-        if self.flags or self.subcommand or self.paths is not None:
+        if self.flags or self.subcommand or self.paths is not None or self.script is not None:
             p = ctx.parsed(*self.spec)
             for alts in self.flags:
                 if not p.has(alts):
@@ -184,6 +188,10 @@ class CExec:
                 pos = p.positionals
                 if not any(tuple(pos[: len(s)]) == s for s in self.subcommand):
                     return False
+            if self.script is not None and not (
+                p.positionals and self.script.match(ctx.resolve(p.positionals[0]))
+            ):
+                return False
             if self.paths is not None:
                 m = self.paths.match
                 if not any(m(ctx.resolve(t)) for t in p.positionals):
@@ -238,7 +246,18 @@ def file_names(op: str, path: str, path2: str) -> tuple[str, ...]:
 
 
 class CFile:
-    __slots__ = ("all_names", "exec_bit", "failed", "ops", "path", "path2", "setuid", "src", "workspace", "ws")
+    __slots__ = (
+        "all_names",
+        "exec_bit",
+        "failed",
+        "ops",
+        "path",
+        "path2",
+        "setuid",
+        "src",
+        "workspace",
+        "ws",
+    )
 
     def __init__(self, c: S.FileCond, home: str, ws: str, *, all_names: bool = False) -> None:
         # in `except`, `path` must match every name the op touches: renaming x.sample to x
@@ -355,7 +374,7 @@ class CLineage:
 class CWhen:
     """A compiled `when`/step/except: a type condition plus lineage conditions."""
 
-    __slots__ = ("ancestor", "cond", "parent", "process", "src", "type")
+    __slots__ = ("ancestor", "cond", "has_lineage", "parent", "process", "src", "type")
 
     def __init__(self, w: S.When, home: str, ws: str, *, is_except: bool = False) -> None:
         self.src = w
@@ -372,12 +391,15 @@ class CWhen:
         self.process = CLineage(w.process, home, ws) if w.process else None
         self.parent = CLineage(w.parent, home, ws) if w.parent else None
         self.ancestor = CLineage(w.ancestor, home, ws) if w.ancestor else None
+        self.has_lineage = not (self.process is None and self.parent is None and self.ancestor is None)
 
     def match(self, ctx: object, pid: int, tree: ProcessTree) -> bool:
         if self.cond is not None and not self.cond.match(ctx):  # type: ignore[arg-type]
             return False
-        if self.process is None and self.parent is None and self.ancestor is None:
-            return True
+        return not self.has_lineage or self.lineage_ok(pid, tree)
+
+    def lineage_ok(self, pid: int, tree: ProcessTree) -> bool:
+        """The process/parent/ancestor conditions hold for pid."""
         chain = tree.ancestors(pid)
         if self.process is not None and not (chain and self.process.match(chain[0])):
             return False
@@ -389,18 +411,23 @@ class CWhen:
 class CRule:
     """A rule bound to a run: compiled conditions plus what a detection carries."""
 
-    __slots__ = ("excepts", "id", "rule", "sequence", "severity", "source", "template", "whens")
+    __slots__ = ("excepts", "id", "rule", "sequence", "severity", "source", "steps", "template", "whens")
 
     def __init__(self, rule: S.Rule, source: str, home: str, ws: str) -> None:
         self.rule = rule
         self.id = rule.id
         self.severity = rule.severity
         self.source = source
+        # whens: (condition, step index); plain rules use step -1 for every alternative
+        self.steps: list[tuple[CWhen, int]] = []
         if rule.sequence is not None:
-            self.whens = [CWhen(s, home, ws) for s in rule.sequence.steps]
+            for i, step in enumerate(rule.sequence.steps):
+                self.steps += [(CWhen(w, home, ws), i) for w in step_alternatives(step)]
+            self.whens = [w for w, _ in self.steps]
         else:
             ws_list = rule.when if isinstance(rule.when, list) else [rule.when] if rule.when else []
             self.whens = [CWhen(w, home, ws) for w in ws_list]
+            self.steps = [(w, -1) for w in self.whens]
         self.sequence = rule.sequence
         self.excepts = [CWhen(w, home, ws, is_except=True) for w in rule.except_]
         self.template = Template(rule.message, _all_fields())

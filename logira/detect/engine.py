@@ -20,6 +20,8 @@ from logira.pipeline.proctree import ProcessTree
 
 Entry = tuple[CWhen, CRule, int]  # (condition, rule, step index or -1 for a plain rule)
 _EMPTY: list[Entry] = []
+_DEDUP_MAX = 4096  # distinct dedup keys remembered per rule
+_CACHE_MAX = 1024  # entries per match cache; cleared when full (bounded memory, argv <= 4 KiB each)
 _MULTI_NAME_OPS = frozenset({"rename", "link", "symlink"})
 
 
@@ -43,6 +45,8 @@ class Detector:
         self.rules = [CRule(lr.rule, lr.source, self.home, self.workspace) for lr in ruleset.rules]
         self.sequences: dict[str, SequenceState] = {}
         self.evaluated = 0
+        self.deduplicated = 0  # detections not repeated because of a rule's `dedup`
+        self._dedup: dict[str, set[tuple[object, ...]]] = {}
         self.detections = 0
         self._exec_by_name: dict[str, list[Entry]] = {}
         self._exec_other: list[Entry] = []
@@ -50,6 +54,8 @@ class Detector:
         self._net: dict[str, list[Entry]] = {}
         self._net_dns: list[Entry] = []  # conditions on the DNS name: only for records that have one
         self._exec_cache: dict[tuple[str, str], list[Entry]] = {}
+        self._exec_match: dict[tuple[str, tuple[str, ...], str], list[Entry]] = {}
+        self._net_match: dict[tuple[object, ...], list[Entry]] = {}
         self._proc: dict[str, list[Entry]] = {}
         self._build()
 
@@ -58,11 +64,12 @@ class Detector:
         from logira.detect.schema import FILE_OPS, NET_OPS, PROC_OPS
 
         file_pats: dict[str, list[str]] = {op: [] for op in FILE_OPS}
+        rank = {r.id: i for i, r in enumerate(self.rules)}
         for rule in self.rules:
             if rule.sequence is not None:
                 self.sequences[rule.id] = SequenceState(rule, self.tree)
-            for idx, w in enumerate(rule.whens):
-                entry: Entry = (w, rule, idx if rule.sequence is not None else -1)
+            for w, idx in rule.steps:
+                entry: Entry = (w, rule, idx)
                 src = w.src
                 if src.exec is not None:
                     prog = w.cond.program if w.cond is not None else None  # type: ignore[union-attr]
@@ -81,7 +88,9 @@ class Detector:
                         pats = [*fc.path, *fc.path2, *fc.src]
                         if pats:
                             table.entries.append(entry)
-                            file_pats[op] += [glob_to_regex(p, home=self.home, workspace=self.workspace) for p in pats]
+                            file_pats[op] += [
+                                glob_to_regex(p, home=self.home, workspace=self.workspace) for p in pats
+                            ]
                         else:
                             table.always.append(entry)
                 elif src.net is not None:
@@ -96,8 +105,7 @@ class Detector:
                     for op in src.proc.op or PROC_OPS:
                         self._proc.setdefault(op, []).append(entry)
         for op, table in self._file.items():
-            order = {id(e): i for i, e in enumerate(sorted(table.entries + table.always, key=lambda e: self.rules.index(e[1])))}
-            table.both = sorted(table.entries + table.always, key=lambda e: order[id(e)])
+            table.both = sorted(table.entries + table.always, key=lambda e: rank[e[1].id])
             if file_pats[op]:
                 table.prefilter = re.compile("(?:" + "|".join(sorted(set(file_pats[op]))) + r")\Z", re.DOTALL)
 
@@ -129,7 +137,8 @@ class Detector:
         t = rec.type
         ctx: object
         if t == "file":
-            assert isinstance(data, FileData)
+            if not isinstance(data, FileData):
+                return []
             table = self._file.get(data.op)
             if table is None:
                 return []
@@ -145,43 +154,61 @@ class Detector:
             if not entries:
                 return []
             ctx = FileCtx(data, names)
+            entries = [e for e in entries if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
         elif t == "exec":
-            assert isinstance(data, ExecData)
-            if data.errno:
+            if not isinstance(data, ExecData) or data.errno:
                 return []  # failed attempts (e.g. PATH search) are recorded, not judged
             fn = data.filename
             argv = data.argv or [fn]
-            entries = self._exec_candidates(fn, argv[0])
-            if not entries:
-                return []
+            # identical command lines repeat a lot in agent sessions: cache which conditions match
+            key = (fn, tuple(argv), data.cwd)
+            hit_entries = self._exec_match.get(key)
             ctx = ExecCtx(fn, argv, data.cwd, self.home)
+            if hit_entries is None:
+                hit_entries = [e for e in self._exec_candidates(fn, argv[0]) if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
+                if len(self._exec_match) >= _CACHE_MAX:
+                    self._exec_match.clear()
+                self._exec_match[key] = hit_entries
+            entries = hit_entries
         elif t == "net":
-            assert isinstance(data, NetData)
-            entries = self._net.get(data.op, _EMPTY)
-            if data.dns_qname:
-                entries = entries + self._net_dns
-            if not entries:
+            if not isinstance(data, NetData):
                 return []
+            nkey = (data.op, data.proto, data.family, data.dst_ip, data.dst_port, data.src_ip, data.src_port,
+                    data.dns_qname, data.errno, data.ret)  # fmt: skip
+            hit_entries = self._net_match.get(nkey)
+            if hit_entries is None:
+                cands = self._net.get(data.op, _EMPTY)
+                if data.dns_qname:
+                    cands = cands + self._net_dns
+                hit_entries = [e for e in cands if e[0].cond.match(data)]  # type: ignore[union-attr]
+                if len(self._net_match) >= _CACHE_MAX:
+                    self._net_match.clear()
+                self._net_match[nkey] = hit_entries
+            entries = hit_entries
             ctx = data
         elif t == "proc":
-            assert isinstance(data, ProcData)
-            entries = self._proc.get(data.op, _EMPTY)
-            if not entries:
+            if not isinstance(data, ProcData):
                 return []
+            entries = self._proc.get(data.op, _EMPTY)
             ctx = data
         else:
+            return []
+        if not entries:
             return []
         out: list[DetectionData] = []
         done: set[str] = set()
         seq_hits: dict[str, list[int]] = {}
         tree = self.tree
-        for w, rule, step in entries:
-            if rule.id in done or not w.match(ctx, rec.pid, tree):
+        pid = rec.pid
+        for w, rule, step in entries:  # the type condition already matched
+            if rule.id in done or (w.has_lineage and not w.lineage_ok(pid, tree)):
                 continue
-            if rule.excepts and any(e.match(ctx, rec.pid, tree) for e in rule.excepts if e.type in (None, t)):
+            if rule.excepts and any(e.match(ctx, pid, tree) for e in rule.excepts if e.type in (None, t)):
                 continue
             if step < 0:
                 done.add(rule.id)
+                if rule.rule.dedup and self._seen_before(rule, rec):
+                    continue
                 out.append(self._detection(rule, rec, [rec.seq]))
             else:
                 seq_hits.setdefault(rule.id, []).append(step)
@@ -192,6 +219,19 @@ class Detector:
         self.detections += len(out)
         return out
 
+    def _seen_before(self, rule: CRule, rec: Record) -> bool:
+        """True when this rule already reported the same dedup values in this run."""
+        values = self.fields(rec)
+        key = tuple(values.get(f, "") for f in rule.rule.dedup)
+        seen = self._dedup.setdefault(rule.id, set())
+        if key in seen:
+            self.deduplicated += 1
+            return True
+        if len(seen) >= _DEDUP_MAX:
+            seen.clear()  # bounded: a value seen long ago may be reported again, never lost
+        seen.add(key)
+        return False
+
     def sequence_drops(self) -> int:
         """Partial sequence chains dropped because a rule's state was full."""
         return sum(s.dropped for s in self.sequences.values())
@@ -201,7 +241,9 @@ class Detector:
         return DetectionData(
             rule_id=r.id,
             severity=r.severity,
-            message=rule.template.render(self.fields(rec)) if rule.template.fields else rule.template.render({}),
+            message=rule.template.render(self.fields(rec))
+            if rule.template.fields
+            else rule.template.render({}),
             related_event_seq=rec.seq,
             title=r.title,
             category=r.category,
@@ -221,7 +263,9 @@ class Detector:
             v.update(filename=d.filename, program=d.filename.rpartition("/")[2], argv=" ".join(d.argv),
                      cmdline=" ".join(d.argv), cwd=d.cwd, exe=d.filename)  # fmt: skip
         elif isinstance(d, FileData):
-            v.update(op=d.op, path=d.path, path2=d.path2, mode=oct(d.mode) if d.mode >= 0 else "", errno=d.errno)
+            v.update(
+                op=d.op, path=d.path, path2=d.path2, mode=oct(d.mode) if d.mode >= 0 else "", errno=d.errno
+            )
         elif isinstance(d, NetData):
             dst = f"[{d.dst_ip}]:{d.dst_port}" if ":" in d.dst_ip else f"{d.dst_ip}:{d.dst_port}"
             v.update(op=d.op, proto=d.proto, family=d.family, dst_ip=d.dst_ip, dst_port=d.dst_port,
@@ -230,4 +274,3 @@ class Detector:
         elif isinstance(d, ProcData):
             v.update(op=d.op, syscall_nr=d.syscall_nr)
         return v
-

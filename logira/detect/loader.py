@@ -100,7 +100,9 @@ def _msgspec_problem(exc: msgspec.ValidationError) -> tuple[tuple[str | int, ...
     unknown = re.match(r"Object contains unknown field `(.*)`", text)
     if unknown:
         path.append(unknown.group(1))
-        return tuple(path), f"unknown key {unknown.group(1)!r}" + (f" in {'.'.join(map(str, path[:-1]))}" if len(path) > 1 else "")
+        return tuple(path), f"unknown key {unknown.group(1)!r}" + (
+            f" in {'.'.join(map(str, path[:-1]))}" if len(path) > 1 else ""
+        )
     missing = re.match(r"Object missing required field `(.*)`", text)
     if missing:
         return tuple(path), "missing required key " + repr(".".join([*map(str, path), missing.group(1)]))
@@ -131,9 +133,13 @@ def _parse_source(name: str, text: str) -> tuple[list[tuple[Rule, int]], list[tu
         raise RuleError(f"{name}:{_line(root)}: a rule file is a mapping with keys {', '.join(_TOP_KEYS)}")
     for key in data:
         if key not in _TOP_KEYS:
-            raise RuleError(f"{name}:{_locate(root, (str(key),))}: unknown top-level key {key!r} (allowed: {', '.join(_TOP_KEYS)})")
+            raise RuleError(
+                f"{name}:{_locate(root, (str(key),))}: unknown top-level key {key!r} (allowed: {', '.join(_TOP_KEYS)})"
+            )
     if data.get("version", 1) != 1:
-        raise RuleError(f"{name}:{_locate(root, ('version',))}: unsupported version {data.get('version')!r} (this logira reads version 1)")
+        raise RuleError(
+            f"{name}:{_locate(root, ('version',))}: unsupported version {data.get('version')!r} (this logira reads version 1)"
+        )
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
         raise RuleError(f"{name}:{_locate(root, ('rules',))}: rules must be a list")
@@ -147,7 +153,9 @@ def _parse_source(name: str, text: str) -> tuple[list[tuple[Rule, int]], list[tu
             raise RuleError(f"{name}:{line}: rule {rid}: a rule is a mapping")
         dup = _dup_keys(node)
         if dup:
-            raise RuleError(f"{name}:{_line(dup[0])}: rule {rid}: key {dup[1]!r} appears twice in one mapping")
+            raise RuleError(
+                f"{name}:{_line(dup[0])}: rule {rid}: key {dup[1]!r} appears twice in one mapping"
+            )
         try:
             rule = msgspec.convert(raw, Rule)
         except msgspec.ValidationError as exc:
@@ -193,7 +201,9 @@ def load_sources(sources: list[tuple[str, str]]) -> RuleSet:
         seen_here: dict[str, int] = {}
         for rule, line in rules:
             if rule.id in seen_here:
-                raise RuleError(f"{name}:{line}: rule {rule.id}: duplicate id (first defined at line {seen_here[rule.id]})")
+                raise RuleError(
+                    f"{name}:{line}: rule {rule.id}: duplicate id (first defined at line {seen_here[rule.id]})"
+                )
             seen_here[rule.id] = line
             prev = merged.get(rule.id)
             if prev is not None and not rule.override:
@@ -202,7 +212,9 @@ def load_sources(sources: list[tuple[str, str]]) -> RuleSet:
                     "set override: true to replace it)"
                 )
             if prev is None and rule.override:
-                raise RuleError(f"{name}:{line}: rule {rule.id}: override: true but no earlier rule has this id")
+                raise RuleError(
+                    f"{name}:{line}: rule {rule.id}: override: true but no earlier rule has this id"
+                )
             merged[rule.id] = LoadedRule(rule=rule, source=name, line=line)
             disabled.discard(rule.id)
         for rid, line in dis:

@@ -106,7 +106,7 @@ def parse_ports(specs: list[int | str]) -> tuple[frozenset[int], list[tuple[int,
         try:
             lo, hi = int(lo_s), int(hi_s if sep else lo_s)
         except ValueError:
-            return f"bad port or range {s!r} (use 4444 or \"6660-6669\")"
+            return f'bad port or range {s!r} (use 4444 or "6660-6669")'
         if not (0 <= lo <= hi <= 65535):
             return f"bad port range {s!r}"
         if lo == hi:

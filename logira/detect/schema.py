@@ -33,6 +33,7 @@ class ExecCond(_Strict):
     args: list[FlagGroup] = []  # every group present among argv[1:]; tokens or globs
     paths: list[str] = []  # globs; some operand, resolved against cwd ("~" expanded), matches
     subcommand: list[str] = []  # first operand(s): "push", "system prune"
+    script: list[str] = []  # globs on the first operand resolved against cwd (`sh /tmp/x`, `python3 x.py`)
     value_opts: list[str] = []  # options that consume the next token ("-p", "--output")
     posix: bool = False  # options end at the first operand (ssh: `ssh host ls -R` is not -R)
     cmdline: str = ""  # regex searched in argv joined by spaces
@@ -94,7 +95,7 @@ class When(_Strict):
 
 
 class Sequence(_Strict):
-    steps: list[When]
+    steps: list[When | list[When]]  # a step may list alternatives
     within: float = 60.0  # seconds from the first step to the last
     scope: str = "siblings"  # process | tree | siblings | run
     same: str = ""  # "path": the file path / exec filename must be equal in every step
@@ -112,5 +113,6 @@ class Rule(_Strict):
     when: When | list[When] | None = None
     sequence: Sequence | None = None
     except_: list[When] = msgspec.field(default_factory=list, name="except")
+    dedup: list[str] = []  # report once per distinct value tuple of these message fields
     enabled: bool = True
     override: bool = False

@@ -5,13 +5,15 @@ matches the next step, lies in the chain's scope and falls within `within` secon
 first step. Scopes: `process` (same pid), `tree` (the first step's process or a
 descendant), `siblings` (the first step's parent's subtree: `cat key | curl …` are
 siblings), `run` (anywhere in the run). With `same: path` every step must name the same
-file (file path, rename target, exec filename). At most `max_pending` chains per rule are
-kept; when full the oldest is dropped and counted in `dropped`.
+file (file path, rename target; for an exec its binary or its first operand, because a
+script run through its #! line is recorded as `/bin/sh /tmp/x`). Chains are bucketed by
+that name so an event only looks at the chains it can advance. At most `max_pending`
+chains per rule are kept; when full the oldest bucket is dropped and counted in `dropped`.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import posixpath
 from typing import TYPE_CHECKING
 
 from logira.model.record import ExecData, FileData, Record
@@ -22,23 +24,25 @@ if TYPE_CHECKING:
 
 
 class _Chain:
-    __slots__ = ("key", "next", "root", "seqs", "start")
+    __slots__ = ("next", "root", "seqs", "start")
 
-    def __init__(self, start: int, root: int, key: str, seq: int) -> None:
+    def __init__(self, start: int, root: int, seq: int) -> None:
         self.start = start
         self.root = root
-        self.key = key
         self.next = 1
         self.seqs = [seq]
 
 
-def _key(rec: Record) -> str:
+def _keys(rec: Record) -> tuple[str, ...]:
+    """Names an event can be joined on with `same: path`."""
     d = rec.data_json
     if isinstance(d, FileData):
-        return d.path2 if d.op in ("rename", "link", "symlink") and d.path2 else d.path
+        return (d.path2 if d.op in ("rename", "link", "symlink") and d.path2 else d.path,)
     if isinstance(d, ExecData):
-        return d.filename
-    return ""
+        if len(d.argv) > 1 and not d.argv[1].startswith("-"):
+            return (d.filename, posixpath.normpath(posixpath.join(d.cwd or "/", d.argv[1])))
+        return (d.filename,)
+    return ("",)
 
 
 class SequenceState:
@@ -52,7 +56,8 @@ class SequenceState:
         self.same = seq.same == "path"
         self.nsteps = len(seq.steps)
         self.max_pending = seq.max_pending
-        self.chains: deque[_Chain] = deque()
+        self.buckets: dict[str, list[_Chain]] = {}  # insertion-ordered: first = oldest
+        self.pending = 0
         self.dropped = 0
 
     def _root(self, rec: Record) -> int:
@@ -71,32 +76,48 @@ class SequenceState:
     def feed(self, rec: Record, steps: list[int]) -> list[list[int]]:
         """Advance chains with this event (matching `steps`); seqs of completed chains."""
         done: list[list[int]] = []
-        key = _key(rec) if self.same else ""
+        keys = _keys(rec) if self.same else ("",)
         ts = rec.ts
-        if self.chains:
-            keep: deque[_Chain] = deque()
-            advanced = False
-            for ch in self.chains:
+        advanced = False
+        for key in keys:
+            bucket = self.buckets.get(key)
+            if not bucket:
+                continue
+            keep: list[_Chain] = []
+            for ch in bucket:
                 if ts - ch.start > self.window_ns:
                     continue  # expired
-                if not advanced and ch.next in steps and (not self.same or ch.key == key) and self._in_scope(ch, rec.pid):
+                if not advanced and ch.next in steps and self._in_scope(ch, rec.pid):
                     ch.seqs.append(rec.seq)
                     ch.next += 1
-                    advanced = True
+                    advanced = True  # one event advances at most one chain
                     if ch.next == self.nsteps:
                         done.append(ch.seqs)
                         continue
                 keep.append(ch)
-            self.chains = keep
-        if 0 in steps:
-            root = self._root(rec)
-            for ch in self.chains:
-                if ch.next == 1 and ch.root == root and ch.key == key:
-                    ch.start, ch.seqs = ts, [rec.seq]  # refresh instead of piling up duplicates
-                    break
+            self.pending -= len(bucket) - len(keep)
+            if keep:
+                self.buckets[key] = keep
             else:
-                if len(self.chains) >= self.max_pending:
-                    self.chains.popleft()
-                    self.dropped += 1
-                self.chains.append(_Chain(ts, root, key, rec.seq))
+                del self.buckets[key]
+        if 0 in steps:
+            self._start(rec, keys[0])
         return done
+
+    def _start(self, rec: Record, key: str) -> None:
+        root = self._root(rec)
+        bucket = self.buckets.setdefault(key, [])
+        for ch in bucket:
+            if ch.next == 1 and ch.root == root:
+                ch.start, ch.seqs = rec.ts, [rec.seq]  # refresh instead of piling up duplicates
+                return
+        bucket.append(_Chain(rec.ts, root, rec.seq))
+        self.pending += 1
+        while self.pending > self.max_pending:
+            oldest_key = next(iter(self.buckets))
+            oldest = self.buckets[oldest_key]
+            oldest.pop(0)
+            self.pending -= 1
+            self.dropped += 1
+            if not oldest:
+                del self.buckets[oldest_key]

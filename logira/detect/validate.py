@@ -7,6 +7,8 @@ number of the YAML file.
 from __future__ import annotations
 
 import re
+import re._constants as _sre  # the parsed-regex opcodes (stdlib, Python 3.11+)
+import re._parser as _parser
 
 from logira.detect import schema as S
 from logira.detect.globs import check_glob
@@ -25,13 +27,45 @@ class Invalid(Exception):
         self.message = message
 
 
+_REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT)}
+
+
+def _nested_repeat(items: object, inside: bool) -> bool:
+    """True when an unbounded repetition contains another repetition (exponential backtracking)."""
+    for op, av in items:  # type: ignore[attr-defined]
+        if op in _REPEATS:
+            _lo, hi, body = av
+            unbounded = hi == _sre.MAXREPEAT or hi > 100
+            if inside and (unbounded or hi > 1):
+                return True
+            if _nested_repeat(body, inside or unbounded):
+                return True
+        elif op == _sre.SUBPATTERN:
+            if _nested_repeat(av[-1], inside):
+                return True
+        elif op == _sre.BRANCH:
+            if any(_nested_repeat(b, inside) for b in av[1]):
+                return True
+        elif op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):
+            return True  # backreferences are not linear either
+    return False
+
+
 def _regex(path: Path, src: str) -> None:
+    """Compile-check a regex and refuse shapes that can backtrack exponentially: rules run in
+    the root daemon on attacker-controlled strings, and Python's re has no timeout."""
     if not src:
         return
     try:
         re.compile(src)
+        parsed = _parser.parse(src)
     except re.error as exc:
         raise Invalid(path, f"bad regex {src!r}: {exc}") from None
+    if _nested_repeat(parsed, False):
+        raise Invalid(
+            path,
+            f"regex {src!r} nests repetitions or uses backreferences (can take exponential time); rewrite it",
+        )
 
 
 def _globs(path: Path, globs: list[str]) -> None:
@@ -39,6 +73,8 @@ def _globs(path: Path, globs: list[str]) -> None:
         why = check_glob(g)
         if why:
             raise Invalid((*path, i), why)
+        if g.count("*") > 8:
+            raise Invalid((*path, i), f"glob {g!r} has more than 8 wildcards (slow to match); simplify it")
 
 
 def _choices(path: Path, values: list[str], allowed: tuple[str, ...], what: str) -> None:
@@ -64,6 +100,7 @@ def _exec(path: Path, c: S.ExecCond) -> None:
     _flag_groups((*path, "flags"), c.flags, flags=True)
     _flag_groups((*path, "args"), c.args, flags=False)
     _globs((*path, "paths"), c.paths)
+    _globs((*path, "script"), c.script)
     for i, v in enumerate(c.value_opts):
         if not v.startswith("-") or v in ("-", "--"):
             raise Invalid((*path, "value_opts", i), f"option {v!r} must start with - or --")
@@ -136,10 +173,15 @@ def _when(path: Path, w: S.When, *, need_type: bool) -> str | None:
     return types[0] if types else None
 
 
+def step_alternatives(step: S.When | list[S.When]) -> list[S.When]:
+    """The alternatives of a sequence step (a single condition is a list of one)."""
+    return step if isinstance(step, list) else [step]
+
+
 def rule_types(rule: S.Rule) -> list[str]:
     """Event types a rule listens to (sequence: the types of its steps)."""
     if rule.sequence is not None:
-        return sorted({when_type(s) or "" for s in rule.sequence.steps} - {""})
+        return sorted({when_type(w) or "" for s in rule.sequence.steps for w in step_alternatives(s)} - {""})
     whens = rule.when if isinstance(rule.when, list) else [rule.when] if rule.when else []
     return sorted({when_type(w) or "" for w in whens} - {""})
 
@@ -152,7 +194,9 @@ def validate_rule(rule: S.Rule) -> None:
         if not getattr(rule, key).strip():
             raise Invalid((key,), f"{key} must not be empty")
     if rule.severity not in S.SEVERITY_ORDER:
-        raise Invalid(("severity",), f"severity {rule.severity!r} must be one of {', '.join(S.SEVERITY_ORDER)}")
+        raise Invalid(
+            ("severity",), f"severity {rule.severity!r} must be one of {', '.join(S.SEVERITY_ORDER)}"
+        )
     for i, t in enumerate(rule.tags):
         if not _TAG.fullmatch(t):
             raise Invalid(("tags", i), f"tag {t!r} is not a MITRE ATT&CK technique id (T1234 or T1234.001)")
@@ -172,13 +216,24 @@ def validate_rule(rule: S.Rule) -> None:
         assert seq is not None
         if len(seq.steps) < 2:
             raise Invalid(("sequence", "steps"), "a sequence needs at least 2 steps")
-        for i, w in enumerate(seq.steps):
-            types.add(_when(("sequence", "steps", i), w, need_type=True) or "")
+        for i, step in enumerate(seq.steps):
+            alts = step_alternatives(step)
+            if not alts:
+                raise Invalid(("sequence", "steps", i), "a step must not be an empty list")
+            for j, w in enumerate(alts):
+                wp: tuple[str | int, ...] = (
+                    ("sequence", "steps", i, j) if isinstance(step, list) else ("sequence", "steps", i)
+                )
+                types.add(_when(wp, w, need_type=True) or "")
         if seq.scope not in S.SCOPES:
-            raise Invalid(("sequence", "scope"), f"scope must be one of {', '.join(S.SCOPES)}, not {seq.scope!r}")
+            raise Invalid(
+                ("sequence", "scope"), f"scope must be one of {', '.join(S.SCOPES)}, not {seq.scope!r}"
+            )
         if seq.same not in ("", "path"):
             raise Invalid(("sequence", "same"), f"same must be path or empty, not {seq.same!r}")
-        if seq.same == "path" and any(w.exec is None and w.file is None for w in seq.steps):
+        if seq.same == "path" and any(
+            w.exec is None and w.file is None for s in seq.steps for w in step_alternatives(s)
+        ):
             raise Invalid(("sequence", "same"), "same: path needs exec or file steps only")
         if not 0 < seq.within <= 86400:
             raise Invalid(("sequence", "within"), "within must be between 0 and 86400 seconds")
@@ -187,12 +242,19 @@ def validate_rule(rule: S.Rule) -> None:
     for i, w in enumerate(rule.except_):
         t = _when(("except", i), w, need_type=False)
         if t is not None and rule.when is not None and t not in types:
-            raise Invalid(("except", i), f"except is about {t} events but the rule matches {', '.join(sorted(types))}")
+            raise Invalid(
+                ("except", i), f"except is about {t} events but the rule matches {', '.join(sorted(types))}"
+            )
     if rule.sequence is not None:
-        last = when_type(rule.sequence.steps[-1]) or "exec"
-        allowed: set[str] = set(FIELDS[last])
+        lasts = step_alternatives(rule.sequence.steps[-1])
+        allowed: set[str] = set.intersection(*(set(FIELDS[when_type(w) or "exec"]) for w in lasts))
     else:
         allowed = set.intersection(*(set(FIELDS[t]) for t in types))
+    for i, f in enumerate(rule.dedup):
+        if f not in allowed:
+            raise Invalid(("dedup", i), f"dedup field {f!r} is not a field of this event type (one of: {', '.join(sorted(allowed))})")
+    if rule.dedup and rule.sequence is not None:
+        raise Invalid(("dedup",), "dedup is for plain rules, not sequences")
     try:
         Template(rule.message, allowed)
     except TemplateError as exc:

@@ -59,7 +59,10 @@ class RunPipeline:
         self.counts: dict[str, int] = {}
         self.detections: dict[str, int] = {}
         self.filtered = 0
-        self.errors = 0  # records that failed in conversion/detection (counted, never silent)
+        self.errors = 0  # events that could not be converted: lost, counted as queue drops
+        self.detect_errors = 0  # records stored but not evaluated by the rules
+        self.sqlite_missing = 0  # records in events.jsonl that index.sqlite could not take
+        self.last_error = ""
         self.received = 0
         self._read_fd = jsonl_read_fd
         self._read_off = 0
@@ -69,6 +72,7 @@ class RunPipeline:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._last_flush = time.monotonic()
+        self._sql_pending: asyncio.Future[None] | None = None
 
     # -- producer side (synchronous, called from the ring reader callback) -------------
 
@@ -112,11 +116,18 @@ class RunPipeline:
                 batch = [self.queue.popleft() for _ in range(n)]
                 if self.on_drain is not None:
                     self.on_drain()
-                await self._process(batch)
+                try:
+                    await self._process(batch)
+                except Exception as exc:  # a bug must not stall the run: the batch is counted as lost
+                    self.errors += len(batch)
+                    self.last_error = f"{type(exc).__name__}: {exc}"
                 if self.live or time.monotonic() - self._last_flush >= self.flush_interval:
-                    self.flush()
+                    self._safe_flush()
             if time.monotonic() - self._last_flush >= self.flush_interval:
-                self.flush()
+                self._safe_flush()
+            await self._sql_wait()
+            if self.queue:
+                continue
             self._idle.set()
             if self._closing and not self.queue:
                 return
@@ -144,13 +155,34 @@ class RunPipeline:
                 try:
                     found = self.detector.process(rec)
                 except Exception:
-                    self.errors += 1
+                    self.detect_errors += 1
                     found = []
                 for det in found:
                     out.append(self._detection(rec, det))
         if out:
-            self.jsonl.write(out)
+            try:
+                self.jsonl.write(out)
+            except Exception as exc:  # e.g. ENOSPC on an auto-flush: these records are lost, and counted
+                self.errors += len(out)
+                self.last_error = f"events.jsonl: {exc}"
+                return
+            # SQLite runs in aiosqlite's thread: keep one batch in flight so the next batch's
+            # convert/detect/JSONL work overlaps with it (order is kept: one write at a time).
+            await self._sql_wait()
+            self._sql_pending = asyncio.ensure_future(self._sql_write(out))
+
+    async def _sql_write(self, out: list[Record]) -> None:
+        try:
             await self.sqlite.write(out)
+        except Exception as exc:  # the JSONL has them; the index is short, and says so
+            self.sqlite_missing += len(out)
+            self.last_error = f"index.sqlite: {exc}"
+
+    async def _sql_wait(self) -> None:
+        if self._sql_pending is not None:
+            await self._sql_pending
+            self._sql_pending = None
+
 
     def _detection(self, rec: Record, det: DetectionData) -> Record:
         self.seq += 1
@@ -174,6 +206,12 @@ class RunPipeline:
             self._publish_new()
         else:
             self._read_off = os.fstat(self._read_fd).st_size
+
+    def _safe_flush(self) -> None:
+        try:
+            self.flush()
+        except OSError as exc:  # the buffer is kept by the sink and retried on the next flush
+            self.last_error = f"events.jsonl flush: {exc}"
 
     def _publish_new(self) -> None:
         size = os.fstat(self._read_fd).st_size

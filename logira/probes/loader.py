@@ -245,9 +245,14 @@ class Probes:
     def track(self, run_cgroup_id: int) -> None:
         """Start recording a run cgroup (and everything below it); attaches on the first."""
         self._require_loaded()
-        libbpf.map_update(
-            self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id), struct.pack("<I", 1)
-        )
+        try:
+            libbpf.map_update(
+                self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id), struct.pack("<I", 1)
+            )
+        except libbpf.LibbpfError as exc:
+            raise ProbeError(
+                f"cannot track cgroup {run_cgroup_id} ({os.strerror(exc.errno)}): too many runs at once?"
+            ) from None
         self._tracked.add(run_cgroup_id)
         if not self._attached:
             try:

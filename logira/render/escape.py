@@ -15,9 +15,7 @@ import re
 
 # C0, DEL, C1, lone surrogates, bidi and zero-width format characters,
 # line/paragraph separators, BOM.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
-)
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -75,7 +75,9 @@ def render_table(
         for i, text in enumerate(t_row):
             widths[i] = max(widths[i], width(text))
     lines = [_join([_pad(c.name, widths[i], c.right, i == last) for i, c in enumerate(columns)])]
-    lines.append(_join(["-" * widths[i] if i != last else "-" * width(c.name) for i, c in enumerate(columns)]))
+    lines.append(
+        _join(["-" * widths[i] if i != last else "-" * width(c.name) for i, c in enumerate(columns)])
+    )
     for t_row, c_row in zip(texts, codes, strict=True):
         cells = []
         for i, text in enumerate(t_row):

@@ -15,7 +15,16 @@ from logira.cli.errors import CliError
 TS_MODES = ("rel", "abs", "both")
 NS = 1_000_000_000
 
-_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86400 * NS, "w": 7 * 86400 * NS}
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": NS,
+    "m": 60 * NS,
+    "h": 3600 * NS,
+    "d": 86400 * NS,
+    "w": 7 * 86400 * NS,
+}
 _DUR_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d|w)")
 
 
@@ -70,7 +79,9 @@ class TimeFormatter:
             return "-"
         if self.mode == "abs" or not self.start_ts:
             return fmt_abs(ts)
-        rel = "+" + fmt_seconds(ts - self.start_ts) if ts >= self.start_ts else fmt_seconds(ts - self.start_ts)
+        rel = (
+            "+" + fmt_seconds(ts - self.start_ts) if ts >= self.start_ts else fmt_seconds(ts - self.start_ts)
+        )
         if self.mode == "rel":
             return rel
         return f"{rel} ({fmt_abs(ts)})"

@@ -25,6 +25,7 @@ class Follower:
         self.overflowed = False
         self.ended = False
         self.sent = 0
+        self.on_overflow: Callable[[], None] | None = None  # e.g. cut the connection off
 
     def push(self, lines: list[str]) -> None:
         if self.overflowed or self.ended:
@@ -32,6 +33,8 @@ class Follower:
         if len(self.buf) + len(lines) > self.limit:
             self.overflowed = True
             self.buf.clear()
+            if self.on_overflow is not None:
+                self.on_overflow()
         else:
             self.buf.extend(lines)
         self.wake.set()

@@ -203,6 +203,14 @@ class Dest:
         return True
 
 
+def _cidr_glob(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """An index-friendly GLOB superset of a network's addresses (exactness is checked in Python)."""
+    if net.version == 4:
+        fixed = net.prefixlen // 8
+        return ".".join(str(net.network_address).split(".")[:fixed]) + ("." if fixed else "") + "*"
+    return "*"
+
+
 def _norm_ip(s: str) -> str:
     try:
         return str(ipaddress.ip_address(s))
@@ -240,7 +248,9 @@ def parse_types(text: str) -> tuple[str, ...]:
     out = tuple(p.strip() for p in t.split(","))
     for p in out:
         if p not in RECORD_TYPES:
-            raise CliError(f"invalid --type {text!r} (expected {'|'.join(RECORD_TYPES)}|all, or a list)", exit_code=2)
+            raise CliError(
+                f"invalid --type {text!r} (expected {'|'.join(RECORD_TYPES)}|all, or a list)", exit_code=2
+            )
     return out
 
 
@@ -270,8 +280,9 @@ class EventFilter(msgspec.Struct, kw_only=True):
 class CompiledFilter:
     """An EventFilter with its glob/dest parsed, usable as SQL and as a predicate."""
 
-    def __init__(self, f: EventFilter):
+    def __init__(self, f: EventFilter, indexes: frozenset[str] = frozenset()):
         self.f = f
+        self.indexes = indexes  # optional indexes present in this database (e.g. ev_change, ev_net)
         self.glob = PathGlob(f.path) if f.path else None
         self.dest = Dest(f.dest) if f.dest else None
         self.has_event_conds = bool(f.pids or f.ops or self.glob or self.dest)
@@ -279,12 +290,13 @@ class CompiledFilter:
         types = f.types or (("detection",) if self.has_det_conds else RECORD_TYPES)
         self.types = tuple(types)
         self.contains_lc = f.contains.translate(_ASCII_LOWER)
+        self.pids = set(f.pids)  # a set so a live follower (tail --tree) can add descendants
 
     # -- the exact predicate ------------------------------------------------------
     def event_match(self, row: Row) -> bool:
         """Event conditions on a non-detection row."""
         f = self.f
-        if f.pids and row.pid not in f.pids:
+        if self.pids and row.pid not in self.pids:
             return False
         if f.ops and row.op not in f.ops:
             return False
@@ -308,7 +320,9 @@ class CompiledFilter:
             return False
         if f.contains:
             hay = (row.summary or "").translate(_ASCII_LOWER)
-            if self.contains_lc not in hay and self.contains_lc not in (row.data_json or "").translate(_ASCII_LOWER):
+            if self.contains_lc not in hay and self.contains_lc not in (row.data_json or "").translate(
+                _ASCII_LOWER
+            ):
                 return False
         return True
 
@@ -322,22 +336,35 @@ class CompiledFilter:
             parts.append(f"{a}.op IN ({','.join('?' * len(f.ops))})")
             params.extend(f.ops)
         if self.glob is not None:
-            parts.append(f"({a}.path GLOB ? OR {a}.path2 GLOB ?)")
+            # Non-correlated subqueries, so SQLite scans the covering ev_path index (and the partial
+            # ev_change index for rename/link targets) once instead of looking up every file row.
+            p2 = ("SELECT seq FROM events INDEXED BY ev_change WHERE type = 'file' AND op != 'read' AND path2 GLOB ?"
+                  if "ev_change" in self.indexes else
+                  "SELECT seq FROM events WHERE path2 IS NOT NULL AND path2 GLOB ?")  # fmt: skip
+            parts.append(f"{a}.seq IN (SELECT seq FROM events WHERE path GLOB ? UNION {p2})")
             params.extend([self.glob.sql, self.glob.sql])
         d = self.dest
         if d is not None:
-            parts.append(f"{a}.type = 'net'")
-            if d.port is not None:
-                parts.append(f"{a}.dst_port = ?")
-                params.append(d.port)
+            hint = "INDEXED BY ev_net" if "ev_net" in self.indexes else ""
+            conds = ["type = 'net'"]
             if d.ip is not None:
-                parts.append(f"{a}.dst_ip = ?")
-                params.append(d.ip)
+                conds.append("dst_ip = ?")
+                params_d: list = [d.ip]
             elif d.net is not None:
-                parts.append(f"{a}.dst_ip IS NOT NULL")
+                conds.append("dst_ip GLOB ?")
+                params_d = [_cidr_glob(d.net)]
             elif d.host is not None:
-                parts.append(f"({a}.dns LIKE ? ESCAPE '\\' OR {a}.dns LIKE ? ESCAPE '\\')")
-                params.extend([like_escape(d.host), "%." + like_escape(d.host)])
+                hint = ""
+                conds = []  # only net rows have a dns; leaving out the type test lets ev_dns cover it
+                conds.append("dns IS NOT NULL AND (dns LIKE ? ESCAPE '\\' OR dns LIKE ? ESCAPE '\\')")
+                params_d = [like_escape(d.host), "%." + like_escape(d.host)]
+            else:
+                params_d = []
+            if d.port is not None:
+                conds.append("dst_port = ?")
+                params_d.append(d.port)
+            parts.append(f"{a}.seq IN (SELECT seq FROM events {hint} WHERE {' AND '.join(conds)})")
+            params.extend(params_d)
         return " AND ".join(parts) or "1"
 
     def _det_sql(self, a: str, params: list) -> str:
@@ -368,15 +395,21 @@ class CompiledFilter:
             pat = "%" + like_escape(f.contains) + "%"
             params.extend([pat, pat])
         only_det = self.types == ("detection",)
+        cte = ""
         if self.has_event_conds:
+            # m = seqs of the events matching the event conditions, computed once (index-driven);
+            # a detection matches when its related event is in m.
+            cte_params: list = []
+            cte = (f"WITH m(seq) AS MATERIALIZED (SELECT x.seq FROM events x WHERE x.type != 'detection' "
+                   f"AND {self._event_sql('x', cte_params)}) ")  # fmt: skip
+            params[:0] = cte_params
+            det_part = "SELECT d.seq FROM events d WHERE d.type = 'detection' AND d.related_seq IN m"
             if only_det:
-                where.append(self._event_sql("r", params))
+                where.append(f"e.seq IN ({det_part})")
             elif want_det:
-                ev = self._event_sql("e", params)
-                rel = self._event_sql("r", params)
-                where.append(f"((e.type != 'detection' AND {ev}) OR (e.type = 'detection' AND {rel}))")
+                where.append(f"e.seq IN (SELECT seq FROM m UNION ALL {det_part})")
             else:
-                where.append(self._event_sql("e", params))
+                where.append("e.seq IN m")
         if self.has_det_conds:
             if only_det:
                 where.append(self._det_sql("e", params))
@@ -392,7 +425,7 @@ class CompiledFilter:
         if join:
             cols += ", " + ", ".join(f"r.{c.strip()}" for c in COLUMNS.split(","))
             frm += " LEFT JOIN events r ON r.seq = e.related_seq"
-        sql = f"SELECT {cols} FROM {frm} WHERE {' AND '.join(where)} ORDER BY e.seq {'DESC' if reverse else 'ASC'}"
+        sql = f"{cte}SELECT {cols} FROM {frm} WHERE {' AND '.join(where)} ORDER BY e.seq {'DESC' if reverse else 'ASC'}"
         exact = (self.glob is None) and (self.dest is None or self.dest.exact_in_sql)
         if limit is not None and exact:
             sql += f" LIMIT {int(limit)}"
@@ -429,6 +462,9 @@ class RunSource:
         if self.db is None or not _has_events(self.db):
             self.db = self._index_jsonl(run_dir, quiet=running)
             self.fallback = True
+        self.indexes = frozenset(
+            n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        )
 
     def close(self) -> None:
         if self.db is not None:
@@ -475,7 +511,7 @@ class RunSource:
 
     def select(self, flt: EventFilter, limit: int | None = None, reverse: bool = False) -> Iterator[Row]:
         """Rows matching `flt` in seq order (or reversed), at most `limit`."""
-        cf = CompiledFilter(flt)
+        cf = CompiledFilter(flt, self.indexes)
         sql, params, join = cf.sql(reverse, limit)
         n = 0
         if limit is not None and limit <= 0:
@@ -497,7 +533,9 @@ class RunSource:
     def descendants(self, pids: tuple[int, ...]) -> tuple[int, ...]:
         """`pids` and every process forked below them (from exec/proc records)."""
         children: dict[int, set[int]] = {}
-        for pid, ppid in self.db.execute("SELECT DISTINCT pid, ppid FROM events WHERE type IN ('exec','proc')"):
+        for pid, ppid in self.db.execute(
+            "SELECT DISTINCT pid, ppid FROM events WHERE type IN ('exec','proc')"
+        ):
             if pid is not None and ppid is not None:
                 children.setdefault(ppid, set()).add(pid)
         out, todo = set(pids), list(pids)
@@ -515,5 +553,3 @@ def _has_events(conn: sqlite3.Connection) -> bool:
         return True
     except sqlite3.Error:
         return False
-
-

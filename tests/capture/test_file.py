@@ -4,6 +4,7 @@ asserts on the exact ops and absolute paths the kernel probes report."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -141,10 +142,11 @@ def test_eacces_kept_and_enoent_dropped(tracked, world_tmp, test_user):
     root_file = world_tmp / "rootfile"
     root_file.write_text("secret")
     root_file.chmod(0o644)
-    script = "echo x > rootfile; rm -f nonexistent; echo y > missing_dir/f; true"
+    script = "echo x > rootfile; rm -f nonexistent; echo y > missing_dir/f; chmod 777 rootfile; true"
     ops = sh(tracked, script, world_tmp, world_tmp / "m", user=test_user)
     assert [(e.op, e.path, e.ret, e.uid) for e in ops if e.op != "read"] == [
-        ("modify", str(root_file), -13, test_user.uid)
+        ("modify", str(root_file), -13, test_user.uid),
+        ("chmod", str(root_file), -1, test_user.uid),
     ]
 
 
@@ -221,6 +223,7 @@ int main(int argc, char **argv)
 
 def test_every_syscall_variant_exact(tracked, tmp_path, cc):
     wl = cc.source(FILEOPS_C, "h2_fileops")
+    drops_before = tracked.cap.drop_counts()
     done = tracked.run([str(wl), str(tmp_path)])
     assert done.returncode == 0, done.stderr
     w, d = str(tmp_path), f"{tmp_path}/d"
@@ -250,6 +253,14 @@ def test_every_syscall_variant_exact(tracked, tmp_path, cc):
     assert all(g[5] >= 0 for g in got[1:4])  # the opens returned fds
     renames = [e for e in tracked.events() if isinstance(e, FileOp) and e.op == "rename"]
     assert [e.flags for e in renames] == [0, 0, 1]
+    drops = tracked.cap.drop_counts()
+    assert {
+        k: drops.get(k, 0) - drops_before.get(k, 0) for k in ("file_write_open", "file_read", "file_op")
+    } == {
+        "file_write_open": 0,
+        "file_read": 0,
+        "file_op": 0,
+    }
 
 
 def test_deep_cwd_flags_truncation_and_keeps_the_tail(tracked, tmp_path):
@@ -295,3 +306,57 @@ def test_path_in_nonresident_page_is_copied_again_at_exit(tracked, tmp_path, cc)
         ("delete", str(victim), 0, False)
     ]
     assert not victim.exists()
+
+
+def test_read_reported_again_after_exec_in_the_same_process(tracked, tmp_path):
+    f = tmp_path / "secret"
+    f.write_text("s")
+    # the shell reads the file, then execs cat (same pid, new program) which reads it again
+    ops = sh(
+        tracked,
+        f"(read x < secret; exec cat secret > /dev/null); mkdir {tmp_path}/m0",
+        tmp_path,
+        tmp_path / "m",
+    )
+    reads = [(e.pid, e.comm) for e in ops if e.op == "read" and e.path == str(f)]
+    assert len(reads) == 2 and reads[0][0] == reads[1][0]
+    assert [c for _, c in reads] == ["sh", "cat"]
+
+
+def test_paths_cross_mounts(tracked, tmp_path):
+    # /dev/shm is a tmpfs mounted on devtmpfs /dev: the cwd walk crosses two mounts
+    name = f"h2-{os.getpid()}-{tmp_path.name}"
+    try:
+        ops = sh(tracked, f"echo x > {name}; rm {name}", Path("/dev/shm"), tmp_path / "m")
+    finally:
+        Path("/dev/shm", name).unlink(missing_ok=True)
+    assert changes(ops) == [("create", f"/dev/shm/{name}", ""), ("delete", f"/dev/shm/{name}", "")]
+
+
+def test_fd_op_on_unlinked_file_is_marked_deleted(tracked, tmp_path):
+    code = "import os; fd = os.open('gone', os.O_RDWR | os.O_CREAT, 0o600); os.unlink('gone'); os.fchmod(fd, 0o640)"
+    done = tracked.run([PY, "-c", code + f"; os.mkdir('{tmp_path}/m')"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ops = file_ops(tracked, tmp_path / "m")
+    assert [(e.op, e.path) for e in ops if e.op != "read"] == [
+        ("create", f"{tmp_path}/gone"),
+        ("delete", f"{tmp_path}/gone"),
+        ("chmod", f"{tmp_path}/gone (deleted)"),
+    ]
+
+
+def test_write_open_of_a_pipe_names_the_pseudo_file(tracked, tmp_path):
+    # stdout is the harness's pipe: /dev/stdout -> /proc/self/fd/1 -> pipe, followed by open
+    ops = sh(tracked, "echo x > /dev/stdout", tmp_path, tmp_path / "m")
+    (ev,) = [e for e in ops if e.op != "read"]
+    assert ev.op == "modify" and re.fullmatch(r"pipefs:\[\d+\]", ev.path), ev.path
+
+
+def test_ftruncate_of_a_memfd_names_it(tracked, tmp_path):
+    code = "import os; fd = os.memfd_create('payload'); os.ftruncate(fd, 4096)"
+    done = tracked.run([PY, "-c", code + f"; os.mkdir('{tmp_path}/m')"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ops = file_ops(tracked, tmp_path / "m")
+    assert [(e.op, e.path, e.syscall) for e in ops if e.op != "read"] == [
+        ("truncate", "tmpfs:memfd:payload", "ftruncate")
+    ]

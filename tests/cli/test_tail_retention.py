@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from logira.daemon import protocol
-from tests.cli.conftest import LIVE, OLD, RID
-from tests.cli.fixtures import S, sample_records, write_run
+
+from .conftest import LIVE, OLD, RID
+from .fixtures import S, sample_records, write_run
 
 
 class FollowServer:
@@ -63,7 +64,10 @@ def test_tail_merges_file_then_stream_once_in_order(cli, home, tmp_path, monkeyp
     assert isinstance(srv.got[0], protocol.Follow) and srv.got[0].run_id == "last"
     got = [int(ln.split()[0]) for ln in out.splitlines()]
     assert got == list(range(1, 18))
-    assert out.splitlines()[8] == "      9  +2s        file           100  file create /home/u/proj/evil\\x1b[31mRED\\x1b]0;pwn\\x07\\nname\\u202etxt.sh"
+    assert (
+        out.splitlines()[8]
+        == "      9  +2s        file           100  file create /home/u/proj/evil\\x1b[31mRED\\x1b]0;pwn\\x07\\nname\\u202etxt.sh"
+    )
 
 
 def test_tail_filters_and_json_verbatim(cli, home, tmp_path, monkeypatch):
@@ -102,7 +106,11 @@ def test_rm_removes_and_refuses_running_and_bad_ids(cli, scratch_home):
     code, out, _ = cli("rm", OLD)
     assert code == 0 and out == f"removed {OLD}\n" and not (scratch_home / "runs" / OLD).exists()
     code, _, err = cli("rm", LIVE)
-    assert code == 1 and err.startswith(f"error: run {LIVE} is still running") and (scratch_home / "runs" / LIVE).exists()
+    assert (
+        code == 1
+        and err.startswith(f"error: run {LIVE} is still running")
+        and (scratch_home / "runs" / LIVE).exists()
+    )
     code, _, err = cli("rm", "../../etc")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     code, _, err = cli("rm", "20200101-000000-none")
@@ -133,7 +141,10 @@ def test_prune(cli, tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "20200101-000000-old").exists()
     code, out, _ = cli("prune", "--older-than", "30d")
     assert code == 0 and out.startswith("removed 20200101-000000-old")
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["20200101-000001-new", "20200101-000002-stuck"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "20200101-000001-new",
+        "20200101-000002-stuck",
+    ]
     code, _, err = cli("prune", "--older-than", "soon")
     assert code == 2 and err.startswith("error: invalid --older-than 'soon'")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 
 import pytest
 from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
@@ -12,8 +13,8 @@ from logira.daemon import protocol as p
 
 pytestmark = pytest.mark.bpf
 
-# 300 execs with ~2 KiB of argv each, as fast as the shell can fork: far more than a 8 KiB ring holds
-BURST = 'a=$(printf "%02000d" 0); i=0; while [ $i -lt 300 ]; do /bin/true "$a"; i=$((i+1)); done'
+# 100 execs with ~2 KiB of argv each while the daemon is stopped: far more than an 8 KiB ring holds
+BURST = 'a=$(printf "%02000d" 0); i=0; while [ $i -lt 100 ]; do /bin/true "$a"; i=$((i+1)); done'
 
 
 def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
@@ -23,8 +24,14 @@ def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
         with d.client() as c:
             child = HeldChild(["/bin/sh", "-c", BURST])
             started = start_run(c, child, home, ["burst"])
-            child.release()
-            c.send(p.AgentExited(exit_code=child.wait(60)))
+            assert d.proc is not None
+            d.proc.send_signal(signal.SIGSTOP)  # a consumer that cannot keep up, deterministically
+            try:
+                child.release()
+                rc = child.wait(60)
+            finally:
+                d.proc.send_signal(signal.SIGCONT)
+            c.send(p.AgentExited(exit_code=rc))
             fin = c.recv(30)
         assert isinstance(fin, p.RunFinished), fin
         run_dir = home / "runs" / started.run_id
@@ -37,6 +44,27 @@ def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
         assert m["event_count"] == len(lines(run_dir))  # what was received is all stored
         assert d.status().drops["kernel_total"] >= drops["kernel_total"]
         assert '"event": "run_drops"' in d.log_text()
+    finally:
+        d.cleanup()
+        shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def test_back_pressure_pauses_the_reader_without_loss(require_bpf: None) -> None:
+    d = DaemonHandle(probes=EXEC_ONLY, config_text="queue_high = 16\nqueue_low = 4\n").start()
+    home = make_home()
+    n = 300
+    try:
+        with d.client() as c:
+            child = HeldChild(["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"])
+            started = start_run(c, child, home, ["burst"])
+            child.release()
+            c.send(p.AgentExited(exit_code=child.wait(60)))
+            fin = c.recv(30)
+        assert isinstance(fin, p.RunFinished) and (fin.complete, fin.dropped) == (True, 0), fin
+        recs = lines(home / "runs" / started.run_id)
+        assert [r["data_json"]["argv"][1] for r in recs if r["type"] == "exec" and r["data_json"]["argv"][0]
+                == "/bin/true"] == [str(i) for i in range(n)]
+        assert d.status().reader_pauses > 0  # the watermark was crossed and the reader resumed
     finally:
         d.cleanup()
         shutil.rmtree(home.parent, ignore_errors=True)

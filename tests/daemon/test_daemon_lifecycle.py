@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -125,3 +127,25 @@ def test_status_shape(daemon: DaemonHandle, home: Path) -> None:
     assert [(r.run_id, r.root_pid) for r in st.runs] == [(started.run_id, child.pid)] and st.runs_total == 1
     assert st.ready is True and st.reasons == []
     assert daemon.status().runs == [] and daemon.status().probes_attached is False  # detached when idle
+
+
+def test_unprivileged_user_run_lands_in_their_home_and_is_theirs(daemon: DaemonHandle, test_user) -> None:
+    script = Path(__file__).with_name("agent_client.py")
+    out = subprocess.run(
+        test_user.cmd(sys.executable, str(script), daemon.sock, "--", "/bin/sh", "-c", "/bin/true as-user; id -u"),
+        env=test_user.env(), cwd=str(test_user.home), capture_output=True, text=True, timeout=60, check=True)
+    started, fin = (json.loads(x) for x in out.stdout.splitlines() if x.startswith("{"))
+    assert started["type"] == "run_started" and fin["type"] == "run_finished" and fin["status"] == "complete"
+    run_dir = test_user.home / ".logira" / "runs" / started["run_id"]
+    assert started["run_dir"] == str(run_dir)
+    st = os.stat(run_dir)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (test_user.uid, test_user.gid, 0o700)
+    for name in ("events.jsonl", "index.sqlite", "meta.json"):
+        fst = os.stat(run_dir / name)
+        assert (fst.st_uid, stat.S_IMODE(fst.st_mode)) == (test_user.uid, 0o600), name
+    m = meta(run_dir)
+    assert (m["uid"], m["gid"], m["user"], m["cwd"]) == (test_user.uid, test_user.gid, test_user.name,
+                                                       str(test_user.home))
+    recs = lines(run_dir)
+    assert ["/bin/true", "as-user"] in execs(recs) and {r["uid"] for r in recs} == {test_user.uid}
+    assert seal(daemon.state_dir, test_user.uid, started["run_id"])["events"] == len(recs)

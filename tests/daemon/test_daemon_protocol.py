@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
+import sys
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DaemonHandle, HeldChild, start_run
+from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, start_run
 from dtutil import execs, lines, wait_for
 
 from logira.daemon import protocol as p
@@ -115,3 +117,55 @@ def test_only_the_owning_connection_can_end_a_run(daemon: DaemonHandle, home: Pa
         fin = owner.recv(20)
     assert isinstance(fin, p.RunFinished) and fin.status == "complete"
     assert ["/bin/true", "after-attempt"] in execs(lines(home / "runs" / started.run_id))
+
+
+def test_owner_disconnect_keeps_recording_until_the_tree_is_gone(daemon: DaemonHandle, home: Path) -> None:
+    child = HeldChild(["/bin/sh", "-c", "/bin/sleep 0.5; /bin/true late; exit 4"])
+    with daemon.client() as owner:
+        started = start_run(owner, child, home, ["sh"])
+        child.release()
+    # the owner is gone; the run must go on until its last process exits, then finalize by itself
+    run_dir = home / "runs" / started.run_id
+    child.wait()
+    wait_for(lambda: json.loads((run_dir / "meta.json").read_text())["status"] != "running", 10, "finalized")
+    m = json.loads((run_dir / "meta.json").read_text())
+    assert (m["status"], m["exit_code"]) == ("complete", 4)  # exit code observed by the kernel
+    assert ["/bin/true", "late"] in execs(lines(run_dir))
+
+
+def test_a_run_cannot_be_started_from_inside_a_run(daemon: DaemonHandle, home: Path, tmp_path: Path) -> None:
+    script = Path(__file__).with_name("agent_client.py")
+    out = tmp_path / "inner.out"
+    # the audited process itself asks for a new run for its own child (to move it out of its cgroup)
+    inner = f"{sys.executable} {script} {daemon.sock} -- /bin/true inner > {out}; /bin/true done"
+    child = HeldChild(["/bin/sh", "-c", inner], env={**os.environ, "HOME": str(tmp_path)})
+    with daemon.client() as owner:
+        started = start_run(owner, child, home, ["sh"])
+        child.release()
+        owner.send(p.AgentExited(exit_code=child.wait(30)))
+        assert isinstance(owner.recv(20), p.RunFinished)
+    assert json.loads(out.read_text().splitlines()[0]) == {
+        "type": "error", "v": 1, "message": "cannot start a run from inside a recorded run"}
+    assert ["/bin/true", "done"] in execs(lines(home / "runs" / started.run_id))
+
+
+def test_per_uid_limit(require_bpf: None, home: Path) -> None:
+    d = DaemonHandle(probes=EXEC_ONLY, extra_args=["--max-runs-per-uid", "1"]).start()
+    first, second = HeldChild(["/bin/true"]), HeldChild(["/bin/true"])
+    try:
+        with d.client() as a, d.client() as b:
+            start_run(a, first, home, ["one"])
+            reply = b.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=second.pid, home=str(home),
+                                         file=False, net=False))
+            assert _error(reply) == "too many concurrent runs for uid 0 (limit=1)"
+            first.release()
+            a.send(p.AgentExited(exit_code=first.wait()))
+            assert isinstance(a.recv(20), p.RunFinished)
+            start_run(b, second, home, ["two"])  # the slot is free again
+            second.release()
+            b.send(p.AgentExited(exit_code=second.wait()))
+            assert isinstance(b.recv(20), p.RunFinished)
+    finally:
+        first.kill()
+        second.kill()
+        d.cleanup()

@@ -41,26 +41,96 @@ def test_base_rule_loads() -> None:
         ("category: c", "category: c\n    colour: red", "x.yaml:6: rule r1: unknown key 'colour'"),
         ("op: [read]", "op: [read], pth: [x]", "x.yaml:9: rule r1: unknown key 'pth' in when.file"),
         ("severity: high", "severity: 3", "x.yaml:4: rule r1: severity: expected `str`, got `int`"),
-        ("severity: high", "severity: huge", "x.yaml:4: rule r1: severity 'huge' must be one of info, low, medium, high, critical"),
+        (
+            "severity: high",
+            "severity: huge",
+            "x.yaml:4: rule r1: severity 'huge' must be one of info, low, medium, high, critical",
+        ),
         ("    title: T\n", "", "x.yaml:2: rule r1: missing required key 'title'"),
-        (WHEN, 'exec: {cmdline: "(unclosed"}', "x.yaml:9: rule r1: bad regex '(unclosed': missing ), unterminated subpattern at position 0"),
-        (WHEN, 'exec: {shell: {regex: "a["}}', "x.yaml:9: rule r1: bad regex 'a[': unterminated character set at position 1"),
-        (WHEN, "exec: {flags: [rf]}", "x.yaml:9: rule r1: flag 'rf' must start with - or -- and name an option"),
-        (WHEN, "net: {dst: [10.0.0.0/33]}", "x.yaml:9: rule r1: bad address/CIDR '10.0.0.0/33': '10.0.0.0/33' does not appear to be an IPv4 or IPv6 network"),
+        (
+            WHEN,
+            'exec: {cmdline: "(unclosed"}',
+            "x.yaml:9: rule r1: bad regex '(unclosed': missing ), unterminated subpattern at position 0",
+        ),
+        (
+            WHEN,
+            'exec: {shell: {regex: "a["}}',
+            "x.yaml:9: rule r1: bad regex 'a[': unterminated character set at position 1",
+        ),
+        (
+            WHEN,
+            'exec: {cmdline: "(a+)+$"}',
+            "x.yaml:9: rule r1: regex '(a+)+$' nests repetitions or uses backreferences (can take exponential time); rewrite it",
+        ),
+        (
+            WHEN,
+            'file: {path: ["/*/*/*/*/*/*/*/*/*"]}',
+            "x.yaml:9: rule r1: glob '/*/*/*/*/*/*/*/*/*' has more than 8 wildcards (slow to match); simplify it",
+        ),
+        (
+            WHEN,
+            "exec: {flags: [rf]}",
+            "x.yaml:9: rule r1: flag 'rf' must start with - or -- and name an option",
+        ),
+        (
+            WHEN,
+            "net: {dst: [10.0.0.0/33]}",
+            "x.yaml:9: rule r1: bad address/CIDR '10.0.0.0/33': '10.0.0.0/33' does not appear to be an IPv4 or IPv6 network",
+        ),
         (WHEN, 'net: {port: ["9-1"]}', "x.yaml:9: rule r1: bad port range '9-1'"),
         (WHEN, "net: {port: [70000]}", "x.yaml:9: rule r1: port 70000 out of range 0-65535"),
-        (WHEN, "net: {direction: sideways}", "x.yaml:9: rule r1: direction must be outbound or inbound, not 'sideways'"),
-        (WHEN, "file: {op: [reed]}", "x.yaml:9: rule r1: unknown file op 'reed' (one of: create, modify, read, delete, rmdir, rename, chmod, truncate, link, symlink, mkdir)"),
+        (
+            WHEN,
+            "net: {direction: sideways}",
+            "x.yaml:9: rule r1: direction must be outbound or inbound, not 'sideways'",
+        ),
+        (
+            WHEN,
+            "file: {op: [reed]}",
+            "x.yaml:9: rule r1: unknown file op 'reed' (one of: create, modify, read, delete, rmdir, rename, chmod, truncate, link, symlink, mkdir)",
+        ),
         (WHEN, "file: {op: read}", "x.yaml:9: rule r1: when.file.op: expected `array`, got `str`"),
-        (WHEN, "file: {}\n      exec: {}", "x.yaml:8: rule r1: exactly one of exec/file/net/proc per condition, got exec, file"),
-        ("category: c", "category: c\n    tags: [TA001]", "x.yaml:6: rule r1: tag 'TA001' is not a MITRE ATT&CK technique id (T1234 or T1234.001)"),
+        (
+            WHEN,
+            "file: {}\n      exec: {}",
+            "x.yaml:8: rule r1: exactly one of exec/file/net/proc per condition, got exec, file",
+        ),
+        (
+            "category: c",
+            "category: c\n    tags: [TA001]",
+            "x.yaml:6: rule r1: tag 'TA001' is not a MITRE ATT&CK technique id (T1234 or T1234.001)",
+        ),
         ("title: T", "title: T\n    title: U", "x.yaml:4: rule r1: key 'title' appears twice in one mapping"),
-        ('message: "m {path}"', 'message: "m {path.__class__}"', "x.yaml:7: rule r1: message placeholder {path.__class__} is not a plain field name"),
-        ('message: "m {path}"', 'message: "m {path[0]}"', "x.yaml:7: rule r1: message placeholder {path[0]} is not a plain field name"),
-        ('message: "m {path}"', 'message: "m {path!r:>99999}"', "x.yaml:7: rule r1: message placeholder {path!r:>99999} is not a plain field name"),
-        ('message: "m {path}"', 'message: "m {dst_ip}"', "x.yaml:7: rule r1: message placeholder {dst_ip} is not a field of this event type (one of: comm, errno, exe, mode, op, path, path2, pid, ppid, type, uid)"),
-        ('message: "m {path}"', 'message: "m {"', "x.yaml:7: rule r1: unbalanced '{' in message (write {{ for a literal brace)"),
-        ("id: r1", "id: R 1", "x.yaml:2: rule R 1: id 'R 1' must be lower-case letters, digits, . _ - (max 64)"),
+        (
+            'message: "m {path}"',
+            'message: "m {path.__class__}"',
+            "x.yaml:7: rule r1: message placeholder {path.__class__} is not a plain field name",
+        ),
+        (
+            'message: "m {path}"',
+            'message: "m {path[0]}"',
+            "x.yaml:7: rule r1: message placeholder {path[0]} is not a plain field name",
+        ),
+        (
+            'message: "m {path}"',
+            'message: "m {path!r:>99999}"',
+            "x.yaml:7: rule r1: message placeholder {path!r:>99999} is not a plain field name",
+        ),
+        (
+            'message: "m {path}"',
+            'message: "m {dst_ip}"',
+            "x.yaml:7: rule r1: message placeholder {dst_ip} is not a field of this event type (one of: comm, errno, exe, mode, op, path, path2, pid, ppid, type, uid)",
+        ),
+        (
+            'message: "m {path}"',
+            'message: "m {"',
+            "x.yaml:7: rule r1: unbalanced '{' in message (write {{ for a literal brace)",
+        ),
+        (
+            "id: r1",
+            "id: R 1",
+            "x.yaml:2: rule R 1: id 'R 1' must be lower-case letters, digits, . _ - (max 64)",
+        ),
     ],
 )
 def test_validation_error_names_file_line_and_rule(old: str, new: str, expected: str) -> None:
@@ -69,7 +139,10 @@ def test_validation_error_names_file_line_and_rule(old: str, new: str, expected:
 
 
 def test_duplicate_id_in_one_file() -> None:
-    assert _err(BASE + BASE.replace("rules:\n", "")) == "x.yaml:10: rule r1: duplicate id (first defined at line 2)"
+    assert (
+        _err(BASE + BASE.replace("rules:\n", ""))
+        == "x.yaml:10: rule r1: duplicate id (first defined at line 2)"
+    )
 
 
 def test_duplicate_id_across_sources_needs_override() -> None:
@@ -86,7 +159,9 @@ def test_override_replaces_and_disable_removes() -> None:
     assert [(r.rule.id, r.rule.severity, r.source) for r in rs.rules] == [("r1", "low", "b.yaml")]
     rs = load_sources([("a.yaml", BASE), ("c.yaml", "disable: [r1]\n")])
     assert (rs.rules, rs.disabled) == ([], ["r1"])
-    with pytest.raises(RuleError, match=r"^b.yaml:2: rule r1: override: true but no earlier rule has this id$"):
+    with pytest.raises(
+        RuleError, match=r"^b.yaml:2: rule r1: override: true but no earlier rule has this id$"
+    ):
         load_sources([("b.yaml", over)])
 
 
@@ -118,3 +193,14 @@ def test_load_rules_merges_builtin_site_and_extra(tmp_path: Path) -> None:
     assert rs.disabled == ["net-public-egress"]
     assert rs.sources[-2:] == [str(tmp_path / "10-site.yaml"), "my.yaml"]
     assert load_rules(site_dir=tmp_path / "missing").sha256 == builtin.sha256
+
+
+def test_docs_example_rule_file_loads_and_every_default_rule_is_documented() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "rules.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    rs = load_sources(
+        [("builtin", "rules: []\n"), ("doc.yaml", example.replace("disable: [net-public-egress]", ""))]
+    )
+    assert [r.rule.id for r in rs.rules] == ["my-ssh-tunnel"]
+    missing = [r.rule.id for r in load_rules(site_dir=None).rules if f"| `{r.rule.id}` |" not in doc]
+    assert missing == []

@@ -7,9 +7,14 @@ workspace, so a test only ever sees its own runs. The daemon is started once per
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# The test modules import e2e_support by name; make that independent of pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e_support import Logira, logira_for
 
 
@@ -18,7 +23,7 @@ def daemon(require_bpf) -> Iterator[object]:
     """One real logirad for all e2e tests (BPF load takes seconds), private socket/state/cgroups."""
     from daemon_helpers import DaemonHandle  # tests/ is on sys.path (conftest dir)
 
-    handle = DaemonHandle(file_probes=True)
+    handle = DaemonHandle()
     try:
         handle.start()
         yield handle

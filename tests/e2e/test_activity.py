@@ -118,7 +118,10 @@ def test_detection_with_lineage(logira):
             (d["rule_id"], d["severity"], d["related_event_seq"])
         ]
         assert run.meta["suspicious_count"] >= 1
-        assert f"detections={len(run.of_type('detection'))}" in res.stderr.decode()
+        n = len(run.of_type("detection"))
+        sev = run.meta["detections"]
+        expect = " ".join(f"{k}={sev[k]}" for k in ("critical", "high", "medium", "low", "info") if sev.get(k))
+        assert f"detections={n} ({expect})" in res.stderr.decode()
     finally:
         subprocess.run(["rm", "-rf", str(ssh)], check=False)
 
@@ -141,3 +144,33 @@ def test_two_users_concurrent_runs_kept_apart(logira, logira_other):
         assert not any(other.user.name in p for p in paths), paths
         assert not any(str(other.workspace) in r["summary"] for r in run.records)
         assert os.stat(run.dir).st_uid == lg.user.uid
+
+
+CUSTOM_RULES = """version: 1
+rules:
+  - id: custom-canary-write
+    title: Canary file written
+    severity: medium
+    category: test
+    description: A file named canary-*.txt was written (test rule).
+    message: "canary {op} {path}"
+    when:
+      file:
+        op: [create, modify]
+        path: ["**/canary-*.txt"]
+"""
+
+
+def test_custom_rules_fire_and_are_recorded(logira):
+    rules = logira.workspace / "my-rules.yaml"
+    rules.write_text(CUSTOM_RULES)
+    os.chown(rules, logira.user.uid, logira.user.gid)
+    res = logira("run", "--tool", "custom", "--rules", "my-rules.yaml", "--", "sh", "-c", "echo x > canary-1.txt")
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    assert run.meta["custom_rules_path"] == str(rules)
+    import hashlib
+
+    assert run.meta["custom_rules_sha256"] == hashlib.sha256(CUSTOM_RULES.encode()).hexdigest()
+    dets = [r["data_json"] for r in run.of_type("detection") if r["data_json"]["rule_id"] == "custom-canary-write"]
+    assert [d["message"] for d in dets] == [f"canary create {logira.workspace}/canary-1.txt"]

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from e2e_support import PY, StoredRun
+from e2e_support import PY, StoredRun, logira_for
 
 from logira.cgroup2 import find_cgroup2_mount
 
@@ -29,6 +29,7 @@ def test_agent_cannot_stop_or_alter_its_run_over_the_socket(logira):
         path = os.environ["LOGIRA_SOCK"]
         def talk(raw):
             s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
             s.connect(path)
             s.sendall(raw)
             try:
@@ -42,7 +43,7 @@ def test_agent_cannot_stop_or_alter_its_run_over_the_socket(logira):
             talk(frame(protocol.AgentExited(exit_code=0))),
             talk(frame(protocol.StartRun(tool="x", argv=["x"], cwd="/", pid=os.getpid()))),
             talk(frame(protocol.StartRun(tool="x", argv=["x"], cwd="/", pid=os.getppid()))),
-            talk(struct.pack(">I", 30) + b'{"type":"agent_exited","v":1}'),
+            talk(struct.pack(">I", 29) + b'{"type":"agent_exited","v":1}'),
             talk(b"\\xff\\xff\\xff\\xff garbage"),
             talk(struct.pack(">I", 9) + b"not json!"),
         ]
@@ -154,7 +155,18 @@ def test_symlink_swaps_under_home_redirect_nothing(logira, tmp_path):
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def test_verify_catches_edits_truncation_and_deletion(logira):
+def test_verify_catches_edits_truncation_and_deletion(logirad, test_user):
+    # Its own daemon: `verify --all` looks at every seal of the uid, and the shared daemon holds
+    # seals of other tests' runs (in other $LOGIRA_HOMEs) for the same user.
+    gen = logira_for(test_user, logirad)
+    logira = next(gen)
+    try:
+        _verify_scenario(logira)
+    finally:
+        gen.close()
+
+
+def _verify_scenario(logira) -> None:
     for i in range(2):
         res = logira("run", "--tool", f"v{i}", "--", "sh", "-c", "echo a > a; echo b > b; cat a b >/dev/null")
         assert res.returncode == 0, res.stderr
@@ -168,7 +180,7 @@ def test_verify_catches_edits_truncation_and_deletion(logira):
     events = first.dir / "events.jsonl"
     lines = events.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b'"seq":2', b'"seq":2 ', 1).replace(b"exec", b"exex", 1)
-    as_user(logira, "cp", "/dev/stdin", str(events), input=b"".join(lines))
+    as_user(logira, "sh", "-c", 'cat > "$0"', str(events), input=b"".join(lines))
     res = logira("verify", first.id)
     assert res.returncode == 1
     out = res.stdout.decode()
@@ -176,7 +188,7 @@ def test_verify_catches_edits_truncation_and_deletion(logira):
 
     events2 = second.dir / "events.jsonl"
     keep = b"".join(events2.read_bytes().splitlines(keepends=True)[:3])
-    as_user(logira, "cp", "/dev/stdin", str(events2), input=keep)
+    as_user(logira, "sh", "-c", 'cat > "$0"', str(events2), input=keep)
     res = logira("verify", second.id)
     assert res.returncode == 1
     assert "truncated" in res.stdout.decode(), res.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -27,7 +28,7 @@ class FakeDaemon:
         self.path = path
         self.refuse = refuse
         self.start: protocol.StartRun | None = None
-        self.held_state = ""  # /proc/<pid>/stat state of the held child when start_run arrived
+        self.held_cmdline = b""  # /proc/<pid>/cmdline of the held child when start_run arrived
         self.marker_existed_at_start: bool | None = None
         self.marker: Path | None = None
         self.exited: protocol.AgentExited | None = None
@@ -43,8 +44,7 @@ class FakeDaemon:
             msg = protocol.decode_client(protocol.recv_body(conn))
             assert isinstance(msg, protocol.StartRun)
             self.start = msg
-            stat = Path(f"/proc/{msg.pid}/stat").read_text()
-            self.held_state = stat[stat.rfind(")") + 2]
+            self.held_cmdline = Path(f"/proc/{msg.pid}/cmdline").read_bytes()
             if self.marker is not None:
                 self.marker_existed_at_start = self.marker.exists()
             if self.refuse:
@@ -101,7 +101,7 @@ def test_daemon_refuses_command_never_runs(tmp_path):
         fake.close()
     assert res.returncode == 1
     assert not marker.exists(), "the command ran although the daemon refused the run"
-    assert fake.start is not None and fake.held_state in "S", "the agent was not held (blocked) at start_run"
+    assert fake.start is not None and b"logira.cli.main" in fake.held_cmdline, "the agent was not held at start_run"
     assert fake.marker_existed_at_start is False
     with pytest.raises(ProcessLookupError):  # the held child was killed and reaped
         os.kill(fake.start.pid, 0)
@@ -124,7 +124,8 @@ def test_held_until_started_then_status_and_summary(tmp_path):
     assert start.argv == ["sh", "-c", f"touch {marker}; exit 7"]
     assert start.tool == "sh" and start.cwd == str(tmp_path) and start.home == str(tmp_path / "lh")
     assert (start.exec, start.file, start.net) == (True, True, False)
-    assert fake.held_state == "S" and fake.marker_existed_at_start is False
+    # At start_run the child is still logira (not yet exec'd) and the command has not run.
+    assert b"logira.cli.main" in fake.held_cmdline and fake.marker_existed_at_start is False
     assert marker.exists()
     assert res.returncode == 7
     assert fake.exited is not None and (fake.exited.exit_code, fake.exited.signal) == (7, 0)
@@ -182,3 +183,41 @@ def test_status_daemon_down_says_why(tmp_path):
     doc = json.loads(res.stdout)
     assert doc["ready"] is False and doc["daemon"] is None and doc["daemon_running"] is False
     assert doc["local"]["kernel_release"] == os.uname().release
+
+
+def test_sigterm_to_logira_is_forwarded_to_agent(tmp_path):
+    fake = FakeDaemon(sock := tmp_path / "d.sock")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGIRA_HOME": str(tmp_path / "lh"),
+           "LOGIRA_SOCK": str(sock)}
+    agent = 'trap "echo got-term; exit 9" TERM; echo ready; while :; do sleep 0.05; done'
+    proc = subprocess.Popen([PY, "-m", "logira.cli.main", "run", "--", "sh", "-c", agent], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fake.close()
+    assert out == b"got-term\n"
+    assert proc.returncode == 9  # the agent handled it; logira exits with the agent's status
+    assert fake.exited is not None and fake.exited.exit_code == 9
+
+
+def test_invalid_rules_refused_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: x\n    severity: apocalyptic\n")
+    marker = tmp_path / "ran"
+    fake = FakeDaemon(sock := tmp_path / "d.sock")
+    try:
+        res = _logira(tmp_path, sock, "run", "--rules", str(bad), "--", "touch", str(marker))
+    finally:
+        fake.close()
+    assert res.returncode == 1 and not marker.exists()
+    assert fake.start is None, "the client contacted the daemon with invalid rules"
+    err = res.stderr.decode()
+    assert err.startswith(f"error: invalid --rules file: {bad}:") and err.count("\n") == 1, err
+    res = _logira(tmp_path, sock, "run", "--rules", str(tmp_path / "missing.yaml"), "--", "true")
+    assert res.returncode == 1
+    assert res.stderr.decode() == f"error: cannot read --rules file {tmp_path / 'missing.yaml'}: No such file or directory\n"

@@ -42,7 +42,7 @@ def test_daemon_sigkill_mid_run_then_restart(logirad, crash_logira):
         assert b"lost the connection to logirad mid-run" in err
         assert not (lg.workspace / "after").exists()
 
-        restarted = DaemonHandle(base=logirad.base, cgroup_parent=logirad.cgroup_parent, file_probes=True).start()
+        restarted = DaemonHandle(base=logirad.base, cgroup_parent=logirad.cgroup_parent).start()
         deadline = time.monotonic() + 20
         while True:  # reconciliation happens at start; the hand-over makes the dir the user's
             run = StoredRun(run_dir)

@@ -292,3 +292,15 @@ def test_path_len_larger_than_field_is_clamped():
     raw = bytearray(pack_rec(dn.K_NET_CONNECT, family=dn.AF_UNIX, path=b"/p"))
     struct.pack_into("<H", raw, HDR_SIZE + 64, 5000)  # path_len
     assert decode(bytes(raw)).unix_path == "/p"
+
+
+def test_random_bodies_always_decode_to_a_netop():
+    rng = random.Random(47)
+    for _ in range(2000):
+        kind = rng.choice(list(dn.KIND_NAMES))
+        size = rng.choice((dn.REC_SMALL, dn.REC_FULL))
+        hdr = HDR.pack(1, 2, 3, 4, 5, 6, 7, kind, size, b"x" * 16, 8)
+        raw = hdr + rng.randbytes(size - HDR_SIZE)
+        ev = decode(raw)
+        assert ev.op == dn._OPS[kind] and ev.family in ("inet", "inet6", "unix", "other")
+        assert ev.proto in ("tcp", "udp", "raw", "unix", "other")

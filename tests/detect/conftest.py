@@ -1,4 +1,4 @@
-"""Build real `Record`s from compact corpus specs and run them through a Detector.
+"""Fixtures for detection tests: build real `Record`s from compact corpus specs and run them through a Detector.
 
 A case is one event spec or `{events: [spec, ...]}`. Specs:
   exec: "argv as a shell line" | [argv...]   filename, cwd, pid, ppid, parent (cmdline)
@@ -14,8 +14,10 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+import pytest
+
 from logira.detect.engine import Detector
-from logira.detect.loader import RuleSet
+from logira.detect.loader import RuleSet, load_rules
 from logira.model.record import DetectionData, ExecData, FileData, NetData, ProcData, Record
 from logira.pipeline.proctree import ProcessTree
 
@@ -60,7 +62,9 @@ class CaseRunner:
         return Record(run_id="r", seq=self.seq, ts=self.ts, type=type_, pid=pid, ppid=ppid, uid=1000,
                       summary=summary, data_json=data)  # fmt: skip
 
-    def _exec_rec(self, argv: list[str], pid: int, ppid: int, *, filename: str = "", cwd: str = WORKSPACE) -> Record:
+    def _exec_rec(
+        self, argv: list[str], pid: int, ppid: int, *, filename: str = "", cwd: str = WORKSPACE
+    ) -> Record:
         data = ExecData(filename=filename or _filename(argv), argv=argv, cwd=cwd, comm=argv[0][-15:])
         return self._rec("exec", pid, ppid, data, "exec " + " ".join(argv))
 
@@ -108,7 +112,9 @@ class CaseRunner:
                            src_ip=src_ip.strip("[]"), src_port=int(src_port), dns_qname=spec.get("dns", ""))  # fmt: skip
             return self._feed(self._rec("net", pid, ppid, data))
         if "proc" in spec:
-            return self._feed(self._rec("proc", pid, ppid, ProcData(op=spec["proc"], syscall_nr=int(spec.get("nr", -1)))))
+            return self._feed(
+                self._rec("proc", pid, ppid, ProcData(op=spec["proc"], syscall_nr=int(spec.get("nr", -1))))
+            )
         raise ValueError(f"spec has no exec/file/net/proc: {spec}")
 
     def case(self, case: dict[str, Any]) -> list[DetectionData]:
@@ -116,3 +122,21 @@ class CaseRunner:
         for spec in case.get("events", [case]):
             out += self.event(spec)
         return out
+
+
+@pytest.fixture(scope="session")
+def ruleset() -> RuleSet:
+    """The built-in rules (no site directory)."""
+    return load_rules(site_dir=None)
+
+
+@pytest.fixture
+def runner(ruleset: RuleSet) -> CaseRunner:
+    """A fresh run (process tree + Detector) over the built-in rules."""
+    return CaseRunner(ruleset)
+
+
+@pytest.fixture(scope="session")
+def runner_cls() -> type[CaseRunner]:
+    """The CaseRunner class, for tests that bring their own rules or home."""
+    return CaseRunner
