@@ -79,19 +79,29 @@ struct {
 	__type(value, struct path_buf);
 } cwd_scratch SEC(".maps");
 
-/* In-flight execve of a tracked thread, keyed by tid: the user pointers, read again
- * at sys_exit (the kernel has faulted those pages in by then; at sys_enter the
- * .rodata literals of a fresh fork are often not mapped yet). */
+/* In-flight execve of a tracked thread, keyed by tid. The filename is copied at
+ * sys_enter (what the kernel is about to use; a racing thread cannot rewrite it
+ * afterwards). When that copy faults (.rodata literals of a fresh fork are often not
+ * mapped yet) the user pointer is read again at sys_exit, when the kernel has faulted
+ * the page in. argv is read at sys_exit, best effort. */
 struct exec_args {
 	__u64 filename;
 	__u64 argv;
 	__s32 dfd;
-	__u32 pad;
+	__u32 fname_len; /* bytes copied at enter incl. NUL; 0: the copy faulted */
+	char fname[FNAME_MAX];
 };
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_args);
+} args_scratch SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct exec_args);
 } exec_inflight SEC(".maps");
@@ -253,9 +263,17 @@ static __always_inline int stash_exec(__u64 filename, __u64 argv, __s32 dfd)
 {
 	if (!is_tracked())
 		return 0;
+	__u32 zero = 0;
+	struct exec_args *a = bpf_map_lookup_elem(&args_scratch, &zero);
+	if (!a)
+		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct exec_args a = { .filename = filename, .argv = argv, .dfd = dfd };
-	bpf_map_update_elem(&exec_inflight, &tid, &a, BPF_ANY);
+	a->filename = filename;
+	a->argv = argv;
+	a->dfd = dfd;
+	int n = bpf_probe_read_user_str(a->fname, FNAME_MAX, (void *)filename);
+	a->fname_len = n > 0 ? n : 0;
+	bpf_map_update_elem(&exec_inflight, &tid, a, BPF_ANY);
 	return 0;
 }
 
@@ -277,18 +295,35 @@ static __always_inline int exec_exit(struct sys_exit_ctx *ctx)
 	struct exec_args *a = bpf_map_lookup_elem(&exec_inflight, &tid);
 	if (!a)
 		return 0;
-	struct exec_args args = *a;
-	bpf_map_delete_elem(&exec_inflight, &tid);
-	if (ctx->ret >= 0)
+	if (ctx->ret >= 0) {
+		bpf_map_delete_elem(&exec_inflight, &tid);
 		return 0;
+	}
 
 	char *b = scratch();
-	if (!b)
+	if (!b) {
+		bpf_map_delete_elem(&exec_inflight, &tid);
 		return 0;
+	}
 	struct exec_rec *r = (struct exec_rec *)b;
 	__u16 flags = 0;
+	struct {
+		__u64 filename;
+		__u64 argv;
+		__s32 dfd;
+	} args = { a->filename, a->argv, a->dfd };
 
-	int fl = bpf_probe_read_user_str(b + EXEC_FIXED, FNAME_MAX, (void *)args.filename);
+	int fl = 0;
+	__u32 copied = a->fname_len;
+	if (copied) {
+		asm volatile("" : "+r"(copied));
+		copied &= FNAME_MAX - 1; /* 4096 means "maybe cut": it is clamped below anyway */
+		if (copied && !bpf_probe_read_kernel(b + EXEC_FIXED, copied, a->fname))
+			fl = a->fname_len;
+	}
+	bpf_map_delete_elem(&exec_inflight, &tid);
+	if (fl <= 0)
+		fl = bpf_probe_read_user_str(b + EXEC_FIXED, FNAME_MAX, (void *)args.filename);
 	if (fl <= 0) {
 		b[EXEC_FIXED] = 0;
 		fl = 1;

@@ -115,13 +115,17 @@ class DaemonHandle:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise DaemonStartError(f"logirad exited {proc.returncode}: {self.log_text()[-2000:]}")
+                log = self.log_text()[-2000:]
+                self.cleanup()
+                raise DaemonStartError(f"logirad exited {proc.returncode}: {log}")
             with contextlib.suppress(OSError, p.FrameError, EOFError), Client(self.sock, 2) as c:
                 if isinstance(c.request(p.Status()), p.StatusReply):
                     return self
             time.sleep(0.05)
         self.kill()
-        raise DaemonStartError(f"logirad not ready after {timeout}s: {self.log_text()[-2000:]}")
+        log = self.log_text()[-2000:]
+        self.cleanup()
+        raise DaemonStartError(f"logirad not ready after {timeout}s: {log}")
 
     def log_text(self) -> str:
         try:

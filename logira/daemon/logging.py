@@ -46,7 +46,7 @@ def setup(log_format: str = "json", journald: str = "auto", journald_socket: str
     path = journald_socket or DEFAULT_SOCKET
     _journal = None
     if journald == "on" and not JournaldSink.available(path):
-        raise LoggingError(f"journald=on but no journal socket at {path}; start systemd-journald or set journald=auto")
+        raise LoggingError(f"journald=on but journald is not listening on {path}; start systemd-journald or set journald=auto")
     if journald in ("on", "auto") and JournaldSink.available(path):
         _journal = JournaldSink(path)
     renderer: Any = (

@@ -172,9 +172,13 @@ class Server:
         pipe = run.pipeline
         next_seq = pipe.follow_position()
         follower = pipe.live.add(self.follower_buffer)  # no await since the flush: no line is missed
-        follower.on_overflow = lambda: conn.cut_off(
-            f"follower too slow: disconnected from run {run.run_id} (the stored run is complete; read it "
-            "with logira view)")
+
+        def overflow() -> None:
+            log.warning("follower_cut_off", run_id=run.run_id, peer_pid=conn.pid, uid=conn.uid)
+            conn.cut_off(f"follower too slow: disconnected from run {run.run_id} (the stored run is complete; "
+                         "read it with logira view)")
+
+        follower.on_overflow = overflow
         if not await conn.send(p.Following(run_id=run.run_id, next_seq=next_seq)):
             pipe.live.remove(follower)
             return

@@ -284,8 +284,10 @@ class SessionManager:
             files.write_meta(meta)
         except BaseException as exc:
             await self._abort_start(key, files, meta, cg_path, exc)
-            if isinstance(exc, StartError | OSError | ValueError):
-                raise StartError(str(exc) if not isinstance(exc, OSError) else f"start failed: {exc}") from None
+            if isinstance(exc, StartError):
+                raise
+            if isinstance(exc, Exception):  # OSError, ProbeError, storage errors: one line for the client
+                raise StartError(f"start failed: {exc}") from None
             raise
         task = asyncio.get_running_loop().create_task(self._lifecycle(run), name=f"life-{run_id}")
         self._tasks.add(task)

@@ -57,6 +57,7 @@ class Detector:
         self._exec_match: dict[tuple[str, tuple[str, ...], str], list[Entry]] = {}
         self._net_match: dict[tuple[object, ...], list[Entry]] = {}
         self._proc: dict[str, list[Entry]] = {}
+        self._ranks = {r.id: i for i, r in enumerate(self.rules)}
         self._build()
 
     # -- dispatch tables --------------------------------------------------------------
@@ -64,7 +65,7 @@ class Detector:
         from logira.detect.schema import FILE_OPS, NET_OPS, PROC_OPS
 
         file_pats: dict[str, list[str]] = {op: [] for op in FILE_OPS}
-        rank = {r.id: i for i, r in enumerate(self.rules)}
+        rank = self._ranks
         for rule in self.rules:
             if rule.sequence is not None:
                 self.sequences[rule.id] = SequenceState(rule, self.tree)
@@ -110,6 +111,9 @@ class Detector:
                 table.prefilter = re.compile("(?:" + "|".join(sorted(set(file_pats[op]))) + r")\Z", re.DOTALL)
 
     # -- evaluation -------------------------------------------------------------------
+    def _rank(self, e: Entry) -> int:
+        return self._ranks[e[1].id]
+
     def _exec_candidates(self, fn: str, argv0: str) -> list[Entry]:
         """Entries whose program condition can match (cached per (filename, argv[0]))."""
         key = (fn, argv0)
@@ -125,7 +129,8 @@ class Detector:
             prog = e[0].cond.program  # type: ignore[union-attr]
             if prog is None or prog(fn, argv0):
                 out.append(e)
-        if len(self._exec_cache) >= 4096:
+        out.sort(key=self._rank)  # detections come out in rule order
+        if len(self._exec_cache) >= _CACHE_MAX:
             self._exec_cache.clear()
         self._exec_cache[key] = out
         return out
@@ -179,7 +184,7 @@ class Detector:
             if hit_entries is None:
                 cands = self._net.get(data.op, _EMPTY)
                 if data.dns_qname:
-                    cands = cands + self._net_dns
+                    cands = sorted(cands + self._net_dns, key=self._rank)
                 hit_entries = [e for e in cands if e[0].cond.match(data)]  # type: ignore[union-attr]
                 if len(self._net_match) >= _CACHE_MAX:
                     self._net_match.clear()

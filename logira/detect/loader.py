@@ -20,6 +20,7 @@ from logira.detect.validate import Invalid, validate_rule
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "rules"
 SITE_DIR = Path("/etc/logira/rules.d")
 _TOP_KEYS = ("version", "rules", "disable")
+MAX_NODES = 200_000  # expanded YAML nodes per source (the built-ins use a few thousand)
 _MSGSPEC_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$")
 _PATH_ELEM = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
@@ -71,6 +72,22 @@ def _locate(node: yaml.Node, path: tuple[str | int, ...]) -> int:
     return line
 
 
+def _expanded_size(node: yaml.Node) -> int:
+    """Nodes visited when aliases are expanded, counting stops just past MAX_NODES."""
+    n = 0
+    stack = [node]
+    while stack and n <= MAX_NODES:
+        cur = stack.pop()
+        n += 1
+        if isinstance(cur, yaml.MappingNode):
+            for k, v in cur.value:
+                stack.append(k)
+                stack.append(v)
+        elif isinstance(cur, yaml.SequenceNode):
+            stack.extend(cur.value)
+    return n
+
+
 def _dup_keys(node: yaml.Node, *, recursive: bool = True) -> tuple[yaml.Node, str] | None:
     """The first repeated mapping key under node (PyYAML would keep the last silently)."""
     stack = [node]
@@ -119,6 +136,8 @@ def _parse_source(name: str, text: str) -> tuple[list[tuple[Rule, int]], list[tu
             data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()
+    except RecursionError:
+        raise RuleError(f"{name}:1: rule file nests too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -126,6 +145,12 @@ def _parse_source(name: str, text: str) -> tuple[list[tuple[Rule, int]], list[tu
         raise RuleError(f"{name}:{line}: invalid YAML: {problem}") from None
     if root is None or data is None:
         return [], []
+    if _expanded_size(root) > MAX_NODES:
+        # aliases can make a small text expand exponentially ("billion laughs"); everything
+        # below walks the expanded tree, inside the root daemon for per-run rules
+        raise RuleError(
+            f"{name}:1: rule file expands to more than {MAX_NODES} YAML nodes (too large or too many aliases)"
+        )
     dup = _dup_keys(root, recursive=False)
     if dup:
         raise RuleError(f"{name}:{_line(dup[0])}: key {dup[1]!r} appears twice in one mapping")

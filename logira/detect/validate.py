@@ -252,7 +252,10 @@ def validate_rule(rule: S.Rule) -> None:
         allowed = set.intersection(*(set(FIELDS[t]) for t in types))
     for i, f in enumerate(rule.dedup):
         if f not in allowed:
-            raise Invalid(("dedup", i), f"dedup field {f!r} is not a field of this event type (one of: {', '.join(sorted(allowed))})")
+            raise Invalid(
+                ("dedup", i),
+                f"dedup field {f!r} is not a field of this event type (one of: {', '.join(sorted(allowed))})",
+            )
     if rule.dedup and rule.sequence is not None:
         raise Invalid(("dedup",), "dedup is for plain rules, not sequences")
     try:

@@ -99,6 +99,7 @@ _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
 # ---------------------------------------------------------------- libbpf's log
 
 _log: deque[str] = deque(maxlen=400)
+_echo = os.environ.get("LOGIRA_LIBBPF_DEBUG") == "1"  # also copy libbpf's messages to stderr
 _log_lock = threading.Lock()
 
 
@@ -108,6 +109,8 @@ def _print_cb(level: int, fmt: bytes, args: int) -> int:
     buf = ctypes.create_string_buffer(2048)
     _libc.vsnprintf(buf, len(buf), fmt, args)
     text = buf.value.decode("utf-8", "replace")
+    if _echo:
+        os.write(2, buf.value)
     with _log_lock:
         for line in text.splitlines():
             if line.strip():

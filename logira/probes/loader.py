@@ -178,6 +178,8 @@ class Probes:
 
     def load(self) -> None:
         """Open and load every enabled object. Raises ProbeError (one line) on failure."""
+        if self._objs:
+            raise ProbeError("probes are already loaded: create a new Probes to load again")
         t0 = time.perf_counter()
         if os.geteuid() != 0:
             raise ProbeError("loading BPF needs root: run logirad as root (e.g. with sudo)")

@@ -224,3 +224,24 @@ def test_timestamps_are_wall_clock_and_ordered(tracked):
     t1 = time.time_ns()
     assert all(t0 - 50_000_000 <= e.ts <= t1 + 50_000_000 for e in evs)
     assert [e.mono_ns for e in evs] == sorted(e.mono_ns for e in evs)
+
+
+def test_non_utf8_argv_bytes_are_recoverable(tracked):
+    tracked.run([b"/bin/true", b"caf\xe9", b"\xff\xfe"])
+    (ex,) = _execs(tracked.events())
+    assert [a.encode("utf-8", "surrogateescape") for a in ex.argv] == [b"/bin/true", b"caf\xe9", b"\xff\xfe"]
+
+
+def test_exec_failed_after_fork_of_literals(tracked, cc):
+    """The filename/argv of a failed exec of .rodata literals right after fork are recovered."""
+    wl = cc("fork_exec_fail")
+    done = tracked.run([str(wl)])
+    assert done.returncode == 0
+    (f,) = [e for e in tracked.events() if isinstance(e, ProcExecFailed)]
+    assert (f.filename, f.errno, f.argv, f.argv_truncated) == (
+        "/nonexistent/logira-literal",
+        2,
+        ["lit-argv0", "lit-arg1"],
+        False,
+    )
+    assert f.ppid == done.pid

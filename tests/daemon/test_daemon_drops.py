@@ -57,8 +57,16 @@ def test_back_pressure_pauses_the_reader_without_loss(require_bpf: None) -> None
         with d.client() as c:
             child = HeldChild(["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"])
             started = start_run(c, child, home, ["burst"])
-            child.release()
-            c.send(p.AgentExited(exit_code=child.wait(60)))
+            assert d.proc is not None
+            # stopped while the burst runs, the daemon then finds ~900 records in the (16 MiB) ring at
+            # once: far over queue_high, so the reader must pause and resume, and nothing may be lost
+            d.proc.send_signal(signal.SIGSTOP)
+            try:
+                child.release()
+                rc = child.wait(60)
+            finally:
+                d.proc.send_signal(signal.SIGCONT)
+            c.send(p.AgentExited(exit_code=rc))
             fin = c.recv(30)
         assert isinstance(fin, p.RunFinished) and (fin.complete, fin.dropped) == (True, 0), fin
         recs = lines(home / "runs" / started.run_id)

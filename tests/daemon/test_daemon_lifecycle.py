@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -11,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Client, DaemonHandle, HeldChild, start_run
+from daemon_helpers import EXEC_ONLY, Client, DaemonHandle, HeldChild, make_home, start_run
 from dtutil import execs, lines, meta, pid_alive, seal, wait_for
 
 from logira.daemon import protocol as p
@@ -149,3 +152,34 @@ def test_unprivileged_user_run_lands_in_their_home_and_is_theirs(daemon: DaemonH
     recs = lines(run_dir)
     assert ["/bin/true", "as-user"] in execs(recs) and {r["uid"] for r in recs} == {test_user.uid}
     assert seal(daemon.state_dir, test_user.uid, started["run_id"])["events"] == len(recs)
+
+
+def test_a_follower_that_does_not_read_is_cut_off_and_the_run_is_unaffected(require_bpf: None) -> None:
+    d = DaemonHandle(probes=EXEC_ONLY, config_text="follower_buffer = 16\n").start()
+    home = make_home()
+    n = 200
+    try:
+        with d.client() as c, d.client() as f:
+            f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            child = HeldChild(["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"])
+            started = start_run(c, child, home, ["burst"])
+            assert isinstance(f.request(p.Follow(run_id=started.run_id)), p.Following)
+            child.release()  # the follower reads nothing from here on
+            c.send(p.AgentExited(exit_code=child.wait(60)))
+            fin = c.recv(30)
+            assert isinstance(fin, p.RunFinished) and (fin.complete, fin.dropped) == (True, 0), fin
+            # whatever it had buffered, the follower ends with the error (or a reset), never run_ended
+            tail: list[object] = []
+            with contextlib.suppress(OSError, EOFError):
+                while True:
+                    tail.append(f.recv(5))
+            assert not any(isinstance(m, p.RunEnded) for m in tail)
+            assert not tail or tail[-1] == p.Error(message=(
+                f"follower too slow: disconnected from run {started.run_id} (the stored run is complete; "
+                "read it with logira view)")) or isinstance(tail[-1], p.Records)
+        recs = lines(home / "runs" / started.run_id)
+        assert [a[1] for a in execs(recs) if a[0] == "/bin/true"] == [str(i) for i in range(n)]
+        assert '"event": "follower_cut_off"' in d.log_text()
+    finally:
+        d.cleanup()
+        shutil.rmtree(home.parent, ignore_errors=True)

@@ -33,6 +33,7 @@ def logira(test_user, daemon) -> Iterator[Logira]:
 
 def test_real_agent_activity_produces_the_expected_detections(logira, test_user) -> None:
     ssh = test_user.home / ".ssh"
+    had_ssh = ssh.exists()
     ssh.mkdir(mode=0o700, exist_ok=True)
     key = ssh / "id_rsa"
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n")
@@ -53,7 +54,9 @@ def test_real_agent_activity_produces_the_expected_detections(logira, test_user)
         assert res.returncode == 0, res.stderr
         run = logira.only_run()
     finally:
-        shutil.rmtree(ssh, ignore_errors=True)
+        key.unlink(missing_ok=True)
+        if not had_ssh:
+            shutil.rmtree(ssh, ignore_errors=True)
         if os.path.exists(drop):
             os.unlink(drop)
     by_seq = {r["seq"]: r for r in run.records}

@@ -216,5 +216,15 @@ def test_dedup_reports_once_per_value_tuple(ruleset) -> None:
         "connect tcp 140.82.121.3:443 by /usr/bin/curl",
     ]
     assert r.detector.deduplicated == 2
-    with pytest.raises(Exception, match=r"t.yaml:7: rule d: dedup field 'nope' is not a field"):
+    with pytest.raises(Exception, match=r"t.yaml:8: rule d: dedup field 'nope' is not a field"):
         _rules(_rule("d", "file: {op: [read]}", extra="    dedup: [nope]\n"))
+
+
+def test_detections_come_out_in_rule_order(ruleset) -> None:
+    ids = [lr.rule.id for lr in ruleset.rules]
+    got = [d.rule_id for d in _RUNNER[0](ruleset).case({"exec": "/tmp/xmrig --url stratum+tcp://x:1"})]
+    assert got == ["drop-exec-from-tmp", "exec-crypto-miner"]
+    r = _RUNNER[0](ruleset)
+    dets = r.case({"net": "send udp 8.8.8.8:6667", "dns": "metadata.google.internal", "by": "curl"})
+    assert [d.rule_id for d in dets] == sorted([d.rule_id for d in dets], key=ids.index)
+    assert {d.rule_id for d in dets} == {"net-cloud-metadata", "net-suspicious-port", "net-public-egress"}

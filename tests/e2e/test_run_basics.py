@@ -25,41 +25,50 @@ def _summary(stderr: bytes) -> re.Match:
     return m
 
 
-@pytest.mark.parametrize(
-    ("tool", "argv", "status", "code", "sig"),
-    [
-        ("ok", ["true"], 0, 0, 0),
-        ("three", ["sh", "-c", "exit 3"], 3, 3, 0),
-        ("kill9", ["sh", "-c", "kill -KILL $$"], 137, None, 9),
-        ("term15", ["sh", "-c", "kill -TERM $$"], 143, None, 15),
-    ],
-)
-def test_exit_status_is_the_agents(logira, tool, argv, status, code, sig):
-    res = logira("run", "--tool", tool, "--", *argv)
-    assert res.returncode == status, res.stderr
-    m = _summary(res.stderr)
-    run = logira.only_run()
-    assert m["id"] == run.id and m["dir"] == str(run.dir)
-    assert run.id.endswith(f"-{tool}") and re.fullmatch(r"\d{8}-\d{6}-" + tool, run.id)
-    meta = run.meta
-    assert (meta["exit_code"], meta["exit_signal"]) == (code, sig)
-    assert meta["status"] == "complete" and meta["complete"] is True
-    assert meta["command_argv"] == argv and meta["tool"] == tool
-    assert meta["uid"] == logira.user.uid and meta["cwd"] == str(logira.workspace)
-    # The summary line, meta and both stores agree on the number of records.
-    assert int(m["events"]) == meta["event_count"] == len(run.records)
-    assert run.db("SELECT count(*) FROM events")[0][0] == len(run.records)
-    assert [r["seq"] for r in run.records] == list(range(1, len(run.records) + 1))
-    # The agent's own exec is the root process of the run, inside it from its first instruction.
-    execs = run.execs()
-    assert execs and execs[0]["data_json"]["argv"] == argv
-    assert execs[0]["pid"] == meta["root_pid"]
-    exits = [r for r in run.of_type("proc") if r["data_json"]["op"] == "exit" and r["pid"] == meta["root_pid"]]
-    assert len(exits) == 1
-    assert (exits[0]["data_json"]["exit_code"], exits[0]["data_json"]["signal"]) == (code or 0, sig)
-    # Handed over to the user after the run.
-    assert run.dir.stat().st_uid == logira.user.uid
-    assert "INCOMPLETE" not in m["rest"]
+CASES = [  # tool, argv, logira's exit status, meta exit_code, meta exit_signal
+    ("ok", ["true"], 0, 0, 0),
+    ("three", ["sh", "-c", "exit 3"], 3, 3, 0),
+    ("kill9", ["sh", "-c", "kill -KILL $$"], 137, None, 9),
+    ("term15", ["sh", "-c", "kill -TERM $$"], 143, None, 15),
+]
+
+
+def test_exit_status_is_the_agents(logira):
+    # Concurrently (they are independent runs of one user): also proves runs don't mix.
+    procs = [(case, logira.popen("run", "--tool", case[0], "--", *case[1])) for case in CASES]
+    results = [(case, p.communicate(timeout=60), p.returncode) for case, p in procs]
+    runs = {StoredRun(d).meta["tool"]: StoredRun(d) for d in logira.run_dirs()}
+    assert sorted(runs) == sorted(c[0] for c in CASES)
+    for (tool, argv, status, code, sig), (_out, err), rc in results:
+        assert rc == status, err
+        m = _summary(err)
+        run = runs[tool]
+        assert m["id"] == run.id and m["dir"] == str(run.dir)
+        assert re.fullmatch(r"\d{8}-\d{6}-" + tool, run.id)
+        meta = run.meta
+        assert (meta["exit_code"], meta["exit_signal"]) == (code, sig)
+        assert meta["status"] == "complete" and meta["complete"] is True
+        assert meta["command_argv"] == argv and meta["tool"] == tool
+        assert meta["uid"] == logira.user.uid and meta["cwd"] == str(logira.workspace)
+        # The summary line, meta and both stores agree on the number of records.
+        assert int(m["events"]) == meta["event_count"] == len(run.records)
+        assert run.db("SELECT count(*) FROM events")[0][0] == len(run.records)
+        assert [r["seq"] for r in run.records] == list(range(1, len(run.records) + 1))
+        # The agent's own exec is the root process of the run, inside it from its first instruction.
+        execs = run.execs()
+        assert execs and execs[0]["data_json"]["argv"] == argv
+        assert execs[0]["pid"] == meta["root_pid"]
+        exits = [r for r in run.of_type("proc") if r["data_json"]["op"] == "exit" and r["pid"] == meta["root_pid"]]
+        assert len(exits) == 1
+        assert (exits[0]["data_json"]["exit_code"], exits[0]["data_json"]["signal"]) == (code or 0, sig)
+        # Handed over to the user after the run.
+        assert run.dir.stat().st_uid == logira.user.uid
+        assert "INCOMPLETE" not in m["rest"]
+    # The read side sees them.
+    res = logira("runs")
+    assert res.returncode == 0 and all(r.id in res.stdout.decode() for r in runs.values())
+    res = logira("view", runs["three"].id)
+    assert res.returncode == 0 and runs["three"].id in res.stdout.decode()
 
 
 def test_command_not_found_is_127_and_recorded(logira):
@@ -102,15 +111,6 @@ def test_status_with_daemon_ready(logira):
     assert re.search(rf"^Daemon:\s+running \(pid {logira.daemon.proc.pid}, uid 0, ", out, re.M)
     for dom in ("exec", "file", "net"):
         assert f"{dom} loaded" in out
-
-
-def test_stored_run_is_seen_by_runs_and_view(logira):
-    assert logira("run", "--tool", "seen", "--", "true").returncode == 0
-    run = logira.only_run()
-    res = logira("runs")
-    assert res.returncode == 0 and run.id in res.stdout.decode()
-    res = logira("view", "last")
-    assert res.returncode == 0 and run.id in res.stdout.decode()
 
 
 def test_run_is_readable_while_active(logira):
