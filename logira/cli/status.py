@@ -137,7 +137,7 @@ def render_text(rep: StatusReport) -> list[str]:
         lines.append(f"Ring buffer:  {d.ring_bytes >> 20} MiB")
         drops = "  ".join(f"{safe(k)}={v}" for k, v in sorted(d.drops.items())) or "none"
         lines.append(f"Drops:        {drops}")
-        mine = "" if d.uid == 0 and os.geteuid() == 0 else " (yours)"
+        mine = "" if os.geteuid() == 0 else " (yours; the daemon shows each user only their own)"
         lines.append(f"Active runs:  {len(d.runs)}{mine}")
         for r in d.runs:
             lines.append(f"  {safe(r.run_id)}  uid={r.uid}  pid={r.root_pid}  events={r.events}  {safe(r.run_dir)}")

@@ -221,3 +221,27 @@ def test_invalid_rules_refused_before_anything_runs(tmp_path):
     res = _logira(tmp_path, sock, "run", "--rules", str(tmp_path / "missing.yaml"), "--", "true")
     assert res.returncode == 1
     assert res.stderr.decode() == f"error: cannot read --rules file {tmp_path / 'missing.yaml'}: No such file or directory\n"
+
+
+def test_stale_and_forbidden_sockets_named_with_fix(tmp_path, test_user):
+    stale = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(stale))  # bound, never listening: what a crashed daemon leaves behind
+    s.close()
+    res = _logira(tmp_path, stale, "run", "--", "true")
+    assert res.returncode == 1
+    assert res.stderr.decode().startswith(f"error: logirad is not running (stale socket at {stale}, connection refused)")
+
+    base = test_user.home / f"sock-{os.getpid()}"
+    base.mkdir()
+    try:
+        fake = FakeDaemon(sock := base / "root-only.sock")
+        os.chmod(sock, 0o600)  # root's socket, not 0666
+        env = test_user.env(LOGIRA_SOCK=str(sock), LOGIRA_HOME=str(base / "lh"))
+        res = subprocess.run(test_user.cmd(PY, "-m", "logira.cli.main", "status"), env=env, capture_output=True,
+                             timeout=60, check=False)
+        fake.close()
+        assert res.returncode == 1
+        assert f"  - permission denied on the logirad socket {sock}; it must be mode 0666" in res.stdout.decode()
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)

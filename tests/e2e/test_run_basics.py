@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import select
 import subprocess
@@ -113,8 +114,9 @@ def test_status_with_daemon_ready(logira):
         assert f"{dom} loaded" in out
 
 
-def test_run_is_readable_while_active(logira):
-    """The run dir is readable by the user during the run (0750 root:user), meta says running."""
+def test_run_is_readable_while_active(logira, logira_other):
+    """The run dir is readable by the user during the run (0750 root:user), meta says running;
+    `logira status` shows the active run to its user only."""
     proc = logira.popen("run", "--tool", "live", "--", "sh", "-c", "echo started; read x || true", stdin=subprocess.PIPE)
     try:
         assert select.select([proc.stdout], [], [], 20)[0], "agent did not start"
@@ -124,6 +126,10 @@ def test_run_is_readable_while_active(logira):
         assert st.st_uid == 0 and st.st_gid == logira.user.gid and (st.st_mode & 0o777) == 0o750
         meta = StoredRun(run_dir).meta
         assert meta["status"] == "running"
+        mine = json.loads(logira("status", "--json").stdout)["daemon"]["runs"]
+        assert [(r["run_id"], r["uid"]) for r in mine] == [(run_dir.name, logira.user.uid)]
+        theirs = json.loads(logira_other("status", "--json").stdout)["daemon"]["runs"]
+        assert theirs == []
         proc.stdin.close()  # lets `read` return: the agent exits normally
         assert proc.wait(timeout=30) == 0
     finally:
