@@ -73,10 +73,17 @@ class Client:
 class DaemonHandle:
     """A running logirad with private socket/state dir/cgroup parent."""
 
-    def __init__(self, *, extra_args: list[str] | None = None, journald: str = "off",
-                 probes: tuple[str, ...] = ("exec", "file", "net"),
-                 base: Path | None = None, cgroup_parent: str | None = None, env: dict[str, str] | None = None,
-                 config_text: str = ""):
+    def __init__(
+        self,
+        *,
+        extra_args: list[str] | None = None,
+        journald: str = "off",
+        probes: tuple[str, ...] = ("exec", "file", "net"),
+        base: Path | None = None,
+        cgroup_parent: str | None = None,
+        env: dict[str, str] | None = None,
+        config_text: str = "",
+    ):
         self.base = base or Path(tempfile.mkdtemp(prefix="lgd-", dir="/tmp"))
         os.chmod(self.base, 0o755)  # test users must reach the socket
         self.sock = str(self.base / "logirad.sock")
@@ -87,9 +94,20 @@ class DaemonHandle:
             self.config.write_text(config_text or "# empty: tests pass everything as flags\n")
         self.log_path = self.base / "logirad.log"
         self.args = [
-            "--config", str(self.config), "--sock", self.sock, "--state-dir", str(self.state_dir),
-            "--cgroup-parent", self.cgroup_parent, "--journald", journald, "--straggler-wait", "1",
-            *[f"--no-{d}" for d in ("exec", "file", "net") if d not in probes], *(extra_args or []),
+            "--config",
+            str(self.config),
+            "--sock",
+            self.sock,
+            "--state-dir",
+            str(self.state_dir),
+            "--cgroup-parent",
+            self.cgroup_parent,
+            "--journald",
+            journald,
+            "--straggler-wait",
+            "1",
+            *[f"--no-{d}" for d in ("exec", "file", "net") if d not in probes],
+            *(extra_args or []),
         ]
         self.env = {**os.environ, "LOGIRA_STATE_DIR": str(self.state_dir), **(env or {})}
         self.env.pop("LOGIRA_SOCK", None)
@@ -103,8 +121,14 @@ class DaemonHandle:
         """Start the process without waiting for readiness."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
-            self.proc = subprocess.Popen([PY, "-m", "logira.daemon.main", *self.args], cwd=REPO, env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [PY, "-m", "logira.daemon.main", *self.args],
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         finally:
             log.close()
         return self.proc
@@ -187,12 +211,22 @@ def make_home(uid: int = 0, gid: int = 0) -> Path:
 class HeldChild:
     """A child of this process blocked before exec; release() lets it exec `argv`."""
 
-    def __init__(self, argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
-                 user_cmd: list[str] | None = None):
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        user_cmd: list[str] | None = None,
+    ):
         # `read` blocks on the pipe; after release the shell execs argv in place (same pid).
         prefix = user_cmd or []
-        self.proc = subprocess.Popen([*prefix, "/bin/sh", "-c", 'read _x; exec "$@"', "held", *argv],
-                                     stdin=subprocess.PIPE, cwd=cwd, env=env)
+        self.proc = subprocess.Popen(
+            [*prefix, "/bin/sh", "-c", 'read _x; exec "$@"', "held", *argv],
+            stdin=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+        )
         self.pid = self.proc.pid
 
     def release(self) -> None:
@@ -212,8 +246,15 @@ class HeldChild:
 
 def start_run(client: Client, child: HeldChild, home: Path, argv: list[str], **kw: object) -> p.RunStarted:
     """Send start_run for a held child (exec probes only unless asked: the daemon tests load only exec)."""
-    fields: dict[str, object] = {"tool": "test", "argv": argv, "cwd": "/", "pid": child.pid, "home": str(home),
-                                 "file": False, "net": False}
+    fields: dict[str, object] = {
+        "tool": "test",
+        "argv": argv,
+        "cwd": "/",
+        "pid": child.pid,
+        "home": str(home),
+        "file": False,
+        "net": False,
+    }
     fields.update(kw)
     reply = client.request(p.StartRun(**fields))  # type: ignore[arg-type]
     assert isinstance(reply, p.RunStarted), reply

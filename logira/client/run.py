@@ -211,6 +211,19 @@ class _Signals:
                 os.kill(pid, sig)
 
 
+def _why_ended(conn: Connection) -> str:
+    """What the daemon said (if anything) when it ended the connection mid-run."""
+    try:
+        msg = conn.recv(timeout=0.5)
+    except CliError:
+        return "lost the connection to logirad mid-run"
+    if isinstance(msg, protocol.Error):
+        return f"logirad ended the run mid-run: {msg.message}"
+    if isinstance(msg, protocol.RunFinished):
+        return f"logirad ended the run mid-run ({msg.status})"
+    return f"logirad sent an unexpected {type(msg).__name__} mid-run"
+
+
 def _wait_agent(conn: Connection, pid: int, sigs: _Signals) -> tuple[int, int, bool]:
     """Wait for the agent to exit. Returns (exit_code, signal, daemon_lost)."""
     pidfd = os.pidfd_open(pid)
@@ -225,8 +238,7 @@ def _wait_agent(conn: Connection, pid: int, sigs: _Signals) -> tuple[int, int, b
                 # The daemon says nothing while the agent runs: readable means EOF/crash (or
                 # an error). Fail closed: an agent that can no longer be recorded is stopped.
                 daemon_lost = True
-                print("logira: lost the connection to logirad mid-run; stopping the agent "
-                      "(the run is incomplete)", file=sys.stderr)
+                print(f"logira: {_why_ended(conn)}; stopping the agent (the run is incomplete)", file=sys.stderr)
                 sigs.signal_all(signal.SIGTERM)
     finally:
         os.close(pidfd)

@@ -66,14 +66,21 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="logirad", description="logira root daemon: records agent runs from the kernel.")
+    p = argparse.ArgumentParser(
+        prog="logirad", description="logira root daemon: records agent runs from the kernel."
+    )
     p.add_argument("--config", help=f"TOML config file (default {DEFAULT_CONFIG} if it exists)")
     p.add_argument("--sock", dest="socket", help="unix socket path (env LOGIRA_SOCK)")
     p.add_argument("--state-dir", help="root-owned state dir (env LOGIRA_STATE_DIR)")
     p.add_argument("--cgroup-parent", help="name of the parent cgroup of all runs")
     for dom in ("exec", "file", "net"):
-        p.add_argument(f"--{dom}", dest=dom, action=argparse.BooleanOptionalAction, default=None,
-                       help=f"load the {dom} probes")
+        p.add_argument(
+            f"--{dom}",
+            dest=dom,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"load the {dom} probes",
+        )
     p.add_argument("--ring-bytes", type=int)
     p.add_argument("--argv-max", type=int)
     p.add_argument("--max-runs-per-uid", type=int)

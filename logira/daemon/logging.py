@@ -46,11 +46,15 @@ def setup(log_format: str = "json", journald: str = "auto", journald_socket: str
     path = journald_socket or DEFAULT_SOCKET
     _journal = None
     if journald == "on" and not JournaldSink.available(path):
-        raise LoggingError(f"journald=on but journald is not listening on {path}; start systemd-journald or set journald=auto")
+        raise LoggingError(
+            f"journald=on but journald is not listening on {path}; start systemd-journald or set journald=auto"
+        )
     if journald in ("on", "auto") and JournaldSink.available(path):
         _journal = JournaldSink(path)
     renderer: Any = (
-        structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

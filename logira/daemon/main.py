@@ -85,9 +85,16 @@ def reconcile(sessions: SessionManager, state_dir: Path) -> None:
                 cgroup2.kill_all(cg)
                 cgroup2.remove(cg)
             try:
-                meta = recover_run(entry.home, entry.uid, entry.gid, entry.run_id, state_dir, "daemon crashed")
-                log.warning("run_recovered", run_id=entry.run_id, uid=entry.uid, status=meta.status,
-                            events=meta.event_count)
+                meta = recover_run(
+                    entry.home, entry.uid, entry.gid, entry.run_id, state_dir, "daemon crashed"
+                )
+                log.warning(
+                    "run_recovered",
+                    run_id=entry.run_id,
+                    uid=entry.uid,
+                    status=meta.status,
+                    events=meta.event_count,
+                )
             except (RunFilesError, OSError) as exc:
                 log.error("run_recovery_failed", run_id=entry.run_id, uid=entry.uid, error=str(exc))
         registry.remove(key)
@@ -115,9 +122,15 @@ async def serve(cfg: DaemonConfig, probes: object, sessions: SessionManager, cg_
     server = Server(sessions, cfg.socket, lambda conn: state.reply(conn.uid), cfg.follower_buffer)
     state.server = server
     await server.start()
-    log.info("logirad_started", pid=os.getpid(), socket=cfg.socket, state_dir=cfg.state_dir,
-             cgroup_parent=str(sessions.cg_parent), probes=list(getattr(probes, "domains", ())),
-             ready_s=round(getattr(probes, "ready_s", 0.0), 3))
+    log.info(
+        "logirad_started",
+        pid=os.getpid(),
+        socket=cfg.socket,
+        state_dir=cfg.state_dir,
+        cgroup_parent=str(sessions.cg_parent),
+        probes=list(getattr(probes, "domains", ())),
+        ready_s=round(getattr(probes, "ready_s", 0.0), 3),
+    )
     await stop.wait()
     log.info("logirad_stopping", active_runs=len(sessions.runs))
     await sessions.shutdown()
@@ -145,8 +158,16 @@ def run(argv: list[str] | None = None) -> int:
         state_dir = ensure_state_dir(Path(cfg.state_dir))
         lock_fd = check_single_instance(cfg, state_dir)
         cg_mount = cgroup2.find_cgroup2_mount()
-        probes = Probes(ProbeConfig(exec=cfg.exec, file=cfg.file, net=cfg.net, ring_bytes=cfg.ring_bytes,
-                                    wake_bytes=cfg.wake_bytes, argv_max=cfg.argv_max))
+        probes = Probes(
+            ProbeConfig(
+                exec=cfg.exec,
+                file=cfg.file,
+                net=cfg.net,
+                ring_bytes=cfg.ring_bytes,
+                wake_bytes=cfg.wake_bytes,
+                argv_max=cfg.argv_max,
+            )
+        )
         probes.load()
         sessions = SessionManager(cfg, probes, cg_mount, state_dir)
         reconcile(sessions, state_dir)

@@ -8,6 +8,7 @@ meta.json, and at the end closes everything, seals and hands the directory over 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -83,15 +84,24 @@ class RunFiles:
         if errors:
             meta["incomplete_reasons"] = [*meta.get("incomplete_reasons", []), *errors]
         m = to_meta(meta)
-        for step, fn in (("meta.json", lambda: self.rundir.write_atomic("meta.json", encode_meta(m))),
-                         ("seal", lambda: write_seal(state_dir, m)),
-                         ("hand over", self.rundir.hand_over)):
-            try:
-                fn()
-            except Exception as exc:
-                errors.append(f"{step}: {type(exc).__name__}: {exc}")
-        self.rundir.close()
+
+        def publish() -> None:
+            for step, fn in (
+                ("meta.json", lambda: self.rundir.write_atomic("meta.json", encode_meta(m))),
+                ("seal", lambda: write_seal(state_dir, m)),
+                ("hand over", self.rundir.hand_over),
+            ):
+                try:
+                    fn()
+                except Exception as exc:
+                    errors.append(f"{step}: {type(exc).__name__}: {exc}")
+            self.rundir.close()
+
+        # hand_over copies the staged SQLite (could be large) and fsyncs: off the event loop, so the
+        # ring reader keeps consuming for the other runs meanwhile.
+        await asyncio.to_thread(publish)
         return errors
+
 
 def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_dir: Path) -> RunFiles:
     """Create a fresh run dir under `<home>/runs` for uid and open its sinks."""
@@ -164,8 +174,10 @@ def recover_run(home: str, uid: int, gid: int, run_id: str, state_dir: Path, rea
                 raise FileNotFoundError
             conn = sqlite3.connect(rundir.proc_path("index.sqlite"))
             try:
-                conn.execute("UPDATE runs SET end_ts = ?, meta_json = ?",
-                             (meta.end_ts, msgspec.json.encode(meta).decode()))
+                conn.execute(
+                    "UPDATE runs SET end_ts = ?, meta_json = ?",
+                    (meta.end_ts, msgspec.json.encode(meta).decode()),
+                )
                 conn.commit()
             finally:
                 conn.close()

@@ -33,7 +33,8 @@ class ClientConn:
         self.writer = writer
         sock: socket.socket = writer.get_extra_info("socket")
         self.pid, self.uid, self.gid = _UCRED.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        )
         self.closed = False
         self._lock = asyncio.Lock()
 
@@ -71,8 +72,13 @@ class ClientConn:
 
 
 class Server:
-    def __init__(self, sessions: SessionManager, sock_path: str, status: Callable[[ClientConn], p.StatusReply],
-                 follower_buffer: int) -> None:
+    def __init__(
+        self,
+        sessions: SessionManager,
+        sock_path: str,
+        status: Callable[[ClientConn], p.StatusReply],
+        follower_buffer: int,
+    ) -> None:
         self.sessions = sessions
         self.sock_path = sock_path
         self.status = status
@@ -85,7 +91,9 @@ class Server:
     async def start(self) -> None:
         path = Path(self.sock_path)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        self._server = await asyncio.start_unix_server(self._handle, path=self.sock_path, limit=p.MAX_FRAME + 8)
+        self._server = await asyncio.start_unix_server(
+            self._handle, path=self.sock_path, limit=p.MAX_FRAME + 8
+        )
         # Anyone may connect: authorization is per message, by SO_PEERCRED.
         os.chmod(self.sock_path, 0o666)
 
@@ -110,7 +118,9 @@ class Server:
         try:
             await self._serve(conn)
         except Exception as exc:  # a bug in one handler must not take the daemon down
-            log.error("connection_failed", peer_pid=conn.pid, uid=conn.uid, error=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "connection_failed", peer_pid=conn.pid, uid=conn.uid, error=f"{type(exc).__name__}: {exc}"
+            )
             await conn.send(p.Error(message=f"internal error: {type(exc).__name__}"))
         finally:
             self._conns.discard(conn)
@@ -136,8 +146,12 @@ class Server:
                 await conn.send(p.Error(message=str(exc)))
                 continue
             if msg.v != p.PROTOCOL_VERSION:
-                await conn.send(p.Error(message=f"unsupported protocol version {msg.v} (logirad speaks "
-                                                f"{p.PROTOCOL_VERSION}); use a matching logira"))
+                await conn.send(
+                    p.Error(
+                        message=f"unsupported protocol version {msg.v} (logirad speaks "
+                        f"{p.PROTOCOL_VERSION}); use a matching logira"
+                    )
+                )
                 continue
             if isinstance(msg, p.Follow):
                 await self._follow(conn, msg)
@@ -175,8 +189,10 @@ class Server:
 
         def overflow() -> None:
             log.warning("follower_cut_off", run_id=run.run_id, peer_pid=conn.pid, uid=conn.uid)
-            conn.cut_off(f"follower too slow: disconnected from run {run.run_id} (the stored run is complete; "
-                         "read it with logira view)")
+            conn.cut_off(
+                f"follower too slow: disconnected from run {run.run_id} (the stored run is complete; "
+                "read it with logira view)"
+            )
 
         follower.on_overflow = overflow
         if not await conn.send(p.Following(run_id=run.run_id, next_seq=next_seq)):

@@ -68,6 +68,7 @@ class ActiveRun:
     end_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupted: bool = False
     client_exit: tuple[int, int] | None = None
+    t_end: float = 0.0  # monotonic time the end was requested (for the timing fields of run_finished)
     finished: p.RunFinished | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -180,7 +181,9 @@ class SessionManager:
                 if self._default_rules is None:
                     self._default_rules = load_rules(builtin=True, site_dir=site_dir)
                 return self._default_rules
-            return load_rules(builtin=True, site_dir=site_dir, extra=[(msg.rules_path or "rules", msg.rules_yaml)])
+            return load_rules(
+                builtin=True, site_dir=site_dir, extra=[(msg.rules_path or "rules", msg.rules_yaml)]
+            )
         except Exception as exc:  # RuleError: one line naming file:line
             raise StartError(f"rules: {exc}") from None
 
@@ -213,7 +216,9 @@ class SessionManager:
             raise StartError(f"pid {msg.pid} is already in a run")
         for dom in ("exec", "file", "net"):
             if getattr(msg, dom) and not getattr(self.cfg, dom):
-                raise StartError(f"logirad runs without the {dom} probes; pass --no-{dom} or enable {dom} in logirad.toml")
+                raise StartError(
+                    f"logirad runs without the {dom} probes; pass --no-{dom} or enable {dom} in logirad.toml"
+                )
         self._check_pid(peer, msg.pid)
         self._check_limits(peer.uid)
         uid, gid = peer.uid, peer.gid
@@ -247,8 +252,20 @@ class SessionManager:
             if not self._starting[uid]:
                 del self._starting[uid]
 
-    async def _start(self, peer: Peer, msg: p.StartRun, uid: int, gid: int, user: str, home: str, cwd: str,
-                     now: int, tree: ProcessTree, rules: Any, detector: Any) -> p.RunStarted:
+    async def _start(
+        self,
+        peer: Peer,
+        msg: p.StartRun,
+        uid: int,
+        gid: int,
+        user: str,
+        home: str,
+        cwd: str,
+        now: int,
+        tree: ProcessTree,
+        rules: Any,
+        detector: Any,
+    ) -> p.RunStarted:
         self._counter += 1
         key = f"r{os.getpid()}-{self._counter}-{uid}"
         try:
@@ -262,16 +279,49 @@ class SessionManager:
             await files.open_sqlite(meta)
             cg_path = cgroup2.create(self.cg_parent, key)
             cg_id = cgroup2.cgroup_id(cg_path)
-            pipeline = RunPipeline(run_id=run_id, jsonl=files.jsonl, sqlite=files.sqlite, detector=detector, tree=tree,
-                                   domains={"exec": msg.exec, "file": msg.file, "net": msg.net},
-                                   jsonl_read_fd=files.jsonl_read_fd, flush_interval=self.cfg.flush_interval,
-                                   on_detection=self._log_detection, on_drain=self._on_drain)
-            run = ActiveRun(key=key, run_id=run_id, uid=uid, gid=gid, user=user, home=home, root_pid=msg.pid,
-                            cg_path=cg_path, cg_id=cg_id, files=files, pipeline=pipeline, tree=tree, meta=meta,
-                            owner=peer, kernel_base=self._kernel_drops(), reader_base=self._reader_errors(),
-                            start_ts=now)
-            self.registry.add(key, RegistryEntry(uid=uid, gid=gid, home=home, run_id=run_id, cgroup=str(cg_path),
-                                                 root_pid=msg.pid, start_ts=now))
+            pipeline = RunPipeline(
+                run_id=run_id,
+                jsonl=files.jsonl,
+                sqlite=files.sqlite,
+                detector=detector,
+                tree=tree,
+                domains={"exec": msg.exec, "file": msg.file, "net": msg.net},
+                jsonl_read_fd=files.jsonl_read_fd,
+                flush_interval=self.cfg.flush_interval,
+                on_detection=self._log_detection,
+                on_drain=self._on_drain,
+            )
+            run = ActiveRun(
+                key=key,
+                run_id=run_id,
+                uid=uid,
+                gid=gid,
+                user=user,
+                home=home,
+                root_pid=msg.pid,
+                cg_path=cg_path,
+                cg_id=cg_id,
+                files=files,
+                pipeline=pipeline,
+                tree=tree,
+                meta=meta,
+                owner=peer,
+                kernel_base=self._kernel_drops(),
+                reader_base=self._reader_errors(),
+                start_ts=now,
+            )
+            self.registry.add(
+                key,
+                RegistryEntry(
+                    uid=uid,
+                    gid=gid,
+                    home=home,
+                    run_id=run_id,
+                    cgroup=str(cg_path),
+                    root_pid=msg.pid,
+                    start_ts=now,
+                ),
+            )
             self.by_cg[cg_id] = run
             self.runs[key] = run
             pipeline.start()
@@ -292,29 +342,60 @@ class SessionManager:
         task = asyncio.get_running_loop().create_task(self._lifecycle(run), name=f"life-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        log.info("run_started", run_id=run_id, uid=uid, user=user, pid=msg.pid, tool=msg.tool,
-                 run_dir=files.display_path, cgroup=str(cg_path))
+        log.info(
+            "run_started",
+            run_id=run_id,
+            uid=uid,
+            user=user,
+            pid=msg.pid,
+            tool=msg.tool,
+            run_dir=files.display_path,
+            cgroup=str(cg_path),
+        )
         return p.RunStarted(run_id=run_id, run_dir=files.display_path)
 
-    def _initial_meta(self, msg: p.StartRun, run_id: str, uid: int, gid: int, user: str, cwd: str, now: int,
-                      rules: Any) -> dict[str, Any]:
+    def _initial_meta(
+        self, msg: p.StartRun, run_id: str, uid: int, gid: int, user: str, cwd: str, now: int, rules: Any
+    ) -> dict[str, Any]:
         return {
-            "version": 4, "run_id": run_id, "tool": sanitize_tool(msg.tool),
-            "command": " ".join(msg.argv), "command_argv": list(msg.argv), "cwd": cwd, "uid": uid, "gid": gid,
-            "user": user, "host": os.uname().nodename, "start_ts": now, "end_ts": None, "status": "running",
-            "complete": False, "exit_code": None, "exit_signal": None,
+            "version": 4,
+            "run_id": run_id,
+            "tool": sanitize_tool(msg.tool),
+            "command": " ".join(msg.argv),
+            "command_argv": list(msg.argv),
+            "cwd": cwd,
+            "uid": uid,
+            "gid": gid,
+            "user": user,
+            "host": os.uname().nodename,
+            "start_ts": now,
+            "end_ts": None,
+            "status": "running",
+            "complete": False,
+            "exit_code": None,
+            "exit_signal": None,
             "probes": {"exec": msg.exec, "file": msg.file, "net": msg.net},
-            "counts": {}, "detections": {}, "suspicious_count": 0,
+            "counts": {},
+            "detections": {},
+            "suspicious_count": 0,
             "drops": {"kernel": {}, "kernel_total": 0, "reader": 0, "queue": 0, "total": 0},
-            "event_count": 0, "final_hash": "", "rules_sha256": getattr(rules, "sha256", "") or "",
+            "event_count": 0,
+            "final_hash": "",
+            "rules_sha256": getattr(rules, "sha256", "") or "",
             "custom_rules_path": msg.rules_path if msg.rules_yaml else "",
-            "custom_rules_sha256": hashlib.sha256(msg.rules_yaml.encode()).hexdigest() if msg.rules_yaml else "",
-            "logira_version": __version__, "kernel_release": os.uname().release, "stragglers": [],
-            "root_pid": msg.pid, "incomplete_reasons": [],
+            "custom_rules_sha256": hashlib.sha256(msg.rules_yaml.encode()).hexdigest()
+            if msg.rules_yaml
+            else "",
+            "logira_version": __version__,
+            "kernel_release": os.uname().release,
+            "stragglers": [],
+            "root_pid": msg.pid,
+            "incomplete_reasons": [],
         }
 
-    async def _abort_start(self, key: str, files: RunFiles, meta: dict[str, Any], cg_path: Path | None,
-                           exc: BaseException) -> None:
+    async def _abort_start(
+        self, key: str, files: RunFiles, meta: dict[str, Any], cg_path: Path | None, exc: BaseException
+    ) -> None:
         run = self.runs.pop(key, None)
         if run is not None:
             self.by_cg.pop(run.cg_id, None)
@@ -356,6 +437,7 @@ class SessionManager:
     async def _lifecycle(self, run: ActiveRun) -> None:
         try:
             await run.end_requested.wait()
+            run.t_end = time.monotonic()
             deadline = time.monotonic() + self.cfg.straggler_wait if run.client_exit is not None else None
             stragglers: list[int] = []
             while cgroup2.populated(run.cg_path):
@@ -372,6 +454,9 @@ class SessionManager:
             log.error("run_finalize_failed", run_id=run.run_id, error=err)
             self.runs.pop(run.key, None)
             self.by_cg.pop(run.cg_id, None)
+            with contextlib.suppress(Exception):
+                self.probes.untrack(run.cg_id)
+            # the registry entry stays: the next daemon start closes this run as incomplete
             run.done.set()
             if run.owner is not None:
                 await run.owner.send(p.Error(message=f"run {run.run_id} could not be finalized: {err}"))
@@ -392,6 +477,7 @@ class SessionManager:
 
     async def _finalize(self, run: ActiveRun, stragglers: list[int]) -> None:
         pipe = run.pipeline
+        t_fin = time.monotonic()
         if self.reader is not None:
             self.reader.drain()
         await pipe.wait_idle()
@@ -401,22 +487,30 @@ class SessionManager:
         await pipe.stop()
         self.by_cg.pop(run.cg_id, None)
         now_drops = self._kernel_drops()
-        kernel = {k: v - run.kernel_base.get(k, 0) for k, v in now_drops.items() if v - run.kernel_base.get(k, 0) > 0}
+        kernel = {
+            k: v - run.kernel_base.get(k, 0)
+            for k, v in now_drops.items()
+            if v - run.kernel_base.get(k, 0) > 0
+        }
         kernel_total = sum(kernel.values())
         reader = max(0, self._reader_errors() - run.reader_base)
-        queue = pipe.errors  # records lost in user space (conversion/detector failures), never silent
+        queue = pipe.errors  # events lost in user space (conversion or JSONL write failures), never silent
         total = kernel_total + reader + queue
         meta = run.meta
         reasons: list[str] = []
         if kernel_total:
-            reasons.append(f"kernel ring dropped {kernel_total} events while this run was active "
-                           "(the counters are global: some may belong to concurrent runs)")
+            reasons.append(
+                f"kernel ring dropped {kernel_total} events while this run was active "
+                "(the counters are global: some may belong to concurrent runs)"
+            )
         if reader:
             reasons.append(f"{reader} kernel records could not be decoded")
         if queue:
             reasons.append(f"{queue} events failed in the pipeline")
         if pipe.sqlite_missing:
-            reasons.append(f"index.sqlite lacks {pipe.sqlite_missing} records (events.jsonl has them): {pipe.last_error}")
+            reasons.append(
+                f"index.sqlite lacks {pipe.sqlite_missing} records (events.jsonl has them): {pipe.last_error}"
+            )
         if pipe.detect_errors:
             reasons.append(f"rule evaluation failed on {pipe.detect_errors} records (they are stored)")
         if run.interrupted:
@@ -425,31 +519,68 @@ class SessionManager:
         if info is not None and info.exit_ts:
             exit_code, exit_signal = (info.exit_code if not info.exit_signal else None), info.exit_signal
         elif run.client_exit is not None:
-            exit_code, exit_signal = (run.client_exit[0] if not run.client_exit[1] else None), run.client_exit[1]
+            exit_code, exit_signal = (
+                (run.client_exit[0] if not run.client_exit[1] else None),
+                run.client_exit[1],
+            )
         else:
             exit_code, exit_signal = None, 0
         complete = total == 0 and not run.interrupted and not pipe.detect_errors
         meta.update(
-            end_ts=time.time_ns(), exit_code=exit_code, exit_signal=exit_signal, counts=dict(pipe.counts),
-            detections=dict(pipe.detections), suspicious_count=sum(pipe.detections.values()),
-            drops={"kernel": kernel, "kernel_total": kernel_total, "reader": reader, "queue": queue, "total": total},
-            event_count=pipe.event_count, final_hash=run.files.jsonl.last_hash, stragglers=stragglers,
-            complete=complete, incomplete_reasons=reasons,
+            end_ts=time.time_ns(),
+            exit_code=exit_code,
+            exit_signal=exit_signal,
+            counts=dict(pipe.counts),
+            detections=dict(pipe.detections),
+            suspicious_count=sum(pipe.detections.values()),
+            drops={
+                "kernel": kernel,
+                "kernel_total": kernel_total,
+                "reader": reader,
+                "queue": queue,
+                "total": total,
+            },
+            event_count=pipe.event_count,
+            final_hash=run.files.jsonl.last_hash,
+            stragglers=stragglers,
+            complete=complete,
+            incomplete_reasons=reasons,
             status="interrupted" if run.interrupted else ("complete" if complete else "incomplete"),
         )
+        t_files = time.monotonic()
         for err in await run.files.finish(meta, self.state_dir):
             log.error("run_files_error", run_id=run.run_id, error=err)
         if not cgroup2.remove(run.cg_path):
             log.warning("cgroup_busy", run_id=run.run_id, cgroup=str(run.cg_path))
         self.registry.remove(run.key)
         self.runs.pop(run.key, None)
-        run.finished = p.RunFinished(run_id=run.run_id, run_dir=run.files.display_path, events=pipe.event_count,
-                                     detections=meta["suspicious_count"], dropped=total, complete=complete,
-                                     stragglers=stragglers, status=meta["status"])
+        run.finished = p.RunFinished(
+            run_id=run.run_id,
+            run_dir=run.files.display_path,
+            events=pipe.event_count,
+            detections=meta["suspicious_count"],
+            dropped=total,
+            complete=complete,
+            stragglers=stragglers,
+            status=meta["status"],
+        )
         run.done.set()
-        log.info("run_finished", run_id=run.run_id, uid=run.uid, status=meta["status"], events=pipe.event_count,
-                 detections=meta["suspicious_count"], dropped=total, stragglers=stragglers,
-                 exit_code=exit_code, exit_signal=exit_signal, filtered=pipe.filtered)
+        log.info(
+            "run_finished",
+            run_id=run.run_id,
+            uid=run.uid,
+            status=meta["status"],
+            events=pipe.event_count,
+            detections=meta["suspicious_count"],
+            dropped=total,
+            stragglers=stragglers,
+            exit_code=exit_code,
+            exit_signal=exit_signal,
+            filtered=pipe.filtered,
+            ms_wait=round(1000 * (t_fin - run.t_end)),
+            ms_drain=round(1000 * (t_files - t_fin)),
+            ms_files=round(1000 * (time.monotonic() - t_files)),
+        )
         if total:
             log.warning("run_drops", run_id=run.run_id, kernel=kernel_total, reader=reader, queue=queue)
         if run.owner is not None:
@@ -459,8 +590,16 @@ class SessionManager:
 
     def _log_detection(self, rec: Record) -> None:
         d: Any = rec.data_json
-        log.warning("detection", run_id=rec.run_id, rule_id=d.rule_id, severity=d.severity, message=d.message,
-                    seq=rec.seq, related_seq=d.related_event_seq, pid=rec.pid)
+        log.warning(
+            "detection",
+            run_id=rec.run_id,
+            rule_id=d.rule_id,
+            severity=d.severity,
+            message=d.message,
+            seq=rec.seq,
+            related_seq=d.related_event_seq,
+            pid=rec.pid,
+        )
 
     # -- follow / status helpers ----------------------------------------------------------
 
@@ -473,8 +612,15 @@ class SessionManager:
 
     def visible_runs(self, uid: int) -> list[p.ActiveRun]:
         return [
-            p.ActiveRun(run_id=r.run_id, uid=r.uid, root_pid=r.root_pid, run_dir=r.files.display_path,
-                        start_ts=r.start_ts, events=r.pipeline.event_count, cgroup=str(r.cg_path))
+            p.ActiveRun(
+                run_id=r.run_id,
+                uid=r.uid,
+                root_pid=r.root_pid,
+                run_dir=r.files.display_path,
+                start_ts=r.start_ts,
+                events=r.pipeline.event_count,
+                cgroup=str(r.cg_path),
+            )
             for r in sorted(self.runs.values(), key=lambda r: r.start_ts)
             if uid == 0 or r.uid == uid
         ]
@@ -491,4 +637,3 @@ class SessionManager:
         for run in runs:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(run.done.wait(), timeout=15)
-

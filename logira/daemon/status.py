@@ -48,7 +48,10 @@ class DaemonState:
     def reply(self, peer_uid: int) -> p.StatusReply:
         loaded = getattr(self.probes, "events_fd", -1) >= 0
         domains = set(getattr(self.probes, "domains", ()) or ())
-        probes = {d: p.ProbeDomain(enabled=getattr(self.cfg, d), loaded=d in domains) for d in ("exec", "file", "net")}
+        probes = {
+            d: p.ProbeDomain(enabled=getattr(self.cfg, d), loaded=d in domains)
+            for d in ("exec", "file", "net")
+        }
         reasons: list[str] = []
         btf = Path("/sys/kernel/btf/vmlinux").exists()
         if not btf:
@@ -64,10 +67,22 @@ class DaemonState:
         if self.sessions.shutting_down:
             reasons.append("logirad is shutting down")
         return p.StatusReply(
-            pid=os.getpid(), uid=os.geteuid(), version=__version__, kernel_release=os.uname().release, btf=btf,
-            cgroup2_mount=str(self.cg_mount), cgroup_parent=str(self.sessions.cg_parent), probes_loaded=loaded,
-            probes_attached=bool(getattr(self.probes, "attached", False)), probes=probes,
-            ring_bytes=self.cfg.ring_bytes, drops=self.drops(), runs=self.sessions.visible_runs(peer_uid),
-            runs_total=len(self.sessions.runs), ready=not reasons, reasons=reasons,
-            uptime_s=round(time.monotonic() - self.started, 3), reader_pauses=self.sessions.pauses,
+            pid=os.getpid(),
+            uid=os.geteuid(),
+            version=__version__,
+            kernel_release=os.uname().release,
+            btf=btf,
+            cgroup2_mount=str(self.cg_mount),
+            cgroup_parent=str(self.sessions.cg_parent),
+            probes_loaded=loaded,
+            probes_attached=bool(getattr(self.probes, "attached", False)),
+            probes=probes,
+            ring_bytes=self.cfg.ring_bytes,
+            drops=self.drops(),
+            runs=self.sessions.visible_runs(peer_uid),
+            runs_total=len(self.sessions.runs),
+            ready=not reasons,
+            reasons=reasons,
+            uptime_s=round(time.monotonic() - self.started, 3),
+            reader_pauses=self.sessions.pauses,
         )

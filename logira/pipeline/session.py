@@ -183,14 +183,22 @@ class RunPipeline:
             await self._sql_pending
             self._sql_pending = None
 
-
     def _detection(self, rec: Record, det: DetectionData) -> Record:
         self.seq += 1
         if not det.related_event_seq:
             det.related_event_seq = rec.seq
         summary = f"[{det.severity}] {det.rule_id}: {det.message}"
-        drec = Record(run_id=self.run_id, seq=self.seq, ts=rec.ts, type="detection", pid=rec.pid, ppid=rec.ppid,
-                      uid=rec.uid, summary=summary, data_json=det)
+        drec = Record(
+            run_id=self.run_id,
+            seq=self.seq,
+            ts=rec.ts,
+            type="detection",
+            pid=rec.pid,
+            ppid=rec.ppid,
+            uid=rec.uid,
+            summary=summary,
+            data_json=det,
+        )
         self.counts["detection"] = self.counts.get("detection", 0) + 1
         self.detections[det.severity] = self.detections.get(det.severity, 0) + 1
         if self.on_detection is not None:

@@ -23,7 +23,9 @@ def main() -> int:
     os.makedirs(os.path.join(home, "runs"), mode=0o700, exist_ok=True)
     child = HeldChild(argv)
     with Client(sock) as c:
-        reply = c.request(p.StartRun(tool="agent", argv=argv, cwd=os.getcwd(), pid=child.pid, file=False, net=False))
+        reply = c.request(
+            p.StartRun(tool="agent", argv=argv, cwd=os.getcwd(), pid=child.pid, file=False, net=False)
+        )
         print(msgspec.json.encode(reply).decode(), flush=True)
         if not isinstance(reply, p.RunStarted):
             child.kill()

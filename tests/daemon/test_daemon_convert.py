@@ -5,8 +5,18 @@ from __future__ import annotations
 from logira.model.kernel import BlindSpot, FileOp, NetOp, ProcExec, ProcExecFailed, ProcExit, ProcFork
 from logira.pipeline.convert import convert
 
-H = {"ts": 5, "mono_ns": 1, "cgroup_id": 7, "run_cgroup_id": 7, "pid": 10, "tid": 11, "ppid": 9, "uid": 0,
-     "gid": 0, "comm": "c"}
+H = {
+    "ts": 5,
+    "mono_ns": 1,
+    "cgroup_id": 7,
+    "run_cgroup_id": 7,
+    "pid": 10,
+    "tid": 11,
+    "ppid": 9,
+    "uid": 0,
+    "gid": 0,
+    "comm": "c",
+}
 
 
 def _s(ev) -> tuple[str, str]:
@@ -27,13 +37,28 @@ def test_summaries() -> None:
     assert _s(FileOp(**H, op="create", path="/w/a")) == ("file", "file create /w/a")
     assert _s(FileOp(**H, op="rename", path="/w/a", path2="/w/b")) == ("file", "file rename /w/a -> /w/b")
     assert _s(NetOp(**H, op="connect", family="inet", proto="tcp", dst_ip="1.2.3.4", dst_port=443)) == (
-        "net", "net connect tcp 1.2.3.4:443")
-    assert _s(NetOp(**H, op="send", family="inet", proto="udp", dst_ip="10.0.0.1", dst_port=53,
-                    dns_qname="example.com")) == ("net", "net send udp 10.0.0.1:53 dns=example.com")
+        "net",
+        "net connect tcp 1.2.3.4:443",
+    )
+    assert _s(
+        NetOp(
+            **H,
+            op="send",
+            family="inet",
+            proto="udp",
+            dst_ip="10.0.0.1",
+            dst_port=53,
+            dns_qname="example.com",
+        )
+    ) == ("net", "net send udp 10.0.0.1:53 dns=example.com")
     assert _s(NetOp(**H, op="connect", family="unix", proto="unix", unix_path="/run/x.sock")) == (
-        "net", "net connect unix /run/x.sock")
+        "net",
+        "net connect unix /run/x.sock",
+    )
     assert _s(NetOp(**H, op="listen", family="inet", proto="tcp", src_ip="0.0.0.0", src_port=8080)) == (
-        "net", "net listen tcp 0.0.0.0:8080")
+        "net",
+        "net listen tcp 0.0.0.0:8080",
+    )
 
 
 def test_envelope_and_errno() -> None:

@@ -30,7 +30,10 @@ def test_second_instance_is_refused(daemon: DaemonHandle) -> None:
     second.log_path = daemon.base / "second.log"
     rc, err = _run_and_get_error(second)
     assert daemon.proc is not None
-    assert (rc, err) == (1, f"logirad: error: logirad already running (pid {daemon.proc.pid}) on {daemon.sock}\n")
+    assert (rc, err) == (
+        1,
+        f"logirad: error: logirad already running (pid {daemon.proc.pid}) on {daemon.sock}\n",
+    )
     assert daemon.status().pid == daemon.proc.pid  # the first one still serves
 
 
@@ -40,8 +43,11 @@ def test_second_instance_on_another_socket_is_refused_by_the_lock(daemon: Daemon
     second.args[second.args.index("--sock") + 1] = str(daemon.base / "other.sock")
     rc, err = _run_and_get_error(second)
     assert daemon.proc is not None
-    assert (rc, err) == (1, f"logirad: error: logirad already running (pid {daemon.proc.pid}) with state dir "
-                            f"{daemon.state_dir}\n")
+    assert (rc, err) == (
+        1,
+        f"logirad: error: logirad already running (pid {daemon.proc.pid}) with state dir "
+        f"{daemon.state_dir}\n",
+    )
 
 
 def test_stale_socket_is_removed(require_bpf: None) -> None:
@@ -79,7 +85,9 @@ def test_sigterm_finalizes_active_runs_as_interrupted(require_bpf: None) -> None
             child = HeldChild(["/bin/sh", "-c", "/bin/true before; exec /bin/sleep 60"])
             started = start_run(c, child, home, ["sh"])
             child.release()
-            wait_for(lambda: (Path(f"/proc/{child.pid}/comm").read_text().strip() == "sleep"), 5, "agent running")
+            wait_for(
+                lambda: Path(f"/proc/{child.pid}/comm").read_text().strip() == "sleep", 5, "agent running"
+            )
             assert d.proc is not None
             d.proc.send_signal(signal.SIGTERM)
             fin = c.recv(20)
@@ -117,7 +125,9 @@ def test_sigkill_then_restart_recovers_the_run(require_bpf: None) -> None:
             wait_for(lambda: "before-crash" in (run_dir / "events.jsonl").read_text(), 5, "events flushed")
             cg = next(x for x in d.cgroup_parent_path.iterdir() if x.is_dir())
             d.kill()
-        assert pid_alive(child.pid) and stat.S_IMODE(os.stat(run_dir).st_mode) == 0o750  # left open by the crash
+        assert (
+            pid_alive(child.pid) and stat.S_IMODE(os.stat(run_dir).st_mode) == 0o750
+        )  # left open by the crash
         d.start()  # same socket, state dir and cgroup parent
         m = meta(run_dir)
         recs = lines(run_dir)

@@ -55,7 +55,9 @@ def test_back_pressure_pauses_the_reader_without_loss(require_bpf: None) -> None
     n = 300
     try:
         with d.client() as c:
-            child = HeldChild(["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"])
+            child = HeldChild(
+                ["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"]
+            )
             started = start_run(c, child, home, ["burst"])
             assert d.proc is not None
             # stopped while the burst runs, the daemon then finds ~900 records in the (16 MiB) ring at
@@ -70,8 +72,11 @@ def test_back_pressure_pauses_the_reader_without_loss(require_bpf: None) -> None
             fin = c.recv(30)
         assert isinstance(fin, p.RunFinished) and (fin.complete, fin.dropped) == (True, 0), fin
         recs = lines(home / "runs" / started.run_id)
-        assert [r["data_json"]["argv"][1] for r in recs if r["type"] == "exec" and r["data_json"]["argv"][0]
-                == "/bin/true"] == [str(i) for i in range(n)]
+        assert [
+            r["data_json"]["argv"][1]
+            for r in recs
+            if r["type"] == "exec" and r["data_json"]["argv"][0] == "/bin/true"
+        ] == [str(i) for i in range(n)]
         assert d.status().reader_pauses > 0  # the watermark was crossed and the reader resumed
     finally:
         d.cleanup()

@@ -11,15 +11,24 @@ from logira.daemon import protocol as p
 
 
 def test_round_trip_every_message() -> None:
-    msgs = [p.StartRun(tool="t", argv=["a", "b\n"], cwd="/", pid=5, home="/h", rules_yaml="x: 1"),
-            p.AgentExited(exit_code=3), p.Status(), p.Follow(run_id="last")]
+    msgs = [
+        p.StartRun(tool="t", argv=["a", "b\n"], cwd="/", pid=5, home="/h", rules_yaml="x: 1"),
+        p.AgentExited(exit_code=3),
+        p.Status(),
+        p.Follow(run_id="last"),
+    ]
     for m in msgs:
         frame = p.encode_frame(m)
         assert struct.unpack(">I", frame[:4])[0] == len(frame) - 4
         assert p.decode_client(frame[4:]) == m
-    replies = [p.RunStarted(run_id="r", run_dir="/d"), p.RunFinished(run_id="r", run_dir="/d", stragglers=[4]),
-               p.Following(run_id="r", next_seq=3), p.Records(lines=["{}"]), p.RunEnded(run_id="r"),
-               p.Error(message="no")]
+    replies = [
+        p.RunStarted(run_id="r", run_dir="/d"),
+        p.RunFinished(run_id="r", run_dir="/d", stragglers=[4]),
+        p.Following(run_id="r", next_seq=3),
+        p.Records(lines=["{}"]),
+        p.RunEnded(run_id="r"),
+        p.Error(message="no"),
+    ]
     for m in replies:
         assert p.decode_daemon(p.encode_frame(m)[4:]) == m
     assert p.encode_frame(p.Status())[4:] == b'{"type":"status","v":1}'

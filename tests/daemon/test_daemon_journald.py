@@ -38,8 +38,9 @@ def journald() -> Iterator[None]:
         return
     if not Path(JOURNALD).exists() or shutil.which("journalctl") is None:
         pytest.skip(f"systemd-journald is not installed ({JOURNALD})")
-    proc = subprocess.Popen([JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 10
     while not JournaldSink.available(DEFAULT_SOCKET):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -56,8 +57,12 @@ def journald() -> Iterator[None]:
 def _entries(field: str, value: str, want: int, timeout: float = 10.0) -> list[dict[str, str]]:
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(["journalctl", "-o", "json", "--no-pager", "-t", "logirad", f"{field}={value}"],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["journalctl", "-o", "json", "--no-pager", "-t", "logirad", f"{field}={value}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         got = [json.loads(x) for x in out.splitlines() if x.strip()]
         if len(got) >= want or time.monotonic() > deadline:
             return got
@@ -68,13 +73,24 @@ def test_native_entries_are_binary_safe(journald: None) -> None:
     tag = secrets.token_hex(6)
     sink = JournaldSink()
     try:
-        assert sink.send("line one\nline two", priority=3, run_id=tag, rule_id="r.x", severity="high",
-                         evidence="a=b\nc\x1b[31m")
+        assert sink.send(
+            "line one\nline two",
+            priority=3,
+            run_id=tag,
+            rule_id="r.x",
+            severity="high",
+            evidence="a=b\nc\x1b[31m",
+        )
     finally:
         sink.close()
     (entry,) = _entries("RUN_ID", tag, 1)
     assert entry["MESSAGE"] == "line one\nline two"
-    assert (entry["RUN_ID"], entry["RULE_ID"], entry["SEVERITY"], entry["PRIORITY"]) == (tag, "r.x", "high", "3")
+    assert (entry["RUN_ID"], entry["RULE_ID"], entry["SEVERITY"], entry["PRIORITY"]) == (
+        tag,
+        "r.x",
+        "high",
+        "3",
+    )
     # journalctl -o json shows values with control characters as byte arrays: exact bytes survived
     assert bytes(entry["EVIDENCE"]) == b"a=b\nc\x1b[31m"
     assert entry["SYSLOG_IDENTIFIER"] == "logirad"

@@ -43,16 +43,24 @@ def test_run_recorded_sealed_and_handed_over(daemon: DaemonHandle, home: Path) -
         fin = _finish(c, child)
     recs = lines(run_dir)
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
-    assert execs(recs) == [["/bin/sh", "-c", "/bin/true lgd one; /bin/echo two >/dev/null; exit 3"],
-                           ["/bin/true", "lgd", "one"], ["/bin/echo", "two"]]
-    root_exit = [r for r in recs if r["type"] == "proc" and r["pid"] == child.pid
-                 and r["data_json"]["op"] == "exit"]
+    assert execs(recs) == [
+        ["/bin/sh", "-c", "/bin/true lgd one; /bin/echo two >/dev/null; exit 3"],
+        ["/bin/true", "lgd", "one"],
+        ["/bin/echo", "two"],
+    ]
+    root_exit = [
+        r for r in recs if r["type"] == "proc" and r["pid"] == child.pid and r["data_json"]["op"] == "exit"
+    ]
     assert [r["summary"] for r in root_exit] == ["exit code=3"]
     assert recs[0]["summary"] == "exec /bin/sh -c /bin/true lgd one; /bin/echo two >/dev/null; exit 3"
     m = meta(run_dir)
     assert m["status"] == "complete" and m["complete"] is True
     assert (m["exit_code"], m["exit_signal"], m["root_pid"]) == (3, 0, child.pid)
-    assert m["command_argv"] == ["agent", "--flag"] and m["probes"] == {"exec": True, "file": False, "net": False}
+    assert m["command_argv"] == ["agent", "--flag"] and m["probes"] == {
+        "exec": True,
+        "file": False,
+        "net": False,
+    }
     assert m["event_count"] == len(recs) == fin.events
     assert m["final_hash"] == recs[-1]["hash"]
     assert m["counts"] == {"exec": 3, "proc": len(recs) - 3}
@@ -73,7 +81,9 @@ def test_stragglers_recorded_then_killed(daemon: DaemonHandle, home: Path) -> No
         fin = _finish(c, child)
         took = time.monotonic() - t0
     recs = lines(home / "runs" / started.run_id)
-    sleep_pid = next(r["pid"] for r in recs if r["type"] == "exec" and r["data_json"]["argv"][0] == "/bin/sleep")
+    sleep_pid = next(
+        r["pid"] for r in recs if r["type"] == "exec" and r["data_json"]["argv"][0] == "/bin/sleep"
+    )
     assert fin.stragglers == [sleep_pid]
     assert meta(home / "runs" / started.run_id)["stragglers"] == [sleep_pid]
     assert 0.9 <= took < 5, took  # the straggler wait is 1 s in tests
@@ -102,13 +112,15 @@ def test_follow_streams_the_same_lines_as_the_file(daemon: DaemonHandle, home: P
         assert isinstance(c.recv(15), p.RunFinished)
     assert got == (home / "runs" / started.run_id / "events.jsonl").read_text().splitlines()
     assert [a for a in execs([json.loads(x) for x in got]) if a[0] == "/bin/true"] == [
-        ["/bin/true", "follow", str(i)] for i in range(1, 6)]
+        ["/bin/true", "follow", str(i)] for i in range(1, 6)
+    ]
 
 
 def test_follow_of_unknown_run_is_an_error(daemon: DaemonHandle) -> None:
     with daemon.client() as c:
         assert c.request(p.Follow(run_id="20000101-000000-none")) == p.Error(
-            message="run 20000101-000000-none is not active")
+            message="run 20000101-000000-none is not active"
+        )
 
 
 def test_status_shape(daemon: DaemonHandle, home: Path) -> None:
@@ -125,7 +137,10 @@ def test_status_shape(daemon: DaemonHandle, home: Path) -> None:
     assert st.cgroup_parent == str(daemon.cgroup_parent_path)
     assert st.probes_loaded is True and st.probes_attached is True
     assert {k: (v.enabled, v.loaded) for k, v in st.probes.items()} == {
-        "exec": (True, True), "file": (False, False), "net": (False, False)}
+        "exec": (True, True),
+        "file": (False, False),
+        "net": (False, False),
+    }
     assert {"kernel_total", "reader", "unrouted", "queue"} <= set(st.drops)
     assert [(r.run_id, r.root_pid) for r in st.runs] == [(started.run_id, child.pid)] and st.runs_total == 1
     assert st.ready is True and st.reasons == []
@@ -135,8 +150,16 @@ def test_status_shape(daemon: DaemonHandle, home: Path) -> None:
 def test_unprivileged_user_run_lands_in_their_home_and_is_theirs(daemon: DaemonHandle, test_user) -> None:
     script = Path(__file__).with_name("agent_client.py")
     out = subprocess.run(
-        test_user.cmd(sys.executable, str(script), daemon.sock, "--", "/bin/sh", "-c", "/bin/true as-user; id -u"),
-        env=test_user.env(), cwd=str(test_user.home), capture_output=True, text=True, timeout=60, check=True)
+        test_user.cmd(
+            sys.executable, str(script), daemon.sock, "--", "/bin/sh", "-c", "/bin/true as-user; id -u"
+        ),
+        env=test_user.env(),
+        cwd=str(test_user.home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     started, fin = (json.loads(x) for x in out.stdout.splitlines() if x.startswith("{"))
     assert started["type"] == "run_started" and fin["type"] == "run_finished" and fin["status"] == "complete"
     run_dir = test_user.home / ".logira" / "runs" / started["run_id"]
@@ -147,8 +170,12 @@ def test_unprivileged_user_run_lands_in_their_home_and_is_theirs(daemon: DaemonH
         fst = os.stat(run_dir / name)
         assert (fst.st_uid, stat.S_IMODE(fst.st_mode)) == (test_user.uid, 0o600), name
     m = meta(run_dir)
-    assert (m["uid"], m["gid"], m["user"], m["cwd"]) == (test_user.uid, test_user.gid, test_user.name,
-                                                       str(test_user.home))
+    assert (m["uid"], m["gid"], m["user"], m["cwd"]) == (
+        test_user.uid,
+        test_user.gid,
+        test_user.name,
+        str(test_user.home),
+    )
     recs = lines(run_dir)
     assert ["/bin/true", "as-user"] in execs(recs) and {r["uid"] for r in recs} == {test_user.uid}
     assert seal(daemon.state_dir, test_user.uid, started["run_id"])["events"] == len(recs)
@@ -161,7 +188,9 @@ def test_a_follower_that_does_not_read_is_cut_off_and_the_run_is_unaffected(requ
     try:
         with d.client() as c, d.client() as f:
             f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            child = HeldChild(["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"])
+            child = HeldChild(
+                ["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"]
+            )
             started = start_run(c, child, home, ["burst"])
             assert isinstance(f.request(p.Follow(run_id=started.run_id)), p.Following)
             child.release()  # the follower reads nothing from here on
@@ -174,9 +203,17 @@ def test_a_follower_that_does_not_read_is_cut_off_and_the_run_is_unaffected(requ
                 while True:
                     tail.append(f.recv(5))
             assert not any(isinstance(m, p.RunEnded) for m in tail)
-            assert not tail or tail[-1] == p.Error(message=(
-                f"follower too slow: disconnected from run {started.run_id} (the stored run is complete; "
-                "read it with logira view)")) or isinstance(tail[-1], p.Records)
+            assert (
+                not tail
+                or tail[-1]
+                == p.Error(
+                    message=(
+                        f"follower too slow: disconnected from run {started.run_id} (the stored run is complete; "
+                        "read it with logira view)"
+                    )
+                )
+                or isinstance(tail[-1], p.Records)
+            )
         recs = lines(home / "runs" / started.run_id)
         assert [a[1] for a in execs(recs) if a[0] == "/bin/true"] == [str(i) for i in range(n)]
         assert '"event": "follower_cut_off"' in d.log_text()

@@ -30,7 +30,9 @@ TICKS = 15
 TICKER = f"i=0; while [ $i -lt {TICKS} ]; do /bin/true tick $i; i=$((i+1)); sleep 0.05; done"
 
 
-def test_malformed_frames_get_errors_and_a_concurrent_run_is_unaffected(daemon: DaemonHandle, home: Path) -> None:
+def test_malformed_frames_get_errors_and_a_concurrent_run_is_unaffected(
+    daemon: DaemonHandle, home: Path
+) -> None:
     with daemon.client() as owner:
         child = HeldChild(["/bin/sh", "-c", TICKER])
         started = start_run(owner, child, home, ["ticker"])
@@ -52,7 +54,9 @@ def test_malformed_frames_get_errors_and_a_concurrent_run_is_unaffected(daemon: 
         for head in (struct.pack(">I", p.MAX_FRAME + 1), b"\xff\xff\xff\xff"):
             with daemon.client() as c:
                 c.send_raw(head + b"x" * 64)
-                assert _error(c.recv()) == f"message too large ({struct.unpack('>I', head)[0]} > 1048576 bytes)"
+                assert (
+                    _error(c.recv()) == f"message too large ({struct.unpack('>I', head)[0]} > 1048576 bytes)"
+                )
                 assert c.closed_by_peer()
         with daemon.client() as c:  # truncated frame, then hang up
             c.send_raw(struct.pack(">I", 100) + b"{")
@@ -67,21 +71,37 @@ def test_malformed_frames_get_errors_and_a_concurrent_run_is_unaffected(daemon: 
 
 def test_start_run_refuses_a_pid_that_is_not_the_peers_child(daemon: DaemonHandle, home: Path) -> None:
     with daemon.client() as c:
-        reply = c.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=os.getppid(), home=str(home), file=False, net=False))
-        assert _error(reply) == f"pid {os.getppid()} is not a child of the connecting process (pid {os.getpid()})"
-        reply = c.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=4194303, home=str(home), file=False, net=False))
+        reply = c.request(
+            p.StartRun(tool="t", argv=["x"], cwd="/", pid=os.getppid(), home=str(home), file=False, net=False)
+        )
+        assert (
+            _error(reply)
+            == f"pid {os.getppid()} is not a child of the connecting process (pid {os.getpid()})"
+        )
+        reply = c.request(
+            p.StartRun(tool="t", argv=["x"], cwd="/", pid=4194303, home=str(home), file=False, net=False)
+        )
         assert _error(reply) == "pid 4194303 does not exist"
     assert list((home / "runs").iterdir()) == []  # nothing was created
 
 
-def test_start_run_refuses_a_child_running_as_another_uid(daemon: DaemonHandle, home: Path, test_user) -> None:
+def test_start_run_refuses_a_child_running_as_another_uid(
+    daemon: DaemonHandle, home: Path, test_user
+) -> None:
     child = HeldChild(["/bin/true"], user_cmd=test_user.cmd())
     try:
         # setpriv switches uid before it execs the held shell; check only once it has
-        wait_for(lambda: Path(f"/proc/{child.pid}/status").read_text().count(f"\t{test_user.uid}\t") >= 1,
-                 5, "child running as the test user")
+        wait_for(
+            lambda: Path(f"/proc/{child.pid}/status").read_text().count(f"\t{test_user.uid}\t") >= 1,
+            5,
+            "child running as the test user",
+        )
         with daemon.client() as c:
-            reply = c.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home), file=False, net=False))
+            reply = c.request(
+                p.StartRun(
+                    tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home), file=False, net=False
+                )
+            )
             assert _error(reply) == f"pid {child.pid} does not belong to uid 0"
     finally:
         child.kill()
@@ -91,9 +111,12 @@ def test_start_run_refuses_probes_the_daemon_does_not_have(daemon: DaemonHandle,
     child = HeldChild(["/bin/true"])
     try:
         with daemon.client() as c:
-            reply = c.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home), net=False))
-            assert _error(reply) == ("logirad runs without the file probes; pass --no-file or enable file "
-                                     "in logirad.toml")
+            reply = c.request(
+                p.StartRun(tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home), net=False)
+            )
+            assert _error(reply) == (
+                "logirad runs without the file probes; pass --no-file or enable file in logirad.toml"
+            )
     finally:
         child.kill()
 
@@ -105,13 +128,36 @@ def test_only_the_owning_connection_can_end_a_run(daemon: DaemonHandle, home: Pa
         child.release()
         with daemon.client() as other:
             assert _error(other.request(p.AgentExited(exit_code=0))) == (
-                "no active run was started on this connection")
-            assert _error(other.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home),
-                                                   file=False, net=False))) == f"pid {child.pid} is already in a run"
+                "no active run was started on this connection"
+            )
+            assert (
+                _error(
+                    other.request(
+                        p.StartRun(
+                            tool="t",
+                            argv=["x"],
+                            cwd="/",
+                            pid=child.pid,
+                            home=str(home),
+                            file=False,
+                            net=False,
+                        )
+                    )
+                )
+                == f"pid {child.pid} is already in a run"
+            )
         assert [r.run_id for r in daemon.status().runs] == [started.run_id]  # still recording
         # a second run on the owner's connection is refused too
-        assert _error(owner.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home),
-                                               file=False, net=False))) == "this connection already has a run"
+        assert (
+            _error(
+                owner.request(
+                    p.StartRun(
+                        tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home), file=False, net=False
+                    )
+                )
+            )
+            == "this connection already has a run"
+        )
         rc = child.wait()
         owner.send(p.AgentExited(exit_code=rc))
         fin = owner.recv(20)
@@ -145,7 +191,10 @@ def test_a_run_cannot_be_started_from_inside_a_run(daemon: DaemonHandle, home: P
         owner.send(p.AgentExited(exit_code=child.wait(30)))
         assert isinstance(owner.recv(20), p.RunFinished)
     assert json.loads(out.read_text().splitlines()[0]) == {
-        "type": "error", "v": 1, "message": "cannot start a run from inside a recorded run"}
+        "type": "error",
+        "v": 1,
+        "message": "cannot start a run from inside a recorded run",
+    }
     assert ["/bin/true", "done"] in execs(lines(home / "runs" / started.run_id))
 
 
@@ -155,8 +204,11 @@ def test_per_uid_limit(require_bpf: None, home: Path) -> None:
     try:
         with d.client() as a, d.client() as b:
             start_run(a, first, home, ["one"])
-            reply = b.request(p.StartRun(tool="t", argv=["x"], cwd="/", pid=second.pid, home=str(home),
-                                         file=False, net=False))
+            reply = b.request(
+                p.StartRun(
+                    tool="t", argv=["x"], cwd="/", pid=second.pid, home=str(home), file=False, net=False
+                )
+            )
             assert _error(reply) == "too many concurrent runs for uid 0 (limit=1)"
             first.release()
             a.send(p.AgentExited(exit_code=first.wait()))

@@ -68,3 +68,27 @@ def test_daemon_sigkill_mid_run_then_restart(logirad, crash_logira):
             proc.wait()
         if restarted is not None:
             restarted.stop()
+
+
+def test_daemon_sigterm_mid_run_interrupts_and_seals(logirad, crash_logira):
+    lg = crash_logira
+    proc = lg.popen("run", "--tool", "stop", "--", "sh", "-c", "echo started; sleep 30; echo b > after")
+    try:
+        assert select.select([proc.stdout], [], [], 30)[0]
+        assert proc.stdout.readline() == b"started\n"
+        assert logirad.stop() == 0
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (128 + 9, 128 + 15), err  # the agent is gone either way
+    # Depending on who is first (the daemon kills the run's processes while finalizing), the
+    # client reports the interruption through the summary line or the mid-run message.
+    assert b"INCOMPLETE (interrupted)" in err or b"logirad ended the run mid-run (interrupted)" in err, err
+    assert not (lg.workspace / "after").exists()
+    run = lg.only_run()
+    assert run.meta["status"] == "interrupted" and run.meta["complete"] is False
+    assert run.dir.stat().st_uid == lg.user.uid
+    seal = read_seal(logirad.state_dir, lg.user.uid, run.id)
+    assert seal is not None and seal.events == len(run.records)
