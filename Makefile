@@ -8,7 +8,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(patsubst bpf/%.bpf.c,logira/bpf/%.bpf.o,$(BPF_SRC))
 APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gcc make \
-            util-linux iproute2 procps curl git gcc-multilib liburing-dev
+            util-linux iproute2 procps curl git gcc-multilib zsh systemd
 
 .PHONY: setup bpf test demo bench lint clean
 

@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Everything after `--` is the command, verbatim. Ctrl-C goes to the command; a second "
         "Ctrl-C kills it. Example: logira run --tool claude -- claude --dangerously-skip-permissions",
     )
-    p.add_argument("--tool", default="", help="name in the run id and meta (default: basename of the command)")
-    p.add_argument("--rules", default="", metavar="FILE", help="extra rules YAML for this run (validated first)")
+    p.add_argument(
+        "--tool", default="", help="name in the run id and meta (default: basename of the command)"
+    )
+    p.add_argument(
+        "--rules", default="", metavar="FILE", help="extra rules YAML for this run (validated first)"
+    )
     for name in ("exec", "file", "net"):
         p.add_argument(
             f"--{name}",
@@ -36,6 +40,8 @@ def main(args: argparse.Namespace) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     result = run(
-        RunOptions(argv=argv, tool=args.tool, rules_path=args.rules, exec=args.exec, file=args.file, net=args.net)
+        RunOptions(
+            argv=argv, tool=args.tool, rules_path=args.rules, exec=args.exec, file=args.file, net=args.net
+        )
     )
     return result.exit_status

@@ -74,7 +74,9 @@ def collect(sock: str | None = None) -> StatusReport:
     if not local.btf:
         reasons.append(f"kernel has no BTF ({BTF_PATH}); use a kernel built with CONFIG_DEBUG_INFO_BTF=y")
     if not local.cgroup2_mount:
-        reasons.append("no cgroup2 filesystem is mounted; mount one (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+        reasons.append(
+            "no cgroup2 filesystem is mounted; mount one (mount -t cgroup2 none /sys/fs/cgroup/unified)"
+        )
     path = socket_path(sock)
     reply: protocol.StatusReply | None = None
     daemon_error = ""
@@ -118,12 +120,16 @@ def render_text(rep: StatusReport) -> list[str]:
     d = rep.daemon
     lines = []
     if d is not None:
-        lines.append(f"Daemon:       running (pid {d.pid}, uid {d.uid}, version {safe(d.version)}, up {_duration(d.uptime_s)})")
+        lines.append(
+            f"Daemon:       running (pid {d.pid}, uid {d.uid}, version {safe(d.version)}, up {_duration(d.uptime_s)})"
+        )
     else:
         lines.append("Daemon:       not running")
     lines.append(f"Socket:       {safe(rep.sock)}  {'OK' if d is not None else 'FAIL'}")
     kernel = d.kernel_release if d is not None else rep.local.kernel_release
-    lines.append(f"Kernel:       {safe(kernel)}  ({'>= 5.8 OK' if rep.local.kernel_ok else 'older than 5.8'})")
+    lines.append(
+        f"Kernel:       {safe(kernel)}  ({'>= 5.8 OK' if rep.local.kernel_ok else 'older than 5.8'})"
+    )
     lines.append(f"BTF:          {_yes(d.btf if d is not None else rep.local.btf)}")
     mount = (d.cgroup2_mount if d is not None else rep.local.cgroup2_mount) or "not mounted"
     parent = f"  (run parent: {safe(d.cgroup_parent)})" if d is not None and d.cgroup_parent else ""
@@ -140,7 +146,9 @@ def render_text(rep: StatusReport) -> list[str]:
         mine = "" if os.geteuid() == 0 else " (yours; the daemon shows each user only their own)"
         lines.append(f"Active runs:  {len(d.runs)}{mine}")
         for r in d.runs:
-            lines.append(f"  {safe(r.run_id)}  uid={r.uid}  pid={r.root_pid}  events={r.events}  {safe(r.run_dir)}")
+            lines.append(
+                f"  {safe(r.run_id)}  uid={r.uid}  pid={r.root_pid}  events={r.events}  {safe(r.run_dir)}"
+            )
     else:
         lines.append("Probes:       unknown (daemon not running)")
     lines.append(f"Ready:        {'YES' if rep.ready else 'NO'}")

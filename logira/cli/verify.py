@@ -35,7 +35,9 @@ def _owner_uid(run_dir: Path) -> int:
 
 def _print_report(rep: VerifyReport) -> bool:
     if rep.intact:
-        print(f"{esc(rep.run_id)}: intact ({rep.records} records, {'sealed' if rep.sealed else 'not sealed'})")
+        print(
+            f"{esc(rep.run_id)}: intact ({rep.records} records, {'sealed' if rep.sealed else 'not sealed'})"
+        )
     else:
         print(f"{esc(rep.run_id)}: NOT INTACT")
         for p in rep.problems:
@@ -93,7 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Prints 'intact' or exactly what changed. Exit 0 when intact, 1 otherwise.",
     )
     p.add_argument("run", nargs="?", default="last", help="last (default) or a run id")
-    p.add_argument("--all", action="store_true", help="verify every run, and find sealed runs that were deleted")
+    p.add_argument(
+        "--all", action="store_true", help="verify every run, and find sealed runs that were deleted"
+    )
     p.set_defaults(func=main)
 
 

@@ -134,7 +134,9 @@ class Connection:
             return None
         size = int.from_bytes(self._buf[:4], "big")
         if size > protocol.MAX_FRAME:
-            raise CliError(f"logirad sent an oversized frame ({size} bytes); client and daemon versions differ?")
+            raise CliError(
+                f"logirad sent an oversized frame ({size} bytes); client and daemon versions differ?"
+            )
         if len(self._buf) < 4 + size:
             return None
         body = bytes(self._buf[4 : 4 + size])

@@ -90,8 +90,6 @@ def _fork_held(argv: list[str]) -> tuple[int, int]:
     exits (127 not found, 126 not executable, 1 released without the go byte).
     """
     r, w = os.pipe2(os.O_CLOEXEC)
-    # The child inherits the parent's dispositions; remember the originals so the agent
-    # starts with what the user's shell gave logira, not with logira's own handlers.
     pid = os.fork()
     if pid:
         os.close(r)
@@ -107,6 +105,7 @@ def _fork_held(argv: list[str]) -> tuple[int, int]:
                 continue
         if go != _RELEASE:
             os._exit(1)
+        # The agent starts with what the user's shell gave logira, not with logira's handlers.
         _restore_dispositions()
         try:
             os.execvp(argv[0], argv)
@@ -238,7 +237,9 @@ def _wait_agent(conn: Connection, pid: int, sigs: _Signals) -> tuple[int, int, b
                 # The daemon says nothing while the agent runs: readable means EOF/crash (or
                 # an error). Fail closed: an agent that can no longer be recorded is stopped.
                 daemon_lost = True
-                print(f"logira: {_why_ended(conn)}; stopping the agent (the run is incomplete)", file=sys.stderr)
+                print(
+                    f"logira: {_why_ended(conn)}; stopping the agent (the run is incomplete)", file=sys.stderr
+                )
                 sigs.signal_all(signal.SIGTERM)
     finally:
         os.close(pidfd)
@@ -264,6 +265,7 @@ def run(opts: RunOptions) -> RunResult:
 
     for sig in _HANDLED:
         _ORIGINAL_DISPOSITIONS[sig] = signal.getsignal(sig)
+
     # Until the agent is released, a signal must not leave a held child behind.
     def _abort(sig: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -305,15 +307,23 @@ def run(opts: RunOptions) -> RunResult:
     status = 128 + term_sig if term_sig else exit_code
     if daemon_lost:
         conn.close()
-        print(f"logira: run {started.run_id}  dir={started.run_dir}  INCOMPLETE (logirad went away; "
-              "restart it to seal the run)", file=sys.stderr)
+        print(
+            f"logira: run {started.run_id}  dir={started.run_dir}  INCOMPLETE (the recording ended before "
+            "the agent did; a crashed logirad seals the run when it starts again)",
+            file=sys.stderr,
+        )
         return RunResult(exit_status=status, finished=None)
 
     try:
         conn.send(protocol.AgentExited(exit_code=exit_code, signal=term_sig))
         finished = conn.expect(protocol.RunFinished, timeout=FINISH_TIMEOUT_S)
     except CliError as exc:
-        print(f"logira: run {started.run_id}  dir={started.run_dir}  INCOMPLETE ({exc})", file=sys.stderr)
+        # The agent is done and was recorded; only the daemon's confirmation is missing.
+        print(
+            f"logira: run {started.run_id}  dir={started.run_dir}  NOT CONFIRMED ({exc}); "
+            f"check later with: logira verify {started.run_id}",
+            file=sys.stderr,
+        )
         return RunResult(exit_status=status, finished=None)
     finally:
         conn.close()

@@ -35,6 +35,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_runs_total: int = 128
     straggler_wait: float = 2.0  # seconds after agent_exited before survivors are stragglers
     straggler_action: str = "kill"  # kill | leave
+    detach_linger: float = 2.0  # seconds probes stay attached after the last run ends
     site_rules_dir: str = "/etc/logira/rules.d"
     log_format: str = "json"  # json | console
     journald: str = "auto"  # auto | on | off
@@ -57,6 +58,8 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"cgroup_parent must be a single directory name, not {self.cgroup_parent!r}")
         if not os.path.isabs(self.socket) or not os.path.isabs(self.state_dir):
             raise ConfigError("socket and state_dir must be absolute paths")
+        if not 0 <= self.detach_linger <= 3600:
+            raise ConfigError(f"detach_linger must be between 0 and 3600 seconds, not {self.detach_linger}")
         if self.max_runs_per_uid < 1 or self.max_runs_total < 1:
             raise ConfigError("max_runs_per_uid and max_runs_total must be >= 1")
         if self.flush_interval <= 0 or self.flush_interval > 1.0:
@@ -87,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-runs-total", type=int)
     p.add_argument("--straggler-wait", type=float)
     p.add_argument("--straggler-action", choices=["kill", "leave"])
+    p.add_argument("--detach-linger", type=float, help="seconds probes stay attached after the last run")
     p.add_argument("--site-rules-dir")
     p.add_argument("--log-format", choices=["json", "console"])
     p.add_argument("--journald", choices=["auto", "on", "off"])

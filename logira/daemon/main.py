@@ -168,6 +168,7 @@ def run(argv: list[str] | None = None) -> int:
                 argv_max=cfg.argv_max,
             )
         )
+        probes.detach_linger = cfg.detach_linger
         probes.load()
         sessions = SessionManager(cfg, probes, cg_mount, state_dir)
         reconcile(sessions, state_dir)

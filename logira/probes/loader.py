@@ -15,7 +15,10 @@ import errno
 import os
 import re
 import struct
+import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -93,6 +96,23 @@ def _check_elf(path: Path, domain: str) -> None:
         )
 
 
+TRACEFS = "/sys/kernel/tracing"
+
+
+def ensure_tracefs() -> None:
+    """Syscall tracepoints attach through tracefs ids; mount it when the host has not."""
+    if os.path.isdir(f"{TRACEFS}/events") or os.path.isdir("/sys/kernel/debug/tracing/events"):
+        return
+    done = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or not os.path.isdir(f"{TRACEFS}/events"):
+        raise ProbeError(
+            f"tracefs is not mounted and mounting it failed ({done.stderr.strip() or 'unknown error'}):"
+            f" mount it with `mount -t tracefs nodev {TRACEFS}`"
+        )
+
+
 _PROG_FAIL = re.compile(r"prog '([^']+)': (?:BPF program load failed|failed to load)")
 
 
@@ -157,7 +177,8 @@ class _Loaded:
         self.domain = domain
         self.path = path
         self.obj = obj
-        self.links: list[libbpf.Link] = []
+        self.progs = list(obj.programs())
+        self.links: list[libbpf.Link | None] = []  # parallel to progs once attached
 
 
 class Probes:
@@ -169,6 +190,10 @@ class Probes:
         self._objs: list[_Loaded] = []
         self._tracked: set[int] = set()
         self._attached = False
+        self._lock = threading.Lock()
+        self._detach_gen = 0
+        self._detacher: threading.Thread | None = None
+        self.detach_linger = 2.0  # seconds programs stay attached after the last run ends
         self._ncpu = 0
         self.events_fd = -1
         self.ready_s = 0.0  # seconds from load() start to loaded (not attached)
@@ -187,6 +212,7 @@ class Probes:
             raise ProbeError(
                 f"the kernel has no BTF ({BTF_PATH} is missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
             )
+        ensure_tracefs()
         wanted = [d for d in DOMAINS if getattr(self.config, d)]
         if not wanted:
             raise ProbeError("no probe domain enabled: enable at least one of exec, file, net")
@@ -243,34 +269,57 @@ class Probes:
         return loaded
 
     # ------------------------------------------------------------------ tracking
+    #
+    # Attaching is cheap (~4 ms for every program) but destroying a tracepoint link waits
+    # for an RCU grace period inside the kernel's tracepoint mutex: ~40 ms per link, seconds
+    # for all of them. So the last untrack() does not detach inline: a background thread
+    # waits `detach_linger` seconds, then destroys the links one by one, each under the
+    # lock. A track() meanwhile takes the lock (waiting at most for the one destroy in
+    # flight), stops the detacher and re-attaches only the programs whose link is gone, so
+    # no program is ever attached twice (which would duplicate its records).
 
     def track(self, run_cgroup_id: int) -> None:
         """Start recording a run cgroup (and everything below it); attaches on the first."""
         self._require_loaded()
-        try:
-            libbpf.map_update(
-                self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id), struct.pack("<I", 1)
-            )
-        except libbpf.LibbpfError as exc:
-            raise ProbeError(
-                f"cannot track cgroup {run_cgroup_id} ({os.strerror(exc.errno)}): too many runs at once?"
-            ) from None
-        self._tracked.add(run_cgroup_id)
-        if not self._attached:
+        with self._lock:
             try:
-                self._attach_all()
+                libbpf.map_update(
+                    self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id), struct.pack("<I", 1)
+                )
+            except libbpf.LibbpfError as exc:
+                raise ProbeError(
+                    f"cannot track cgroup {run_cgroup_id} ({os.strerror(exc.errno)}): too many runs at once?"
+                ) from None
+            self._tracked.add(run_cgroup_id)
+            self._detach_gen += 1  # cancels a pending background detach
+            try:
+                self._attach_missing()
             except BaseException:
                 self._tracked.discard(run_cgroup_id)
                 libbpf.map_delete(self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id))
                 raise
 
     def untrack(self, run_cgroup_id: int) -> None:
-        """Stop recording a run cgroup; detaches every program after the last one."""
+        """Stop recording a run cgroup; the last one schedules a background detach."""
         self._require_loaded()
-        libbpf.map_delete(self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id))
-        self._tracked.discard(run_cgroup_id)
-        if not self._tracked:
-            self._detach_all()
+        with self._lock:
+            libbpf.map_delete(self._map_fd("tracked_cgroups"), struct.pack("<Q", run_cgroup_id))
+            self._tracked.discard(run_cgroup_id)
+            if self._tracked or not self._attached:
+                return
+            self._detach_gen += 1
+            gen = self._detach_gen
+            self._detacher = threading.Thread(
+                target=self._detach_later, args=(gen,), name="logira-detach", daemon=True
+            )
+            self._detacher.start()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until a scheduled detach has finished; True when nothing is attached."""
+        t = self._detacher
+        if t is not None:
+            t.join(timeout)
+        return not self._attached
 
     @property
     def tracked(self) -> frozenset[int]:
@@ -281,27 +330,54 @@ class Probes:
         return self._attached
 
     def link_count(self) -> int:
-        return sum(len(o.links) for o in self._objs)
+        return sum(1 for o in self._objs for link in o.links if link is not None)
 
-    def _attach_all(self) -> None:
+    def _attach_missing(self) -> None:
         libbpf.clear_log()
         try:
             for o in self._objs:
-                for prog in o.obj.programs():
-                    o.links.append(prog.attach())
+                if not o.links:
+                    o.links = [None] * len(o.progs)
+                for i, prog in enumerate(o.progs):
+                    if o.links[i] is None:
+                        o.links[i] = prog.attach()
         except libbpf.LibbpfError as exc:
-            self._detach_all()
+            self._detach_now()
             tail = exc.log[-1].removeprefix("libbpf: ").strip() if exc.log else ""
             raise ProbeError(
                 f"cannot {exc.what} ({os.strerror(exc.errno)}){': ' + tail if tail else ''}"
             ) from None
         self._attached = True
 
-    def _detach_all(self) -> None:
+    def _detach_later(self, gen: int) -> None:
+        deadline = time.monotonic() + self.detach_linger
+        while time.monotonic() < deadline:
+            if self._detach_gen != gen:
+                return
+            time.sleep(0.05)
         for o in self._objs:
-            for link in o.links:
-                link.destroy()
-            o.links.clear()
+            for i in range(len(o.links)):
+                with self._lock:
+                    if self._detach_gen != gen:
+                        return
+                    link = o.links[i]
+                    if link is not None:
+                        link.destroy()
+                        o.links[i] = None
+        with self._lock:
+            if self._detach_gen == gen:
+                self._attached = False
+
+    def _detach_now(self) -> None:
+        """Destroy every link now, in parallel (grace periods partly overlap)."""
+        links = [link for o in self._objs for link in o.links if link is not None]
+        if len(links) > 1:
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(lambda link: link.destroy(), links))
+        elif links:
+            links[0].destroy()
+        for o in self._objs:
+            o.links = []
         self._attached = False
 
     # ------------------------------------------------------------------ counters
@@ -339,7 +415,9 @@ class Probes:
 
     def close(self) -> None:
         """Detach and unload everything (idempotent)."""
-        self._detach_all()
+        with self._lock:
+            self._detach_gen += 1
+            self._detach_now()
         for o in self._objs:
             o.obj.close()
         self._objs.clear()

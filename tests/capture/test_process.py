@@ -210,7 +210,18 @@ def test_attach_on_demand(require_bpf):
         p.track(424243)
         p.untrack(424242)
         assert p.attached  # one run still tracked
+        n = p.link_count()
         p.untrack(424243)
+        assert p.attached  # detaching is deferred to a background thread (linger)
+        p.track(424244)  # a run starting during the linger keeps the same links: no duplicates
+        assert p.link_count() == n and _bpf_link_fds() - base == n
+        p.detach_linger = 0.0
+        p.untrack(424244)
+        time.sleep(0.1)  # let the detacher start, then re-track mid-detach
+        p.track(424245)
+        assert p.link_count() == n and _bpf_link_fds() - base == n
+        p.untrack(424245)
+        assert p.wait_idle(30)
         assert (p.attached, p.link_count(), _bpf_link_fds() - base) == (False, 0, 0)
     finally:
         p.close()

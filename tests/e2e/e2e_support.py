@@ -14,7 +14,9 @@ from pathlib import Path
 import msgspec
 
 REPO = Path(__file__).resolve().parents[2]
-PY = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+PY = (
+    str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+)
 
 
 class StoredRun:
@@ -24,7 +26,9 @@ class StoredRun:
         self.dir = run_dir
         self.id = run_dir.name
         self.meta = msgspec.json.decode((run_dir / "meta.json").read_bytes())
-        self.records = [msgspec.json.decode(line) for line in (run_dir / "events.jsonl").read_bytes().splitlines()]
+        self.records = [
+            msgspec.json.decode(line) for line in (run_dir / "events.jsonl").read_bytes().splitlines()
+        ]
 
     def of_type(self, type_: str) -> list[dict]:
         return [r for r in self.records if r["type"] == type_]
@@ -66,11 +70,18 @@ class Logira:
     def argv(self, *args: str) -> list[str]:
         return self.user.cmd(PY, "-m", "logira.cli.main", *args)
 
-    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, input: bytes | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """Run `logira <args>` to completion, capturing output (bytes)."""
         return subprocess.run(
-            self.argv(*args), env=self.env(), cwd=self.workspace, input=input,
-            capture_output=True, timeout=timeout, check=False,
+            self.argv(*args),
+            env=self.env(),
+            cwd=self.workspace,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
         )
 
     def popen(self, *args: str, **kw) -> subprocess.Popen:

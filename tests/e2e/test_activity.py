@@ -25,7 +25,8 @@ def http_server(tmp_path_factory) -> Iterator[int]:
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root), str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while True:
@@ -63,7 +64,9 @@ def test_files_execs_and_network_exact(logira, http_server):
     assert curl[0]["data_json"]["cwd"] == ws
     assert curl[0]["summary"] == f"exec curl -fsS -o page.txt {url}"
 
-    files = [(r["data_json"]["op"], r["data_json"]["path"], r["data_json"].get("path2", "")) for r in run.files()]
+    files = [
+        (r["data_json"]["op"], r["data_json"]["path"], r["data_json"].get("path2", "")) for r in run.files()
+    ]
     for expected in [
         ("mkdir", f"{ws}/out", ""),
         ("create", f"{ws}/out/a.txt", ""),
@@ -74,12 +77,21 @@ def test_files_execs_and_network_exact(logira, http_server):
     ]:
         assert expected in files, f"{expected} not in {files}"
     # Order of the changes is the order they happened in.
-    seqs = [files.index(e) for e in [("mkdir", f"{ws}/out", ""), ("create", f"{ws}/out/a.txt", ""),
-                                      ("rename", f"{ws}/out/a.txt", f"{ws}/out/b.txt")]]
+    seqs = [
+        files.index(e)
+        for e in [
+            ("mkdir", f"{ws}/out", ""),
+            ("create", f"{ws}/out/a.txt", ""),
+            ("rename", f"{ws}/out/a.txt", f"{ws}/out/b.txt"),
+        ]
+    ]
     assert seqs == sorted(seqs)
 
-    conns = [r for r in run.of_type("net") if r["data_json"]["op"] == "connect"
-             and r["data_json"]["dst_port"] == port]
+    conns = [
+        r
+        for r in run.of_type("net")
+        if r["data_json"]["op"] == "connect" and r["data_json"]["dst_port"] == port
+    ]
     assert conns, f"no connect to port {port}: {[r['summary'] for r in run.of_type('net')]}"
     c = conns[0]
     assert c["data_json"]["dst_ip"] == "127.0.0.1" and c["data_json"]["proto"] == "tcp"
@@ -94,16 +106,26 @@ def test_files_execs_and_network_exact(logira, http_server):
 def test_detection_with_lineage(logira):
     ssh = logira.user.home / ".ssh"
     try:
-        res = logira("run", "--tool", "det", "--", "sh", "-c",
-                     "mkdir -p ~/.ssh && echo 'ssh-ed25519 AAAA attacker' >> ~/.ssh/authorized_keys")
+        res = logira(
+            "run",
+            "--tool",
+            "det",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p ~/.ssh && echo 'ssh-ed25519 AAAA attacker' >> ~/.ssh/authorized_keys",
+        )
         assert res.returncode == 0, res.stderr
         run = logira.only_run()
         target = str(ssh / "authorized_keys")
         writes = [r for r in run.files() if r["data_json"]["path"] == target]
         assert writes, run.summaries()
         by_seq = {r["seq"]: r for r in run.records}
-        dets = [r for r in run.of_type("detection")
-                if by_seq.get(r["data_json"]["related_event_seq"], {}).get("seq") in {w["seq"] for w in writes}]
+        dets = [
+            r
+            for r in run.of_type("detection")
+            if by_seq.get(r["data_json"]["related_event_seq"], {}).get("seq") in {w["seq"] for w in writes}
+        ]
         assert dets, f"no detection for {target}: {[r['summary'] for r in run.of_type('detection')]}"
         d = dets[0]["data_json"]
         assert d["severity"] in ("high", "critical")
@@ -114,13 +136,15 @@ def test_detection_with_lineage(logira):
         assert run.meta["root_pid"] in pids
         # A detection directly follows its event, and the stores agree.
         assert dets[0]["seq"] > d["related_event_seq"]
-        assert run.db("SELECT rule_id, severity, related_seq FROM detections WHERE seq = ?", dets[0]["seq"]) == [
-            (d["rule_id"], d["severity"], d["related_event_seq"])
-        ]
+        assert run.db(
+            "SELECT rule_id, severity, related_seq FROM detections WHERE seq = ?", dets[0]["seq"]
+        ) == [(d["rule_id"], d["severity"], d["related_event_seq"])]
         assert run.meta["suspicious_count"] >= 1
         n = len(run.of_type("detection"))
         sev = run.meta["detections"]
-        expect = " ".join(f"{k}={sev[k]}" for k in ("critical", "high", "medium", "low", "info") if sev.get(k))
+        expect = " ".join(
+            f"{k}={sev[k]}" for k in ("critical", "high", "medium", "low", "info") if sev.get(k)
+        )
         assert f"detections={n} ({expect})" in res.stderr.decode()
     finally:
         subprocess.run(["rm", "-rf", str(ssh)], check=False)
@@ -130,8 +154,17 @@ def test_two_users_concurrent_runs_kept_apart(logira, logira_other):
     procs = []
     for lg in (logira, logira_other):
         marker = f"marker-{lg.user.name}"
-        procs.append(lg.popen("run", "--tool", "iso", "--", "sh", "-c",
-                              f"for i in 1 2 3 4 5; do echo $i >> {marker}; sleep 0.2; done; cat {marker} >/dev/null"))
+        procs.append(
+            lg.popen(
+                "run",
+                "--tool",
+                "iso",
+                "--",
+                "sh",
+                "-c",
+                f"for i in 1 2 3 4 5; do echo $i >> {marker}; sleep 0.2; done; cat {marker} >/dev/null",
+            )
+        )
     for p in procs:
         _out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
@@ -165,12 +198,16 @@ def test_custom_rules_fire_and_are_recorded(logira):
     rules = logira.workspace / "my-rules.yaml"
     rules.write_text(CUSTOM_RULES)
     os.chown(rules, logira.user.uid, logira.user.gid)
-    res = logira("run", "--tool", "custom", "--rules", "my-rules.yaml", "--", "sh", "-c", "echo x > canary-1.txt")
+    res = logira(
+        "run", "--tool", "custom", "--rules", "my-rules.yaml", "--", "sh", "-c", "echo x > canary-1.txt"
+    )
     assert res.returncode == 0, res.stderr
     run = logira.only_run()
     assert run.meta["custom_rules_path"] == str(rules)
     import hashlib
 
     assert run.meta["custom_rules_sha256"] == hashlib.sha256(CUSTOM_RULES.encode()).hexdigest()
-    dets = [r["data_json"] for r in run.of_type("detection") if r["data_json"]["rule_id"] == "custom-canary-write"]
+    dets = [
+        r["data_json"] for r in run.of_type("detection") if r["data_json"]["rule_id"] == "custom-canary-write"
+    ]
     assert [d["message"] for d in dets] == [f"canary create {logira.workspace}/canary-1.txt"]

@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,10 @@ def test_symlink_swaps_under_home_redirect_nothing(logira, tmp_path):
         for n in meta.json.tmp events.jsonl index.sqlite index.sqlite-wal index.sqlite-shm "$run.tmp"; do
             ln -s {victim} "$home/runs/$n" || true
         done
-        # swap runs/ and then the home itself for symlinks to a root-owned dir
+        # swap the (root-owned, active) run dir, then runs/, then the home itself for
+        # symlinks to a root-owned dir: the original's finalize chowned through such links
+        mv "$home/runs/$run" "$home/runs/$run.moved"
+        ln -s {target} "$home/runs/$run"
         mv "$home/runs" "$home/runs.moved"
         ln -s {target} "$home/runs"
         mv "$home" "$home.moved"
@@ -137,16 +141,19 @@ def test_symlink_swaps_under_home_redirect_nothing(logira, tmp_path):
         # The run still completed, in the directory the daemon opened at the start.
         moved = Path(f"{home}.moved") / "runs.moved"
         (run_dir,) = [p for p in moved.iterdir() if p.is_dir() and not p.is_symlink()]
+        assert run_dir.name.endswith("-swap.moved")
         run = StoredRun(run_dir)
-        assert run.meta["status"] == "complete"
+        assert run.meta["status"] == "complete" and run.meta["run_id"] == run_dir.name.removesuffix(".moved")
         assert _created(run, logira.workspace / "after-swap")
-        assert f"dir={run.dir}" in res.stderr.decode() or run.id in res.stderr.decode()
+        assert f"logira: run {run.meta['run_id']}  " in res.stderr.decode()
         # No root write was redirected: the target is exactly as before.
         assert sorted(p.name for p in target.iterdir()) == before
         assert victim.read_text() == "original\n"
         st = victim.stat()
         assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o644
-        assert target.stat().st_uid == 0
+        st = target.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+        assert run_dir.stat().st_uid == logira.user.uid  # the real run dir was handed over
     finally:
         for p in (Path(f"{home}.moved"), home):
             if p.is_symlink():
@@ -167,9 +174,13 @@ def test_verify_catches_edits_truncation_and_deletion(logirad, test_user):
 
 
 def _verify_scenario(logira) -> None:
-    for i in range(2):
-        res = logira("run", "--tool", f"v{i}", "--", "sh", "-c", "echo a > a; echo b > b; cat a b >/dev/null")
-        assert res.returncode == 0, res.stderr
+    procs = [
+        logira.popen("run", "--tool", f"v{i}", "--", "sh", "-c", f"echo a > a{i}; cat a{i} >/dev/null")
+        for i in range(2)
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
     runs = [StoredRun(d) for d in logira.run_dirs()]
     res = logira("verify", "--all")
     assert res.returncode == 0, res.stdout
@@ -202,3 +213,20 @@ def _verify_scenario(logira) -> None:
 
 def as_user(logira, *argv: str, input: bytes | None = None) -> None:
     subprocess.run(logira.user.cmd(*argv), input=input, check=True, env=logira.env(), capture_output=True)
+
+
+def test_agent_killing_logira_run_keeps_being_recorded(logira):
+    # The agent runs as the same user as `logira run`, so it can kill it; the run belongs to
+    # the daemon, which keeps recording until the agent's process tree is gone.
+    res = logira(
+        "run", "--tool", "killparent", "--", "sh", "-c", "kill -KILL $PPID; sleep 0.5; echo x > after-kill"
+    )
+    assert res.returncode == -9
+    (run_dir,) = logira.run_dirs()
+    deadline = time.monotonic() + 20
+    while StoredRun(run_dir).meta["status"] == "running":
+        assert time.monotonic() < deadline, "the run never ended after its agent exited"
+        time.sleep(0.2)
+    run = StoredRun(run_dir)
+    assert run.meta["status"] == "complete" and run.meta["exit_code"] == 0
+    assert _created(run, logira.workspace / "after-kill")

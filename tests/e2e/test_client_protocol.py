@@ -32,6 +32,7 @@ class FakeDaemon:
         self.marker_existed_at_start: bool | None = None
         self.marker: Path | None = None
         self.exited: protocol.AgentExited | None = None
+        self.error: Exception | None = None
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(str(path))
         self.srv.listen(4)
@@ -39,6 +40,12 @@ class FakeDaemon:
         self.thread.start()
 
     def _serve(self) -> None:
+        try:
+            self._serve_one()
+        except (OSError, EOFError, protocol.FrameError) as exc:  # client went away / socket closed
+            self.error = exc
+
+    def _serve_one(self) -> None:
         conn, _ = self.srv.accept()
         with conn:
             msg = protocol.decode_client(protocol.recv_body(conn))
@@ -50,15 +57,21 @@ class FakeDaemon:
             if self.refuse:
                 protocol.send_msg(conn, protocol.Error(message=self.refuse))
                 return
-            protocol.send_msg(conn, protocol.RunStarted(run_id="20260101-000000-fake", run_dir="/nonexistent/run"))
+            protocol.send_msg(
+                conn, protocol.RunStarted(run_id="20260101-000000-fake", run_dir="/nonexistent/run")
+            )
             msg = protocol.decode_client(protocol.recv_body(conn))
             assert isinstance(msg, protocol.AgentExited)
             self.exited = msg
             protocol.send_msg(
                 conn,
                 protocol.RunFinished(
-                    run_id="20260101-000000-fake", run_dir="/nonexistent/run", events=12, detections=0,
-                    dropped=3, complete=False,
+                    run_id="20260101-000000-fake",
+                    run_dir="/nonexistent/run",
+                    events=12,
+                    detections=0,
+                    dropped=3,
+                    complete=False,
                 ),
             )
 
@@ -66,7 +79,9 @@ class FakeDaemon:
         self.srv.close()
 
 
-def _logira(tmp_path: Path, sock: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+def _logira(
+    tmp_path: Path, sock: Path, *args: str, input: bytes | None = None
+) -> subprocess.CompletedProcess:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -75,8 +90,13 @@ def _logira(tmp_path: Path, sock: Path, *args: str, input: bytes | None = None) 
         "LANG": "C.UTF-8",
     }
     return subprocess.run(
-        [PY, "-m", "logira.cli.main", *args], env=env, cwd=tmp_path, input=input,
-        capture_output=True, timeout=60, check=False,
+        [PY, "-m", "logira.cli.main", *args],
+        env=env,
+        cwd=tmp_path,
+        input=input,
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -87,7 +107,9 @@ def test_daemon_absent_command_never_runs(tmp_path):
     assert not marker.exists(), "the command ran without a daemon recording it"
     err = res.stderr.decode()
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"error: logirad is not running (no socket at {tmp_path / 'no.sock'}); start it as root")
+    assert err.startswith(
+        f"error: logirad is not running (no socket at {tmp_path / 'no.sock'}); start it as root"
+    )
 
 
 def test_daemon_refuses_command_never_runs(tmp_path):
@@ -101,7 +123,9 @@ def test_daemon_refuses_command_never_runs(tmp_path):
         fake.close()
     assert res.returncode == 1
     assert not marker.exists(), "the command ran although the daemon refused the run"
-    assert fake.start is not None and b"logira.cli.main" in fake.held_cmdline, "the agent was not held at start_run"
+    assert fake.start is not None and b"logira.cli.main" in fake.held_cmdline, (
+        "the agent was not held at start_run"
+    )
     assert fake.marker_existed_at_start is False
     with pytest.raises(ProcessLookupError):  # the held child was killed and reaped
         os.kill(fake.start.pid, 0)
@@ -187,11 +211,20 @@ def test_status_daemon_down_says_why(tmp_path):
 
 def test_sigterm_to_logira_is_forwarded_to_agent(tmp_path):
     fake = FakeDaemon(sock := tmp_path / "d.sock")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGIRA_HOME": str(tmp_path / "lh"),
-           "LOGIRA_SOCK": str(sock)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LOGIRA_HOME": str(tmp_path / "lh"),
+        "LOGIRA_SOCK": str(sock),
+    }
     agent = 'trap "echo got-term; exit 9" TERM; echo ready; while :; do sleep 0.05; done'
-    proc = subprocess.Popen([PY, "-m", "logira.cli.main", "run", "--", "sh", "-c", agent], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PY, "-m", "logira.cli.main", "run", "--", "sh", "-c", agent],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
         proc.send_signal(signal.SIGTERM)
@@ -220,7 +253,10 @@ def test_invalid_rules_refused_before_anything_runs(tmp_path):
     assert err.startswith(f"error: invalid --rules file: {bad}:") and err.count("\n") == 1, err
     res = _logira(tmp_path, sock, "run", "--rules", str(tmp_path / "missing.yaml"), "--", "true")
     assert res.returncode == 1
-    assert res.stderr.decode() == f"error: cannot read --rules file {tmp_path / 'missing.yaml'}: No such file or directory\n"
+    assert (
+        res.stderr.decode()
+        == f"error: cannot read --rules file {tmp_path / 'missing.yaml'}: No such file or directory\n"
+    )
 
 
 def test_stale_and_forbidden_sockets_named_with_fix(tmp_path, test_user):
@@ -230,7 +266,9 @@ def test_stale_and_forbidden_sockets_named_with_fix(tmp_path, test_user):
     s.close()
     res = _logira(tmp_path, stale, "run", "--", "true")
     assert res.returncode == 1
-    assert res.stderr.decode().startswith(f"error: logirad is not running (stale socket at {stale}, connection refused)")
+    assert res.stderr.decode().startswith(
+        f"error: logirad is not running (stale socket at {stale}, connection refused)"
+    )
 
     base = test_user.home / f"sock-{os.getpid()}"
     base.mkdir()
@@ -238,10 +276,17 @@ def test_stale_and_forbidden_sockets_named_with_fix(tmp_path, test_user):
         fake = FakeDaemon(sock := base / "root-only.sock")
         os.chmod(sock, 0o600)  # root's socket, not 0666
         env = test_user.env(LOGIRA_SOCK=str(sock), LOGIRA_HOME=str(base / "lh"))
-        res = subprocess.run(test_user.cmd(PY, "-m", "logira.cli.main", "status"), env=env, capture_output=True,
-                             timeout=60, check=False)
+        res = subprocess.run(
+            test_user.cmd(PY, "-m", "logira.cli.main", "status"),
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         fake.close()
         assert res.returncode == 1
-        assert f"  - permission denied on the logirad socket {sock}; it must be mode 0666" in res.stdout.decode()
+        assert (
+            f"  - permission denied on the logirad socket {sock}; it must be mode 0666" in res.stdout.decode()
+        )
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import subprocess
@@ -59,7 +60,9 @@ def test_exit_status_is_the_agents(logira):
         execs = run.execs()
         assert execs and execs[0]["data_json"]["argv"] == argv
         assert execs[0]["pid"] == meta["root_pid"]
-        exits = [r for r in run.of_type("proc") if r["data_json"]["op"] == "exit" and r["pid"] == meta["root_pid"]]
+        exits = [
+            r for r in run.of_type("proc") if r["data_json"]["op"] == "exit" and r["pid"] == meta["root_pid"]
+        ]
         assert len(exits) == 1
         assert (exits[0]["data_json"]["exit_code"], exits[0]["data_json"]["signal"]) == (code or 0, sig)
         # Handed over to the user after the run.
@@ -117,7 +120,9 @@ def test_status_with_daemon_ready(logira):
 def test_run_is_readable_while_active(logira, logira_other):
     """The run dir is readable by the user during the run (0750 root:user), meta says running;
     `logira status` shows the active run to its user only."""
-    proc = logira.popen("run", "--tool", "live", "--", "sh", "-c", "echo started; read x || true", stdin=subprocess.PIPE)
+    proc = logira.popen(
+        "run", "--tool", "live", "--", "sh", "-c", "echo started; read x || true", stdin=subprocess.PIPE
+    )
     try:
         assert select.select([proc.stdout], [], [], 20)[0], "agent did not start"
         assert proc.stdout.readline() == b"started\n"
@@ -137,3 +142,16 @@ def test_run_is_readable_while_active(logira, logira_other):
             proc.kill()
             proc.wait(timeout=30)
     assert StoredRun(run_dir).meta["status"] == "complete"
+
+
+def test_probe_flags_select_what_is_recorded(logira):
+    res = logira(
+        "run", "--tool", "noflags", "--no-file", "--no-net", "--", "sh", "-c", "echo x > f.txt; cat f.txt"
+    )
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    assert run.meta["probes"] == {"exec": True, "file": False, "net": False}
+    assert run.files() == [] and run.of_type("net") == []
+    # filename is the binary actually run (symlinks resolved: sh -> dash)
+    expected = [os.path.realpath("/usr/bin/sh"), os.path.realpath("/usr/bin/cat")]
+    assert [r["data_json"]["filename"] for r in run.execs()] == expected

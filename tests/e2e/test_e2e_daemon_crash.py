@@ -22,7 +22,9 @@ def crash_logira(logirad, test_user):
 
 def test_daemon_sigkill_mid_run_then_restart(logirad, crash_logira):
     lg = crash_logira
-    proc = lg.popen("run", "--tool", "crash", "--", "sh", "-c", "echo a > before; echo started; sleep 30; echo b > after")
+    proc = lg.popen(
+        "run", "--tool", "crash", "--", "sh", "-c", "echo a > before; echo started; sleep 30; echo b > after"
+    )
     restarted = None
     try:
         assert select.select([proc.stdout], [], [], 30)[0]
@@ -59,9 +61,9 @@ def test_daemon_sigkill_mid_run_then_restart(logirad, crash_logira):
         assert res.returncode == 0 and res.stdout.decode().startswith(f"{run.id}: intact ("), res.stdout
         res = lg("view", run.id)
         assert res.returncode == 0 and run.id in res.stdout.decode()
-        assert not list(logirad.cgroup_parent_path.iterdir() if logirad.cgroup_parent_path.exists() else []) or all(
-            not p.is_dir() for p in logirad.cgroup_parent_path.iterdir()
-        ), "the crashed run's cgroup was not removed"
+        parent = logirad.cgroup_parent_path
+        leftovers = [c.name for c in parent.iterdir() if c.is_dir()] if parent.exists() else []
+        assert leftovers == [], "the crashed run's cgroup was not removed"
     finally:
         if proc.poll() is None:
             proc.kill()
