@@ -48,7 +48,7 @@ demo: setup bpf
 	@bash scripts/demo.sh
 
 bench: setup bpf
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH)
 
 lint: setup
 	$(PY) -m ruff check logira tests bench
