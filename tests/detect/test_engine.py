@@ -146,7 +146,7 @@ def test_detection_carries_rule_metadata_lineage_and_steps(ruleset) -> None:
     assert [e.pid for e in d.lineage] == [202, 201, 10]
     assert d.lineage[0].exe == "/tmp/p" and d.lineage[2].argv == ["node", "/usr/bin/claude"]
     assert (d.severity, d.category, d.tags) == ("high", "execution", ["T1105", "T1204.002"])
-    assert d.message == "dropper: /tmp/p created, made executable and run"
+    assert d.message == "dropper: created in a temp dir, made executable, then run: /tmp/p"
 
 
 def test_sequence_state_is_bounded_and_drops_are_counted() -> None:
