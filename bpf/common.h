@@ -109,7 +109,7 @@ static __always_inline void fill_hdr(struct rec_hdr *h, __u16 kind, __u16 size)
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid; /* BTF pointers: plain loads, no helper calls */
 	h->uid = (__u32)uid_gid;
 	h->gid = uid_gid >> 32;
 	h->kind = kind;

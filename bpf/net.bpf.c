@@ -19,11 +19,12 @@
  * can arrange on purpose) is read again at sys_exit, after the kernel's own copy faulted
  * it in: connect/bind sockaddrs, and every send argument (F_RETRY).
  *
- * Hot paths: sendto without an address, write and close of every process on the
- * host leave after one load of dns_fd_hint (zero unless some tracked process holds a UDP
+ * Hot paths: sendto without an address, write and close (on x86: in exec.bpf.c) of every
+ * process on the host leave after one load of dns_fd_hint (zero unless some tracked process holds a UDP
  * socket connected to port 53); everything else checks is_tracked() first.
  */
 #include "common.h"
+#include "dnsfds.h"
 #include <bpf/bpf_endian.h>
 
 enum net_kind {
@@ -122,30 +123,7 @@ struct {
 	__type(value, struct pend);
 } net_scratch SEC(".maps");
 
-/* UDP sockets connect()ed to port 53, so glibc's sendmmsg/send/write without an address
- * still yields the destination and the query. The file pointer guards against fd reuse
- * (dup2 over it, exit without close, pid reuse). */
-struct dns_key {
-	__u32 tgid;
-	__s32 fd;
-};
-struct dns_dst {
-	__u64 file;
-	__u16 family;
-	__u16 port;
-	__u32 _pad;
-	__u8 addr[16];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct dns_key);
-	__type(value, struct dns_dst);
-} dns_fds SEC(".maps");
-
-/* Non-zero while dns_fds may hold entries: lets write/close/addressless sends of every
- * process on the host leave after one load. Only ever too high (LRU evictions). */
-__u64 dns_fd_hint = 0;
+/* dns_fds / dns_hint: bpf/dnsfds.h (shared with exec.bpf.c, which forgets fds at close) */
 
 /* (process, destination) pairs already reported for non-DNS datagrams. */
 struct dedup_key {
@@ -433,7 +411,7 @@ static __always_inline void remember_dns(struct pend *p, long ret)
 	if (r->dst_port != DNS_PORT) {
 		/* re-connected elsewhere: forget it */
 		if (!bpf_map_delete_elem(&dns_fds, &k))
-			__sync_fetch_and_add(&dns_fd_hint, -1);
+			dns_hint_add(-1);
 		return;
 	}
 	d.file = p->file;
@@ -441,7 +419,7 @@ static __always_inline void remember_dns(struct pend *p, long ret)
 	d.port = r->dst_port;
 	__builtin_memcpy(d.addr, r->dst_addr, 16);
 	if (!bpf_map_update_elem(&dns_fds, &k, &d, BPF_NOEXIST))
-		__sync_fetch_and_add(&dns_fd_hint, 1);
+		dns_hint_add(1);
 	else
 		bpf_map_update_elem(&dns_fds, &k, &d, BPF_EXIST);
 }
@@ -594,7 +572,7 @@ static __always_inline int parse_msg(struct pend *p, int fd, const struct user_m
 		p->rec.flags |= F_ADDR_FAULT;
 		return -1;
 	}
-	if (!m.msg_name && !dns_fd_hint)
+	if (!m.msg_name && !dns_fd_hint())
 		return 0;
 	rc = send_dst(p, fd, m.msg_name, m.msg_namelen, flags);
 	if (rc <= 0)
@@ -681,7 +659,7 @@ int net_enter_sendto(struct syscall_trace_enter *ctx)
 	const void *uaddr = (const void *)ctx->args[4];
 	struct pend *p;
 
-	if (!uaddr && !dns_fd_hint)
+	if (!uaddr && !dns_fd_hint())
 		return 0;
 	if (!is_tracked())
 		return 0;
@@ -865,7 +843,7 @@ int net_enter_write(struct syscall_trace_enter *ctx)
 	int fd = (int)ctx->args[0];
 	struct pend *p;
 
-	if (!dns_fd_hint || !is_tracked() || !remembered(fd))
+	if (!dns_fd_hint() || !is_tracked() || !remembered(fd))
 		return 0;
 	p = scratch();
 	if (!p)
@@ -879,24 +857,20 @@ int net_enter_write(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_write")
 int net_exit_write(struct syscall_trace_exit *ctx)
 {
-	if (!dns_fd_hint)
+	if (!dns_fd_hint())
 		return 0;
 	return exit_simple_send(ctx->ret, SC_WRITE);
 }
 
+#if !defined(__TARGET_ARCH_x86)
+/* On x86 exec.bpf.c's raw sys_enter program does this (bpf/dnsfds.h says why). */
 SEC("tracepoint/syscalls/sys_enter_close")
 int net_enter_close(struct syscall_trace_enter *ctx)
 {
-	struct dns_key k;
-
-	if (!dns_fd_hint)
-		return 0;
-	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	k.fd = (int)ctx->args[0];
-	if (!bpf_map_delete_elem(&dns_fds, &k))
-		__sync_fetch_and_add(&dns_fd_hint, -1);
+	dns_forget((__s32)ctx->args[0]);
 	return 0;
 }
+#endif
 
 /* ------------------------------------------------------ bind/listen/accept */
 

@@ -99,6 +99,7 @@ static __always_inline int path_pseudo(struct dentry *d, char *buf, __u32 bufsz)
 struct path_walk {
 	struct dentry *d;
 	struct mount *mnt;
+	struct dentry *mnt_root; /* of mnt: read once per mount, not once per component */
 	__u32 off;   /* start of the path built so far in path_tmp (grows down) */
 	__u32 mask;  /* bufsz - 1 */
 	int truncated;
@@ -116,22 +117,46 @@ static long path_walk_step(__u32 idx, void *arg)
 	}
 	struct dentry *d = w->d;
 	struct mount *mnt = w->mnt;
-	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
 
-	if (d == mnt_root) {
+	if (d == w->mnt_root) {
 		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
 		if (mp == mnt)
 			return 1; /* root of the namespace (or of a detached mount) */
 		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mp;
+		w->mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
 		return 0;
 	}
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	/* Each BPF_CORE_READ is a helper call (~20 ns): where d_name directly follows d_parent
+	 * (every kernel we know; checked through CO-RE), read parent, length and name pointer
+	 * in one call. The check is a relocated constant: the verifier drops the dead branch. */
+	struct dentry *parent;
+	__u32 len;
+	const unsigned char *name;
+	if (bpf_core_field_offset(struct dentry, d_name) ==
+		    bpf_core_field_offset(struct dentry, d_parent) + 8 &&
+	    bpf_core_field_offset(struct qstr, name) == 8) {
+		struct {
+			__u64 parent;
+			__u64 hash_len; /* little-endian: hash in the low half, len in the high */
+			__u64 name;
+		} hot;
+		if (bpf_probe_read_kernel(&hot, sizeof(hot),
+					  (void *)d + bpf_core_field_offset(struct dentry, d_parent))) {
+			w->err = -EFAULT;
+			return 1;
+		}
+		parent = (struct dentry *)hot.parent;
+		len = hot.hash_len >> 32;
+		name = (const unsigned char *)hot.name;
+	} else {
+		parent = BPF_CORE_READ(d, d_parent);
+		len = BPF_CORE_READ(d, d_name.len);
+		name = BPF_CORE_READ(d, d_name.name);
+	}
 	if (d == parent)
 		return 1; /* an unreachable root: what we have is the best path */
 
-	__u32 len = BPF_CORE_READ(d, d_name.len);
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 	if (len + 1 > w->off) {
 		w->truncated = 1;
 		return 1;
@@ -175,6 +200,7 @@ static __always_inline int read_path(const struct path *p, char *buf, __u32 bufs
 	struct path_walk w = {
 		.d = d,
 		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
 		.off = bufsz - 1,
 		.mask = bufsz - 1,
 	};

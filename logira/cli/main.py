@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # messages can quote run files the agent could have edited: never raw to the terminal
+        from logira.render.escape import esc
+
+        print(f"error: {esc(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -33,6 +33,16 @@ def _owner_uid(run_dir: Path) -> int:
     return st.st_uid if st.st_uid != 0 else os.getuid()
 
 
+def _is_default_home(home: Path) -> bool:
+    """Seals written before they recorded their directory are attributed to the default home."""
+    from logira.storage.home import HomeError, default_home
+
+    try:
+        return os.path.realpath(home) == os.path.realpath(default_home(os.getuid()))
+    except HomeError:
+        return False
+
+
 def _print_report(rep: VerifyReport) -> bool:
     if rep.intact:
         print(
@@ -51,13 +61,14 @@ def verify_one(home: Path, selector: str) -> bool:
     """Verify one run by selector; a deleted run whose seal remains is reported as deleted."""
     from logira.storage.reader import resolve_run
     from logira.storage.seal import read_seal
-    from logira.storage.verify import verify_run
+    from logira.storage.verify import seals_of_home, verify_run
 
     state = _state_dir()
     try:
         run_dir = resolve_run(home, selector)
     except CliError:
-        if selector != "last" and read_seal(state, os.getuid(), selector) is not None:
+        seal = read_seal(state, os.getuid(), selector) if selector != "last" else None
+        if seal is not None and seals_of_home(home, [seal], _is_default_home(home)):
             print(f"{esc(selector)}: NOT INTACT")
             print(f"  - run deleted (seal exists, directory {esc(str(home / 'runs' / selector))} is gone)")
             return False
@@ -78,7 +89,8 @@ def verify_all(home: Path) -> bool:
     for info in runs:
         seal = read_seal(state, _owner_uid(info.dir), info.run_id)
         ok = _print_report(verify_run(info.dir, seal)) and ok
-    problems = verify_missing_runs(home, list_seals(state, os.getuid()))
+    # seals are per uid: only the runs created under this home can be missing from it
+    problems = verify_missing_runs(home, list_seals(state, os.getuid()), legacy=_is_default_home(home))
     for p in problems:
         print(f"NOT INTACT: {esc(p)}")
         ok = False

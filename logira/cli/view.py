@@ -147,6 +147,9 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
         out.line(f"  started:   {fmt_date(meta.start_ts)}  (still running)")
     out.line(f"  exit:      {_exit_text(meta)}")
     out.line(f"  record:    {_completeness(meta, pal)}")
+    filtered = _filtered_text(meta)
+    if filtered:
+        out.line(f"  filtered:  {filtered}")
     total = sum(counts.values())
     parts = "  ".join(f"{t} {counts.get(t, 0)}" for t in RECORD_TYPES)
     out.line(f"Events      {parts}  (total {total})")
@@ -199,6 +202,17 @@ def _exit_text(meta) -> str:
     if meta.exit_signal:
         return f"killed by signal {meta.exit_signal}"
     return "-" if meta.exit_code is None else str(meta.exit_code)
+
+
+def _filtered_text(meta) -> str:
+    """Events left out by --no-exec/--no-file/--no-net: on request, so not shown as loss."""
+    off = [d for d in ("exec", "file", "net") if not getattr(meta.probes, d)]
+    counts = {d: getattr(meta.filtered, d) for d in ("exec", "file", "net")}
+    shown = [d for d in ("exec", "file", "net") if d in off or counts[d]]
+    if not shown:
+        return ""
+    flags = " ".join(f"--no-{d}" for d in off)
+    return ", ".join(f"{d} {counts[d]}" for d in shown) + f" events not recorded on request ({flags or 'filter'})"
 
 
 def _completeness(meta, pal) -> str:

@@ -11,6 +11,7 @@ import errno
 import os
 import select
 import socket
+import struct
 import time
 from typing import Any
 
@@ -24,6 +25,27 @@ START_HINT = "start it as root: sudo logirad &, or systemctl start logirad"
 def socket_path(sock_path: str | None = None) -> str:
     """The daemon socket: the argument, else $LOGIRA_SOCK, else /run/logira.sock."""
     return sock_path or os.environ.get("LOGIRA_SOCK") or DEFAULT_SOCK
+
+
+def _check_daemon_is_root(sock: socket.socket, path: str) -> None:
+    """Refuse a socket not served by root: logirad always is.
+
+    The audited agent runs as the user and can change the user's environment for later sessions
+    (LOGIRA_SOCK in a shell rc file) and serve a fake daemon on its own socket, which would
+    "start" runs that record nothing and print a clean summary. The kernel's SO_PEERCRED says who
+    really listens.
+    """
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot identify the process behind {path}: {exc.strerror}") from None
+    if uid != 0:
+        sock.close()
+        raise CliError(
+            f"{path} is served by uid {uid}, not root: that is not logirad (check LOGIRA_SOCK and "
+            "where it is set); refusing to use it"
+        )
 
 
 class DaemonError(CliError):
@@ -66,6 +88,7 @@ class Connection:
         except OSError as exc:
             sock.close()
             raise CliError(f"cannot connect to logirad at {path}: {exc.strerror or exc}") from None
+        _check_daemon_is_root(sock, path)
         sock.settimeout(None)
         return cls(sock, path)
 

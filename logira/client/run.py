@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import sys
+import time
 from pathlib import Path
 
 import msgspec
@@ -29,9 +30,11 @@ from logira.cli.errors import CliError
 from logira.client.connection import Connection
 from logira.daemon import protocol
 from logira.detect.loader import RuleError, load_rules
+from logira.render.escape import esc
 
 START_TIMEOUT_S = 30.0  # daemon creates the run dir, cgroup, SQLite; generous on a loaded host
 FINISH_TIMEOUT_S = 120.0  # straggler wait + drain + finalize
+KILL_GRACE_S = 2.0  # daemon lost: SIGTERM, then SIGKILL after this long
 _RELEASE = b"G"
 
 
@@ -81,6 +84,26 @@ def _ensure_home() -> None:
         ensure_home_as_user()
     except HomeError as exc:
         raise CliError(str(exc)) from None
+
+
+def _deny_ptrace() -> None:
+    """Make this process non-dumpable, so the agent (same uid, our child) cannot ptrace it.
+
+    Without Yama (absent on some kernels, scope 0 on others) any process of the user may ptrace
+    any other: the agent could inject code into `logira run`, which lives outside the run cgroup,
+    and act unrecorded, or steal its daemon connection with pidfd_getfd. PR_SET_DUMPABLE=0 makes
+    ptrace, pidfd_getfd, process_vm_* and /proc/<pid>/mem need CAP_SYS_PTRACE. It is reset by
+    execve, so the agent itself stays debuggable. ctypes: the stdlib has no prctl.
+    """
+    import ctypes
+
+    pr_set_dumpable = 4
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as exc:
+        raise CliError(f"cannot protect logira run from ptrace (prctl: {exc}); the command was not run") from None
 
 
 def _fork_held(argv: list[str]) -> tuple[int, int]:
@@ -205,9 +228,38 @@ class _Signals:
             with contextlib.suppress(OSError):
                 targets.update(cgroup2.procs(self.run_cgroup))
         targets.discard(os.getpid())
-        for pid in targets:
+        # the root process first: killed after its child, a shell would run its next command
+        for pid in sorted(targets, key=lambda t: t != self.agent_pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
+
+    def kill_all(self, timeout: float = 2.0) -> None:
+        """SIGKILL the run's processes until none is left: one pass can miss a child forked
+        between reading cgroup.procs and the kill of its parent."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.signal_all(signal.SIGKILL)
+            alive = [pid for pid in self._cgroup_procs() if _running(pid)]
+            if not alive or time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
+    def _cgroup_procs(self) -> list[int]:
+        if self.run_cgroup is None:
+            return []
+        try:
+            return cgroup2.procs(self.run_cgroup)
+        except OSError:
+            return []
+
+
+def _running(pid: int) -> bool:
+    """True unless pid is gone or a zombie (a zombie's parent just has not reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :][:1] not in ("Z", "X", "")
 
 
 def _why_ended(conn: Connection) -> str:
@@ -227,12 +279,18 @@ def _wait_agent(conn: Connection, pid: int, sigs: _Signals) -> tuple[int, int, b
     """Wait for the agent to exit. Returns (exit_code, signal, daemon_lost)."""
     pidfd = os.pidfd_open(pid)
     daemon_lost = False
+    kill_at: float | None = None
     try:
         while True:
             watch = [pidfd] if daemon_lost else [pidfd, conn.fileno()]
-            ready, _, _ = select.select(watch, [], [])
+            timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
+            ready, _, _ = select.select(watch, [], [], timeout)
             if pidfd in ready:
                 break
+            if kill_at is not None and time.monotonic() >= kill_at:
+                # SIGTERM can be ignored: an agent that traps it must not go on unrecorded
+                sigs.kill_all()
+                kill_at = None
             if conn.fileno() in ready and not daemon_lost:
                 # The daemon says nothing while the agent runs: readable means EOF/crash (or
                 # an error). Fail closed: an agent that can no longer be recorded is stopped.
@@ -241,10 +299,14 @@ def _wait_agent(conn: Connection, pid: int, sigs: _Signals) -> tuple[int, int, b
                     f"logira: {_why_ended(conn)}; stopping the agent (the run is incomplete)", file=sys.stderr
                 )
                 sigs.signal_all(signal.SIGTERM)
+                kill_at = time.monotonic() + KILL_GRACE_S
     finally:
         os.close(pidfd)
     _, status = os.waitpid(pid, 0)
     sigs.agent_alive = False
+    if daemon_lost:
+        # the root process is gone; its background processes are no more recorded than it was
+        sigs.kill_all()
     if os.WIFSIGNALED(status):
         return 0, os.WTERMSIG(status), daemon_lost
     return os.WEXITSTATUS(status), 0, daemon_lost
@@ -254,6 +316,7 @@ def run(opts: RunOptions) -> RunResult:
     """Run `opts.argv` as a recorded run; returns the agent's status and the daemon's summary."""
     if not opts.argv:
         raise CliError("no command given; usage: logira run [flags] -- <command...>", exit_code=2)
+    _deny_ptrace()  # first: the window in which other processes of the user may attach stays short
     _ensure_home()
     rules_path, rules_yaml = read_rules(opts.rules_path) if opts.rules_path else ("", "")
     try:
@@ -308,7 +371,7 @@ def run(opts: RunOptions) -> RunResult:
     if daemon_lost:
         conn.close()
         print(
-            f"logira: run {started.run_id}  dir={started.run_dir}  INCOMPLETE (the recording ended before "
+            f"logira: run {esc(started.run_id)}  dir={esc(started.run_dir)}  INCOMPLETE (the recording ended before "
             "the agent did; a crashed logirad seals the run when it starts again)",
             file=sys.stderr,
         )
@@ -320,7 +383,7 @@ def run(opts: RunOptions) -> RunResult:
     except CliError as exc:
         # The agent is done and was recorded; only the daemon's confirmation is missing.
         print(
-            f"logira: run {started.run_id}  dir={started.run_dir}  NOT CONFIRMED ({exc}); "
+            f"logira: run {esc(started.run_id)}  dir={esc(started.run_dir)}  NOT CONFIRMED ({exc}); "
             f"check later with: logira verify {started.run_id}",
             file=sys.stderr,
         )
@@ -349,7 +412,8 @@ _SEV_ORDER = ("critical", "high", "medium", "low", "info")
 
 def summary_line(fin: protocol.RunFinished) -> str:
     """The one line `logira run` prints when the run is sealed."""
-    line = f"logira: run {fin.run_id}  dir={fin.run_dir}  events={fin.events}  detections={fin.detections}"
+    # run_dir contains $LOGIRA_HOME as given: never let its bytes reach the terminal raw
+    line = f"logira: run {esc(fin.run_id)}  dir={esc(fin.run_dir)}  events={fin.events}  detections={fin.detections}"
     sev = _severities(fin.run_dir) if fin.detections else {}
     if sev:
         parts = [f"{k}={sev[k]}" for k in _SEV_ORDER if sev.get(k)]
@@ -357,7 +421,7 @@ def summary_line(fin: protocol.RunFinished) -> str:
     if fin.dropped:
         line += f"  INCOMPLETE ({fin.dropped} dropped)"
     elif not fin.complete:
-        line += f"  INCOMPLETE ({fin.status})"
+        line += f"  INCOMPLETE ({esc(fin.status)})"
     if fin.stragglers:
         line += f"  stragglers={len(fin.stragglers)}"
     return line

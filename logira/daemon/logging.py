@@ -38,6 +38,20 @@ def _to_journald(_logger: Any, method: str, event_dict: dict[str, Any]) -> dict[
     return event_dict
 
 
+def _escape_strings(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Terminal-safe values for the console renderer (journald got the exact values already)."""
+    from logira.render.escape import esc
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            return esc(v)
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return {k: clean(v) for k, v in event_dict.items()}
+
+
 def setup(log_format: str = "json", journald: str = "auto", journald_socket: str = "") -> JournaldSink | None:
     """Configure structlog; returns the journald sink in use (or None)."""
     global _journal
@@ -51,16 +65,20 @@ def setup(log_format: str = "json", journald: str = "auto", journald_socket: str
         )
     if journald in ("on", "auto") and JournaldSink.available(path):
         _journal = JournaldSink(path)
+    # JSON escapes every control and non-ASCII character (ensure_ascii); the console format
+    # would print the agent's argv/paths raw into the operator's terminal, so it escapes first.
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    escape: list[Any] = [] if log_format == "json" else [_escape_strings]
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _to_journald,
+            *escape,
             renderer,
         ],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

@@ -106,16 +106,16 @@ def reconcile(sessions: SessionManager, state_dir: Path) -> None:
 
 
 async def serve(cfg: DaemonConfig, probes: object, sessions: SessionManager, cg_mount: Path) -> None:
-    from logira.daemon.reader import PausableReader
     from logira.daemon.server import Server
     from logira.daemon.status import DaemonState
+    from logira.probes.ringbuf import RingReader
 
     log = dlog.get()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reader = PausableReader(probes, sessions.on_batch)  # type: ignore[arg-type]
+    reader = RingReader(probes, sessions.on_batch)  # type: ignore[arg-type]
     sessions.reader = reader
     reader.start()
     state = DaemonState(cfg, probes, sessions, cg_mount)

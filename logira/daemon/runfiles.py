@@ -103,6 +103,16 @@ class RunFiles:
         return errors
 
 
+def _id_taken(state_dir: Path, uid: int):
+    """Run ids in use for uid in any home: sealed, or active (staging). Root's own dirs: lexists is safe."""
+    seals, staging = state_dir / "seals" / str(uid), state_dir / "staging"
+
+    def taken(name: str) -> bool:
+        return os.path.lexists(seals / f"{name}.json") or os.path.lexists(staging / f"{uid}-{name}")
+
+    return taken
+
+
 def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_dir: Path) -> RunFiles:
     """Create a fresh run dir under `<home>/runs` for uid and open its sinks."""
     from logira.storage.safefs import RunDirError, UnsafePathError
@@ -112,7 +122,8 @@ def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_
     except UnsafePathError as exc:
         raise RunFilesError(f"logira home unsafe or not initialized: {exc}") from None
     try:
-        rundir = RunDir.create(runs_fd, tool, uid, gid, now_ns, state_dir=state_dir)
+        rundir = RunDir.create(runs_fd, tool, uid, gid, now_ns, state_dir=state_dir,
+                               taken=_id_taken(state_dir, uid))
     except (RunDirError, OSError) as exc:
         raise RunFilesError(f"cannot create the run dir: {exc}") from None
     finally:
@@ -159,6 +170,7 @@ def recover_run(home: str, uid: int, gid: int, run_id: str, state_dir: Path, rea
         except Exception:
             meta = RunMeta(run_id=run_id, uid=uid, gid=gid)
         count, final_hash, partial = _chain_end(rundir)
+        meta.run_dir = meta.run_dir or rundir.display_path
         meta.status = "incomplete"
         meta.complete = False
         meta.end_ts = time.time_ns()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import socket
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,17 @@ from logira.daemon.sessions import SessionManager, StartError
 
 log = get_logger()
 _UCRED = struct.Struct("3i")
+# Connections are cheap to open and each holds an fd and up to one frame (1 MiB) of buffer. Without a
+# cap, one local user could exhaust the daemon's fds (every other run's finalize then fails) or its
+# memory. Root is not limited; a real user needs a handful (one per `logira run`/`tail`).
+MAX_CONN_PER_UID = 64
+MAX_CONN_TOTAL = 4096
+# A follower that does not read holds up to `follower_buffer` lines (each up to ~20 KiB) before it is
+# cut off: bounded per follower, so the number of followers per uid is bounded too.
+MAX_FOLLOWS_PER_UID = 8
+# Records frames carry JSONL lines as JSON strings: escaping can at most double a line, so chunks of
+# half a frame always encode under MAX_FRAME (an oversized frame would silently drop the follower).
+_RECORDS_CHUNK = p.MAX_FRAME // 2 - 4096
 
 
 class ClientConn:
@@ -87,15 +100,19 @@ class Server:
         self.connections = 0
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[ClientConn] = set()
+        self._per_uid: dict[int, int] = {}
+        self._follows: dict[int, int] = {}
+        self.refused_connections = 0
 
     async def start(self) -> None:
         path = Path(self.sock_path)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        _raise_fd_limit()
         self._server = await asyncio.start_unix_server(
             self._handle, path=self.sock_path, limit=p.MAX_FRAME + 8
         )
         # Anyone may connect: authorization is per message, by SO_PEERCRED.
-        os.chmod(self.sock_path, 0o666)
+        _chmod_socket(self.sock_path, 0o666)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -113,8 +130,15 @@ class Server:
         except OSError:
             writer.close()
             return
+        mine = self._per_uid.get(conn.uid, 0)
+        if len(self._conns) >= MAX_CONN_TOTAL or (conn.uid != 0 and mine >= MAX_CONN_PER_UID):
+            self.refused_connections += 1
+            limit = MAX_CONN_TOTAL if len(self._conns) >= MAX_CONN_TOTAL else MAX_CONN_PER_UID
+            conn.cut_off(f"too many connections (limit={limit}); close idle logira processes and retry")
+            return
         self.connections += 1
         self._conns.add(conn)
+        self._per_uid[conn.uid] = mine + 1
         try:
             await self._serve(conn)
         except Exception as exc:  # a bug in one handler must not take the daemon down
@@ -124,6 +148,11 @@ class Server:
             await conn.send(p.Error(message=f"internal error: {type(exc).__name__}"))
         finally:
             self._conns.discard(conn)
+            left = self._per_uid.get(conn.uid, 1) - 1
+            if left > 0:
+                self._per_uid[conn.uid] = left
+            else:
+                self._per_uid.pop(conn.uid, None)
             self.sessions.connection_lost(conn)
             conn.close()
 
@@ -179,6 +208,21 @@ class Server:
         return p.Error(message=f"unexpected message {type(msg).__name__}")
 
     async def _follow(self, conn: ClientConn, msg: p.Follow) -> None:
+        mine = self._follows.get(conn.uid, 0)
+        if conn.uid != 0 and mine >= MAX_FOLLOWS_PER_UID:
+            await conn.send(p.Error(message=f"too many followers for uid {conn.uid} (limit={MAX_FOLLOWS_PER_UID})"))
+            return
+        self._follows[conn.uid] = mine + 1
+        try:
+            await self._follow_run(conn, msg)
+        finally:
+            left = self._follows.get(conn.uid, 1) - 1
+            if left > 0:
+                self._follows[conn.uid] = left
+            else:
+                self._follows.pop(conn.uid, None)
+
+    async def _follow_run(self, conn: ClientConn, msg: p.Follow) -> None:
         run = self.sessions.find_for_follow(conn.uid, msg.run_id)
         if run is None:
             await conn.send(p.Error(message=f"run {msg.run_id} is not active"))
@@ -200,8 +244,9 @@ class Server:
             return
 
         async def send(lines: list[str]) -> None:
-            if not await conn.send(p.Records(lines=lines)):
-                raise ConnectionError
+            for chunk in _chunks(lines, _RECORDS_CHUNK):
+                if not await conn.send(p.Records(lines=chunk)):
+                    raise ConnectionError
 
         eof = asyncio.ensure_future(conn.reader.read(1))  # the client closing ends the follow
         pump = asyncio.ensure_future(follower.pump(send))
@@ -224,3 +269,44 @@ class _NoReply(p.Msg, kw_only=True, tag="_none"):
 
 
 _NO_REPLY = _NoReply()
+
+
+def _raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: connections, run files and /proc reads all need fds."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _chmod_socket(path: str, mode: int) -> None:
+    """chmod the socket we just bound without following a symlink someone put in its place.
+
+    os.chmod(path) follows symlinks: if the socket's directory were writable by others, the socket
+    could be swapped for a link to /etc/shadow between bind and chmod. An O_PATH|O_NOFOLLOW fd
+    pins what is there now; it must be a socket, and it is changed through /proc/self/fd.
+    """
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise OSError(f"{path} was replaced by a non-socket after bind; refusing to chmod it")
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    finally:
+        os.close(fd)
+
+
+def _chunks(lines: list[str], budget: int) -> list[list[str]]:
+    """Split lines into runs whose total length is at most `budget` (a longer line goes alone)."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode("utf-8", "surrogatepass"))
+        if cur and size + n > budget:
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(line)
+        size += n
+    if cur:
+        out.append(cur)
+    return out

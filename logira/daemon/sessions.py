@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from logira import __version__, cgroup2
 from logira.daemon import protocol as p
 from logira.daemon.config import DaemonConfig
+from logira.daemon.guard import GuardError, HeldPid, check_sizes
 from logira.daemon.logging import get as get_logger
+from logira.daemon.outcome import Losses, outcome
 from logira.daemon.registry import Registry, RegistryEntry
 from logira.daemon.runfiles import RunFiles, RunFilesError, open_run_files
 from logira.model.kernel import AnyKernelEvent
@@ -73,25 +75,6 @@ class ActiveRun:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _proc_ppid(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
-def _proc_real_uid(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    raise StartError(f"cannot read the uid of pid {pid}")
-
-
-def _proc_cgroup(pid: int) -> str:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return line[3:]
-    return ""
-
-
 class SessionManager:
     def __init__(self, cfg: DaemonConfig, probes: Any, cg_mount: Path, state_dir: Path) -> None:
         self.cfg = cfg
@@ -111,6 +94,7 @@ class SessionManager:
         self._counter = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._default_rules: Any = None
+        self._rules_lock = asyncio.Lock()
         self._starting: dict[int, int] = {}  # uid -> start_runs in progress (counted by the limits)
 
     # -- routing ------------------------------------------------------------------------
@@ -136,31 +120,30 @@ class SessionManager:
         self.paused = True
         self.pauses += 1
         if self.reader is not None:
-            pause = getattr(self.reader, "pause", None)
-            (pause or self.reader.stop)()
+            self.reader.pause()
 
     def _resume(self) -> None:
         self.paused = False
         if self.reader is not None:
-            resume = getattr(self.reader, "resume", None)
-            (resume or self.reader.start)()
+            self.reader.resume()
 
     # -- start --------------------------------------------------------------------------
 
-    def _check_pid(self, peer: Peer, pid: int) -> None:
+    def _check_pid(self, peer: Peer, pid: int) -> HeldPid:
+        """Pin the held pid (pidfd) and check it is the peer's own child with exactly its uid."""
         try:
-            ppid = _proc_ppid(pid)
-            ruid = _proc_real_uid(pid)
-            peer_cg = _proc_cgroup(peer.pid)
-        except (OSError, ValueError, IndexError):
-            raise StartError(f"pid {pid} does not exist") from None
-        if ppid != peer.pid:
-            raise StartError(f"pid {pid} is not a child of the connecting process (pid {peer.pid})")
-        if ruid != peer.uid:
-            raise StartError(f"pid {pid} does not belong to uid {peer.uid}")
-        inside = f"/{self.cfg.cgroup_parent}/"
-        if peer_cg.startswith(inside) or _proc_cgroup(pid).startswith(inside):
-            raise StartError("cannot start a run from inside a recorded run")
+            held = HeldPid(pid)
+        except GuardError as exc:
+            raise StartError(str(exc)) from None
+        try:
+            held.verify(peer.pid, peer.uid, self._run_prefix())
+        except GuardError as exc:
+            held.close()
+            raise StartError(str(exc)) from None
+        return held
+
+    def _run_prefix(self) -> str:
+        return f"/{self.cfg.cgroup_parent}/"
 
     def _check_limits(self, uid: int) -> None:
         if len(self.runs) + sum(self._starting.values()) >= self.cfg.max_runs_total:
@@ -208,6 +191,17 @@ class SessionManager:
             raise StartError("logirad is shutting down")
         if not msg.argv:
             raise StartError("argv is empty")
+        try:
+            check_sizes(
+                argv=msg.argv,
+                cwd=msg.cwd,
+                home=msg.home,
+                rules_path=msg.rules_path,
+                tool=msg.tool,
+                rules_yaml=msg.rules_yaml,
+            )
+        except GuardError as exc:
+            raise StartError(str(exc)) from None
         if msg.pid <= 1:
             raise StartError(f"invalid pid {msg.pid}")
         if any(r.owner is peer for r in self.runs.values()):
@@ -219,7 +213,13 @@ class SessionManager:
                 raise StartError(
                     f"logirad runs without the {dom} probes; pass --no-{dom} or enable {dom} in logirad.toml"
                 )
-        self._check_pid(peer, msg.pid)
+        held = self._check_pid(peer, msg.pid)
+        try:
+            return await self._start_checked(peer, msg, held)
+        finally:
+            held.close()
+
+    async def _start_checked(self, peer: Peer, msg: p.StartRun, held: HeldPid) -> p.RunStarted:
         self._check_limits(peer.uid)
         uid, gid = peer.uid, peer.gid
         try:
@@ -235,7 +235,14 @@ class SessionManager:
             home = os.path.join(passwd_home, ".logira")
         else:
             raise StartError(f"uid {uid} has no home directory; set LOGIRA_HOME")
-        rules = self._rules(msg)
+        if msg.rules_yaml:
+            # A user's rules file is parsed off the event loop, one at a time: up to 256 KiB of YAML
+            # takes ~0.6 s, which on the loop would stall the ring reader for every other run.
+            async with self._rules_lock:
+                rules = await asyncio.to_thread(self._rules, msg)
+            self._check_limits(peer.uid)  # other starts may have taken slots meanwhile
+        else:
+            rules = self._rules(msg)
         cwd = msg.cwd if os.path.isabs(msg.cwd) else "/"
         now = time.time_ns()
         tree = ProcessTree()
@@ -246,7 +253,7 @@ class SessionManager:
         # Reserve the slot before the first await so limits stay exact under concurrency.
         self._starting[uid] = self._starting.get(uid, 0) + 1
         try:
-            return await self._start(peer, msg, uid, gid, user, home, cwd, now, tree, rules, detector)
+            return await self._start(peer, msg, uid, gid, user, home, cwd, now, tree, rules, detector, held)
         finally:
             self._starting[uid] -= 1
             if not self._starting[uid]:
@@ -265,6 +272,7 @@ class SessionManager:
         tree: ProcessTree,
         rules: Any,
         detector: Any,
+        held: HeldPid,
     ) -> p.RunStarted:
         self._counter += 1
         key = f"r{os.getpid()}-{self._counter}-{uid}"
@@ -274,6 +282,7 @@ class SessionManager:
             raise StartError(str(exc)) from None
         run_id = files.run_id
         meta = self._initial_meta(msg, run_id, uid, gid, user, cwd, now, rules)
+        meta["run_dir"] = files.display_path  # canonical (no symlinks: every component was O_NOFOLLOW)
         cg_path: Path | None = None
         try:
             await files.open_sqlite(meta)
@@ -328,7 +337,10 @@ class SessionManager:
             # Track BEFORE moving the pid so the agent's first instruction is already recorded.
             self.probes.track(cg_id)
             try:
-                cgroup2.move_pid(cg_path, msg.pid)
+                # re-verified through the pidfd right before and after the write (guard.HeldPid)
+                held.move_into(cg_path, peer.pid, peer.uid, self._run_prefix())
+            except GuardError as exc:
+                raise StartError(str(exc)) from None
             except OSError as exc:
                 raise StartError(f"cannot move pid {msg.pid} into the run cgroup: {exc.strerror}") from None
             files.write_meta(meta)
@@ -368,6 +380,7 @@ class SessionManager:
             "gid": gid,
             "user": user,
             "host": os.uname().nodename,
+            "run_dir": "",
             "start_ts": now,
             "end_ts": None,
             "status": "running",
@@ -379,6 +392,9 @@ class SessionManager:
             "detections": {},
             "suspicious_count": 0,
             "drops": {"kernel": {}, "kernel_total": 0, "reader": 0, "queue": 0, "total": 0},
+            "filtered": {"exec": 0, "file": 0, "net": 0},
+            "detect_errors": 0,
+            "sqlite_missing": 0,
             "event_count": 0,
             "final_hash": "",
             "rules_sha256": getattr(rules, "sha256", "") or "",
@@ -497,24 +513,17 @@ class SessionManager:
         queue = pipe.errors  # events lost in user space (conversion or JSONL write failures), never silent
         total = kernel_total + reader + queue
         meta = run.meta
-        reasons: list[str] = []
-        if kernel_total:
-            reasons.append(
-                f"kernel ring dropped {kernel_total} events while this run was active "
-                "(the counters are global: some may belong to concurrent runs)"
+        complete, reasons = outcome(
+            Losses(
+                kernel_total=kernel_total,
+                reader=reader,
+                queue=queue,
+                detect_errors=pipe.detect_errors,
+                sqlite_missing=pipe.sqlite_missing,
+                interrupted=run.interrupted,
+                last_error=pipe.last_error,
             )
-        if reader:
-            reasons.append(f"{reader} kernel records could not be decoded")
-        if queue:
-            reasons.append(f"{queue} events failed in the pipeline")
-        if pipe.sqlite_missing:
-            reasons.append(
-                f"index.sqlite lacks {pipe.sqlite_missing} records (events.jsonl has them): {pipe.last_error}"
-            )
-        if pipe.detect_errors:
-            reasons.append(f"rule evaluation failed on {pipe.detect_errors} records (they are stored)")
-        if run.interrupted:
-            reasons.append("logirad was stopped during the run")
+        )
         info = run.tree.get(run.root_pid)
         if info is not None and info.exit_ts:
             exit_code, exit_signal = (info.exit_code if not info.exit_signal else None), info.exit_signal
@@ -525,7 +534,6 @@ class SessionManager:
             )
         else:
             exit_code, exit_signal = None, 0
-        complete = total == 0 and not run.interrupted and not pipe.detect_errors
         meta.update(
             end_ts=time.time_ns(),
             exit_code=exit_code,
@@ -540,6 +548,9 @@ class SessionManager:
                 "queue": queue,
                 "total": total,
             },
+            filtered=dict(pipe.filtered),
+            detect_errors=pipe.detect_errors,
+            sqlite_missing=pipe.sqlite_missing,
             event_count=pipe.event_count,
             final_hash=run.files.jsonl.last_hash,
             stragglers=stragglers,
@@ -576,7 +587,7 @@ class SessionManager:
             stragglers=stragglers,
             exit_code=exit_code,
             exit_signal=exit_signal,
-            filtered=pipe.filtered,
+            filtered=sum(pipe.filtered.values()),
             ms_wait=round(1000 * (t_fin - run.t_end)),
             ms_drain=round(1000 * (t_files - t_fin)),
             ms_files=round(1000 * (time.monotonic() - t_files)),

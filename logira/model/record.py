@@ -14,7 +14,7 @@ RECORD_TYPES = ("exec", "proc", "file", "net", "detection")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
-class ExecData(msgspec.Struct, kw_only=True):
+class ExecData(msgspec.Struct, kw_only=True, gc=False):
     filename: str
     argv: list[str]
     argv_truncated: bool = False
@@ -26,7 +26,7 @@ class ExecData(msgspec.Struct, kw_only=True):
     cgroup_id: int = 0
 
 
-class ProcData(msgspec.Struct, kw_only=True):
+class ProcData(msgspec.Struct, kw_only=True, gc=False):
     op: str  # fork | exit | io_uring_setup | compat_syscall
     comm: str = ""
     exe: str = ""
@@ -37,7 +37,7 @@ class ProcData(msgspec.Struct, kw_only=True):
     syscall_nr: int = -1
 
 
-class FileData(msgspec.Struct, kw_only=True):
+class FileData(msgspec.Struct, kw_only=True, gc=False):
     op: str
     path: str
     path2: str = ""
@@ -53,7 +53,7 @@ class FileData(msgspec.Struct, kw_only=True):
     tid: int = 0
 
 
-class NetData(msgspec.Struct, kw_only=True):
+class NetData(msgspec.Struct, kw_only=True, gc=False):
     op: str
     proto: str
     family: str = ""
@@ -103,7 +103,7 @@ DATA_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-class Record(msgspec.Struct, kw_only=True):
+class Record(msgspec.Struct, kw_only=True, gc=False):
     run_id: str
     seq: int
     ts: int  # wall-clock UTC ns of the kernel event (detections: of the related event)
@@ -127,6 +127,8 @@ class StoredRecord(msgspec.Struct, kw_only=True):
     uid: int = 0
     summary: str = ""
     data_json: msgspec.Raw = msgspec.Raw(b"{}")
+    # field path -> hex of the exact bytes, when a text field held undecodable bytes (docs/jsonl.md)
+    raw_bytes: dict[str, str] = {}
     hash: str = ""
 
     def data(self) -> RecordData:

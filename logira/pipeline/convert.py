@@ -7,6 +7,9 @@ process tree afterwards; errno is derived from a negative `ret` here so every co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from logira.model.kernel import (
     AnyKernelEvent,
     BlindSpot,
@@ -20,10 +23,6 @@ from logira.model.kernel import (
 from logira.model.record import ExecData, FileData, NetData, ProcData, Record
 
 SUMMARY_ARGV_MAX = 200
-
-
-def _errno(ret: int) -> int:
-    return -ret if ret < 0 else 0
 
 
 def exec_summary(argv: list[str], filename: str) -> str:
@@ -48,95 +47,85 @@ def net_summary(ev: NetOp) -> str:
     return text
 
 
-def _envelope(ev: AnyKernelEvent, run_id: str, seq: int) -> dict[str, object]:
-    return {"run_id": run_id, "seq": seq, "ts": ev.ts, "pid": ev.pid, "ppid": ev.ppid, "uid": ev.uid}
+def _exec(ev: ProcExec, run_id: str, seq: int) -> Record:
+    data = ExecData(filename=ev.filename, argv=ev.argv, argv_truncated=ev.argv_truncated, comm=ev.comm,
+                    cwd=ev.cwd, tid=ev.tid, gid=ev.gid, cgroup_id=ev.cgroup_id)  # fmt: skip
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="exec", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=exec_summary(ev.argv, ev.filename), data_json=data)  # fmt: skip
+
+
+def _exec_failed(ev: ProcExecFailed, run_id: str, seq: int) -> Record:
+    data = ExecData(filename=ev.filename, argv=ev.argv, argv_truncated=ev.argv_truncated, comm=ev.comm,
+                    errno=ev.errno, tid=ev.tid, gid=ev.gid, cgroup_id=ev.cgroup_id)  # fmt: skip
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="exec", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=f"exec-failed {ev.filename} errno={ev.errno}", data_json=data)  # fmt: skip
+
+
+def _fork(ev: ProcFork, run_id: str, seq: int) -> Record:
+    data = ProcData(op="fork", comm=ev.comm, child_pid=ev.child_pid)
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="proc", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=f"fork {ev.child_pid}", data_json=data)  # fmt: skip
+
+
+def _exit(ev: ProcExit, run_id: str, seq: int) -> Record:
+    data = ProcData(op="exit", comm=ev.comm, exit_code=ev.exit_code, signal=ev.signal, core_dumped=ev.core_dumped)
+    summary = f"exit signal={ev.signal}" if ev.signal else f"exit code={ev.exit_code}"
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="proc", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=summary, data_json=data)  # fmt: skip
+
+
+def _blindspot(ev: BlindSpot, run_id: str, seq: int) -> Record:
+    data = ProcData(op=ev.kind, comm=ev.comm, syscall_nr=ev.syscall_nr)
+    summary = ev.kind + (f" nr={ev.syscall_nr}" if ev.syscall_nr >= 0 else "")
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="proc", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=summary, data_json=data)  # fmt: skip
+
+
+def _file(ev: FileOp, run_id: str, seq: int) -> Record:
+    ret = ev.ret
+    data = FileData(op=ev.op, path=ev.path, path2=ev.path2, syscall=ev.syscall, flags=ev.flags, mode=ev.mode,
+                    ret=ret, errno=-ret if ret < 0 else 0, path_truncated=ev.path_truncated,
+                    path_unresolved=ev.path_unresolved, comm=ev.comm, tid=ev.tid)  # fmt: skip
+    summary = f"file {ev.op} {ev.path} -> {ev.path2}" if ev.path2 else f"file {ev.op} {ev.path}"
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="file", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=summary, data_json=data)  # fmt: skip
+
+
+def _net(ev: NetOp, run_id: str, seq: int) -> Record:
+    ret = ev.ret
+    data = NetData(op=ev.op, proto=ev.proto, family=ev.family, dst_ip=ev.dst_ip, dst_port=ev.dst_port,
+                   src_ip=ev.src_ip, src_port=ev.src_port, unix_path=ev.unix_path, syscall=ev.syscall, ret=ret,
+                   errno=-ret if ret < 0 else 0, bytes=ev.bytes, dns_qname=ev.dns_qname, dns_qtype=ev.dns_qtype,
+                   comm=ev.comm, tid=ev.tid)  # fmt: skip
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="net", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=net_summary(ev), data_json=data)  # fmt: skip
+
+
+# One dict lookup on the exact class instead of an isinstance chain: this runs for every event.
+_CONVERTERS: dict[type, Callable[[Any, str, int], Record]] = {
+    ProcExec: _exec,
+    ProcExecFailed: _exec_failed,
+    ProcFork: _fork,
+    ProcExit: _exit,
+    BlindSpot: _blindspot,
+    FileOp: _file,
+    NetOp: _net,
+}
 
 
 def convert(ev: AnyKernelEvent, run_id: str, seq: int) -> Record:
     """Build the Record for one kernel event."""
-    env = _envelope(ev, run_id, seq)
-    if isinstance(ev, ProcExec):
-        data = ExecData(
-            filename=ev.filename,
-            argv=ev.argv,
-            argv_truncated=ev.argv_truncated,
-            comm=ev.comm,
-            cwd=ev.cwd,
-            tid=ev.tid,
-            gid=ev.gid,
-            cgroup_id=ev.cgroup_id,
-        )
-        return Record(**env, type="exec", summary=exec_summary(ev.argv, ev.filename), data_json=data)
-    if isinstance(ev, ProcExecFailed):
-        data = ExecData(
-            filename=ev.filename,
-            argv=ev.argv,
-            argv_truncated=ev.argv_truncated,
-            comm=ev.comm,
-            errno=ev.errno,
-            tid=ev.tid,
-            gid=ev.gid,
-            cgroup_id=ev.cgroup_id,
-        )
-        return Record(
-            **env, type="exec", summary=f"exec-failed {ev.filename} errno={ev.errno}", data_json=data
-        )
-    if isinstance(ev, ProcFork):
-        pdata = ProcData(op="fork", comm=ev.comm, child_pid=ev.child_pid)
-        return Record(**env, type="proc", summary=f"fork {ev.child_pid}", data_json=pdata)
-    if isinstance(ev, ProcExit):
-        pdata = ProcData(
-            op="exit", comm=ev.comm, exit_code=ev.exit_code, signal=ev.signal, core_dumped=ev.core_dumped
-        )
-        summary = f"exit signal={ev.signal}" if ev.signal else f"exit code={ev.exit_code}"
-        return Record(**env, type="proc", summary=summary, data_json=pdata)
-    if isinstance(ev, BlindSpot):
-        pdata = ProcData(op=ev.kind, comm=ev.comm, syscall_nr=ev.syscall_nr)
-        summary = ev.kind + (f" nr={ev.syscall_nr}" if ev.syscall_nr >= 0 else "")
-        return Record(**env, type="proc", summary=summary, data_json=pdata)
-    if isinstance(ev, FileOp):
-        fdata = FileData(
-            op=ev.op,
-            path=ev.path,
-            path2=ev.path2,
-            syscall=ev.syscall,
-            flags=ev.flags,
-            mode=ev.mode,
-            ret=ev.ret,
-            errno=_errno(ev.ret),
-            path_truncated=ev.path_truncated,
-            path_unresolved=ev.path_unresolved,
-            comm=ev.comm,
-            tid=ev.tid,
-        )
-        return Record(**env, type="file", summary=file_summary(ev.op, ev.path, ev.path2), data_json=fdata)
-    if isinstance(ev, NetOp):
-        ndata = NetData(
-            op=ev.op,
-            proto=ev.proto,
-            family=ev.family,
-            dst_ip=ev.dst_ip,
-            dst_port=ev.dst_port,
-            src_ip=ev.src_ip,
-            src_port=ev.src_port,
-            unix_path=ev.unix_path,
-            syscall=ev.syscall,
-            ret=ev.ret,
-            errno=_errno(ev.ret),
-            bytes=ev.bytes,
-            dns_qname=ev.dns_qname,
-            dns_qtype=ev.dns_qtype,
-            comm=ev.comm,
-            tid=ev.tid,
-        )
-        return Record(**env, type="net", summary=net_summary(ev), data_json=ndata)
-    raise TypeError(f"unknown kernel event {type(ev).__name__}")
+    fn = _CONVERTERS.get(type(ev))
+    if fn is None:
+        fn = next((f for cls, f in _CONVERTERS.items() if isinstance(ev, cls)), None)  # a subclass
+        if fn is None:
+            raise TypeError(f"unknown kernel event {type(ev).__name__}")
+    return fn(ev, run_id, seq)
+
+
+_DOMAINS: dict[type, str] = {FileOp: "file", NetOp: "net"}
 
 
 def domain(ev: AnyKernelEvent) -> str:
     """The probe domain an event belongs to, for per-run --exec/--file/--net filtering."""
-    if isinstance(ev, FileOp):
-        return "file"
-    if isinstance(ev, NetOp):
-        return "net"
-    return "exec"
+    return _DOMAINS.get(type(ev), "exec")

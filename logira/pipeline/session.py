@@ -25,6 +25,7 @@ from logira.pipeline.proctree import ProcessTree
 from logira.sinks.live import LiveHub
 
 BATCH_MAX = 4096
+_ENRICHED = frozenset({FileData, NetData, ProcData})  # records that carry the process's exe
 
 
 class RunPipeline:
@@ -58,7 +59,7 @@ class RunPipeline:
         self.seq = 0
         self.counts: dict[str, int] = {}
         self.detections: dict[str, int] = {}
-        self.filtered = 0
+        self.filtered = {"exec": 0, "file": 0, "net": 0}  # left out by the run's --no-<domain>
         self.errors = 0  # events that could not be converted: lost, counted as queue drops
         self.detect_errors = 0  # records stored but not evaluated by the rules
         self.sqlite_missing = 0  # records in events.jsonl that index.sqlite could not take
@@ -133,47 +134,58 @@ class RunPipeline:
                 return
 
     async def _process(self, batch: list[AnyKernelEvent]) -> None:
+        # The per-event loop of the daemon: attribute lookups are hoisted into locals on purpose.
         out: list[Record] = []
+        append = out.append
+        domains, filtered, counts = self.domains, self.filtered, self.counts
+        filtering = not all(domains.get(d, True) for d in filtered)
+        observe, exe_of = self.tree.observe, self.tree.exe
+        detect = self.detector.process if self.detector is not None else None
+        run_id = self.run_id
         for ev in batch:
-            if not self.domains.get(domain(ev), True):
-                self.filtered += 1
-                continue
-            self.seq += 1
+            if filtering:
+                dom = domain(ev)
+                if not domains.get(dom, True):
+                    filtered[dom] += 1
+                    continue
+            seq = self.seq + 1
             try:
-                rec = convert(ev, self.run_id, self.seq)
+                rec = convert(ev, run_id, seq)
             except Exception:
-                self.seq -= 1
                 self.errors += 1
                 continue
-            self.tree.observe(rec)
+            self.seq = seq
+            observe(rec)
             data = rec.data_json
-            if isinstance(data, FileData | NetData | ProcData) and not data.exe:
-                data.exe = self.tree.exe(rec.pid)
-            out.append(rec)
-            self.counts[rec.type] = self.counts.get(rec.type, 0) + 1
-            if self.detector is not None:
+            if type(data) in _ENRICHED and not data.exe:  # type: ignore[union-attr]
+                data.exe = exe_of(rec.pid)  # type: ignore[union-attr]
+            append(rec)
+            t = rec.type
+            counts[t] = counts.get(t, 0) + 1
+            if detect is not None:
                 try:
-                    found = self.detector.process(rec)
+                    found = detect(rec)
                 except Exception:
                     self.detect_errors += 1
-                    found = []
+                    continue
                 for det in found:
-                    out.append(self._detection(rec, det))
+                    append(self._detection(rec, det))
         if out:
+            bodies: list[bytes] = []  # the encoded records, reused for the SQLite rows
             try:
-                self.jsonl.write(out)
+                self.jsonl.write(out, bodies)
             except Exception as exc:  # e.g. ENOSPC on an auto-flush: these records are lost, and counted
                 self.errors += len(out)
                 self.last_error = f"events.jsonl: {exc}"
                 return
-            # SQLite runs in aiosqlite's thread: keep one batch in flight so the next batch's
+            # SQLite runs in the sink's thread: keep one batch in flight so the next batch's
             # convert/detect/JSONL work overlaps with it (order is kept: one write at a time).
             await self._sql_wait()
-            self._sql_pending = asyncio.ensure_future(self._sql_write(out))
+            self._sql_pending = asyncio.ensure_future(self._sql_write(out, bodies))
 
-    async def _sql_write(self, out: list[Record]) -> None:
+    async def _sql_write(self, out: list[Record], bodies: list[bytes]) -> None:
         try:
-            await self.sqlite.write(out)
+            await self.sqlite.write(out, bodies)
         except Exception as exc:  # the JSONL has them; the index is short, and says so
             self.sqlite_missing += len(out)
             self.last_error = f"index.sqlite: {exc}"

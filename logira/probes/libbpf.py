@@ -75,12 +75,36 @@ _sig("bpf_map__name", c_char_p, c_void_p)
 _sig("bpf_map__set_max_entries", c_int, c_void_p, c_uint32)
 _sig("bpf_map__reuse_fd", c_int, c_void_p, c_int)
 _sig("bpf_map__fd", c_int, c_void_p)
+_sig("bpf_map__type", c_int, c_void_p)
+_sig("bpf_map__key_size", c_uint32, c_void_p)
+_sig("bpf_map__value_size", c_uint32, c_void_p)
+_sig("bpf_map__max_entries", c_uint32, c_void_p)
+_sig("bpf_map__map_flags", c_uint32, c_void_p)
 _sig("bpf_map__initial_value", c_void_p, c_void_p, ctypes.POINTER(c_size_t))
 _sig("bpf_program__name", c_char_p, c_void_p)
 _sig("bpf_program__section_name", c_char_p, c_void_p)
 _sig("bpf_program__attach", c_void_p, c_void_p)
+_sig("bpf_program__attach_tracepoint", c_void_p, c_void_p, c_char_p, c_char_p)
 _sig("bpf_link__destroy", c_int, c_void_p)
 _sig("bpf_map_update_elem", c_int, c_int, c_void_p, c_void_p, ctypes.c_uint64)
+
+
+class _MapCreateOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("btf_fd", c_uint32),
+        ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32),
+        ("inner_map_fd", c_uint32),
+        ("map_flags", c_uint32),
+        ("map_extra", ctypes.c_uint64),
+        ("numa_node", c_uint32),
+        ("map_ifindex", c_uint32),
+    ]
+
+
+_sig("bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32, ctypes.POINTER(_MapCreateOpts))
 _sig("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 _sig("bpf_map_delete_elem", c_int, c_int, c_void_p)
 _sig("libbpf_num_possible_cpus", c_int)
@@ -103,7 +127,14 @@ _echo = os.environ.get("LOGIRA_LIBBPF_DEBUG") == "1"  # also copy libbpf's messa
 _log_lock = threading.Lock()
 
 
+LIBBPF_DEBUG = 2
+
+
 def _print_cb(level: int, fmt: bytes, args: int) -> int:
+    # libbpf sends thousands of debug lines per load (one per CO-RE relocation); formatting
+    # them cost ~25 ms of start-up and nothing reads them (failures are WARN level)
+    if level >= LIBBPF_DEBUG and not _echo:
+        return 0
     # va_list is an array type on x86-64/arm64, so it arrives as a pointer that
     # vsnprintf accepts as is.
     buf = ctypes.create_string_buffer(2048)
@@ -177,6 +208,19 @@ class Map:
     def set_max_entries(self, n: int) -> None:
         _check(_lib.bpf_map__set_max_entries(self.ptr, n), f"bpf_map__set_max_entries({self.name})")
 
+    def create_like(self) -> int:
+        """Create a new kernel map with this map's definition (as set before load); returns its fd."""
+        opts = _MapCreateOpts(sz=ctypes.sizeof(_MapCreateOpts), map_flags=_lib.bpf_map__map_flags(self.ptr))
+        fd = _lib.bpf_map_create(
+            _lib.bpf_map__type(self.ptr),
+            self.name.encode()[:15],
+            _lib.bpf_map__key_size(self.ptr),
+            _lib.bpf_map__value_size(self.ptr),
+            _lib.bpf_map__max_entries(self.ptr),
+            ctypes.byref(opts),
+        )
+        return _check(fd, f"bpf_map_create({self.name})")
+
     def reuse_fd(self, fd: int) -> None:
         _check(_lib.bpf_map__reuse_fd(self.ptr, fd), f"bpf_map__reuse_fd({self.name})")
 
@@ -203,6 +247,11 @@ class Program:
 
     def attach(self) -> Link:
         return Link(_nonnull(_lib.bpf_program__attach(self.ptr), f"attach {self.name} ({self.section})"))
+
+    def attach_tracepoint(self, category: str, name: str) -> Link:
+        """Attach to a tracepoint other than the one its section names."""
+        ptr = _lib.bpf_program__attach_tracepoint(self.ptr, category.encode(), name.encode())
+        return Link(_nonnull(ptr, f"attach {self.name} (tracepoint/{category}/{name})"))
 
 
 class Link:
@@ -238,6 +287,9 @@ class Object:
         return Map(
             _nonnull(_lib.bpf_object__find_map_by_name(self.ptr, name.encode()), f"map {name} in {self.path}")
         )
+
+    def has_map(self, name: str) -> bool:
+        return bool(_lib.bpf_object__find_map_by_name(self.ptr, name.encode()))
 
     def rodata_vars(self) -> dict[str, tuple[int, int]]:
         """name -> (offset, size) of every variable in the object's .rodata section (from BTF)."""

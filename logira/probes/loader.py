@@ -24,10 +24,13 @@ from pathlib import Path
 import msgspec
 
 from logira.probes import layout, libbpf
+from logira.probes.attach import EXTRA_TRACEPOINTS
 from logira.probes.decode import all_kind_names
 
 DOMAINS = ("exec", "file", "net")
-SHARED_MAPS = ("events", "tracked_cgroups", "drops", "emitted")
+SHARED_MAPS = ("events", "tracked_cgroups", "drops", "emitted")  # in every object (common.h)
+# shared by the objects that declare them (bpf/dnsfds.h: net fills it, exec forgets at close)
+SHARED_OPTIONAL = ("dns_fds", "dns_hint")
 ARGV_CAP = 16384  # bpf/exec.bpf.c: argv_max must stay below this
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 EM_BPF = 247
@@ -178,7 +181,19 @@ class _Loaded:
         self.path = path
         self.obj = obj
         self.progs = list(obj.programs())
-        self.links: list[libbpf.Link | None] = []  # parallel to progs once attached
+        # (program, None = its own section, or "category/name" of an extra tracepoint)
+        self.points: list[tuple[libbpf.Program, str | None]] = []
+        for prog in self.progs:
+            self.points.append((prog, None))
+            self.points.extend((prog, tp) for tp in EXTRA_TRACEPOINTS.get(prog.name, ()))
+        self.links: list[libbpf.Link | None] = []  # parallel to points once attached
+
+    def attach(self, i: int) -> libbpf.Link:
+        prog, tp = self.points[i]
+        if tp is None:
+            return prog.attach()
+        category, name = tp.split("/", 1)
+        return prog.attach_tracepoint(category, name)
 
 
 class Probes:
@@ -220,19 +235,27 @@ class Probes:
         for d in wanted:
             _check_elf(paths[d], d)
         self._ncpu = libbpf.num_possible_cpus()
+        libbpf.clear_log()  # once: the objects load concurrently and share libbpf's log
         shared: dict[str, int] = {}
         try:
             for d in wanted:
-                self._objs.append(self._load_one(d, paths[d], shared))
+                self._objs.append(self._open_one(d, paths[d]))
+            self._create_shared(self._objs[0], shared)
+            for o in self._objs:
+                self._prepare(o, shared)
+            self._load_all()
         except BaseException:
             self.close()
             raise
-        self.events_fd = shared["events"]
+        finally:
+            # the objects hold their own duplicates (bpf_map__reuse_fd dups the fd)
+            for fd in shared.values():
+                os.close(fd)
+        self.events_fd = self._map_fd("events")
         self.domains = tuple(wanted)
         self.ready_s = time.perf_counter() - t0
 
-    def _load_one(self, domain: str, path: Path, shared: dict[str, int]) -> _Loaded:
-        libbpf.clear_log()
+    def _open_one(self, domain: str, path: Path) -> _Loaded:
         try:
             obj = libbpf.Object(str(path))
         except libbpf.LibbpfError as exc:
@@ -240,33 +263,73 @@ class Probes:
                 f"cannot open BPF object {path} ({os.strerror(exc.errno)}): rebuild it with `make bpf`"
             ) from None
         loaded = _Loaded(domain, path, obj)
+        for name in SHARED_MAPS:
+            try:
+                obj.map(name)
+            except libbpf.LibbpfError:
+                obj.close()
+                raise ProbeError(f"{path} has no shared map {name}: rebuild it with `make bpf`") from None
+        return loaded
+
+    def _create_shared(self, first: _Loaded, shared: dict[str, int]) -> None:
+        """Create the shared maps up front (from the first object's definitions, which every
+        object repeats via common.h), so that all objects can then load at the same time."""
+        ring = first.obj.map("events")
+        try:
+            ring.set_max_entries(self.config.ring_bytes)
+            for name in SHARED_MAPS:
+                shared[name] = first.obj.map(name).create_like()
+            for name in SHARED_OPTIONAL:
+                owner = next((o for o in self._objs if o.obj.has_map(name)), None)
+                if owner is not None:
+                    shared[name] = owner.obj.map(name).create_like()
+        except libbpf.LibbpfError as exc:
+            if "events" not in shared:
+                raise ProbeError(
+                    f"cannot create the {self.config.ring_bytes}-byte ring buffer ({os.strerror(exc.errno)}):"
+                    " lower ring_bytes in the logirad config"
+                ) from None
+            raise ProbeError(f"cannot create BPF map ({exc}): check the memory limits of logirad") from None
+
+    def _prepare(self, o: _Loaded, shared: dict[str, int]) -> None:
+        """Point the object at the shared maps and write its .rodata knobs."""
+        obj = o.obj
+        knobs = {
+            "run_cgroup_level": self.config.run_cgroup_level,
+            "wake_bytes": self.config.wake_bytes,
+            "argv_max": self.config.argv_max,
+        }
         try:
             for name in SHARED_MAPS:
-                try:
-                    m = obj.map(name)
-                except libbpf.LibbpfError:
-                    raise ProbeError(f"{path} has no shared map {name}: rebuild it with `make bpf`") from None
-                if name == "events":
-                    m.set_max_entries(self.config.ring_bytes)
-                if name in shared:
-                    m.reuse_fd(shared[name])
-            knobs = {
-                "run_cgroup_level": self.config.run_cgroup_level,
-                "wake_bytes": self.config.wake_bytes,
-                "argv_max": self.config.argv_max,
-            }
+                obj.map(name).reuse_fd(shared[name])
+            for name in SHARED_OPTIONAL:
+                if name in shared and obj.has_map(name):
+                    obj.map(name).reuse_fd(shared[name])
             present = obj.rodata_vars()
             obj.set_rodata({k: v for k, v in knobs.items() if k in present})
-            obj.load()
-            for name in SHARED_MAPS:
-                shared.setdefault(name, obj.map(name).fd)
         except libbpf.LibbpfError as exc:
-            obj.close()
-            raise _classify(exc, domain, path, self.config) from None
-        except BaseException:
-            obj.close()
-            raise
-        return loaded
+            raise _classify(exc, o.domain, o.path, self.config) from None
+
+    def _load_all(self) -> None:
+        """Load every object, concurrently: a load is mostly the kernel's verifier (a syscall,
+        ctypes drops the GIL) plus libbpf parsing vmlinux BTF, so they overlap on the cores.
+        The first failure in domain order is raised."""
+
+        def load(o: _Loaded) -> ProbeError | None:
+            try:
+                o.obj.load()
+            except libbpf.LibbpfError as exc:
+                return _classify(exc, o.domain, o.path, self.config)
+            return None
+
+        if len(self._objs) == 1:
+            errors = [load(self._objs[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(self._objs)) as pool:
+                errors = list(pool.map(load, self._objs))
+        for err in errors:
+            if err is not None:
+                raise err
 
     # ------------------------------------------------------------------ tracking
     #
@@ -337,10 +400,10 @@ class Probes:
         try:
             for o in self._objs:
                 if not o.links:
-                    o.links = [None] * len(o.progs)
-                for i, prog in enumerate(o.progs):
+                    o.links = [None] * len(o.points)
+                for i in range(len(o.points)):
                     if o.links[i] is None:
-                        o.links[i] = prog.attach()
+                        o.links[i] = o.attach(i)
         except libbpf.LibbpfError as exc:
             self._detach_now()
             tail = exc.log[-1].removeprefix("libbpf: ").strip() if exc.log else ""

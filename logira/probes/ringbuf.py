@@ -45,6 +45,7 @@ class RingReader:
         self._rb: libbpf.RingBuffer | None = libbpf.RingBuffer(probes.events_fd, self._on_record)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self.paused = False  # pause()d: not watching the ring (the kernel keeps filling it)
 
     def _on_record(self, _ctx: int | None, data: int, size: int) -> int:
         self._pending.append(self._string_at(data, size))
@@ -59,8 +60,29 @@ class RingReader:
         self._timer = loop.call_later(DRAIN_INTERVAL_S, self._tick)
 
     def _tick(self) -> None:
-        self._drain_cb()
-        if self._loop is not None:
+        self._timer = None
+        self._drain_cb()  # may pause() (back-pressure): then no new timer until resume()
+        if self._loop is not None and not self.paused and self._timer is None:
+            self._timer = self._loop.call_later(DRAIN_INTERVAL_S, self._tick)
+
+    def pause(self) -> None:
+        """Stop consuming until resume() but keep the ring: the kernel ring absorbs a burst
+        meanwhile and counts what it cannot hold. drain() still works while paused."""
+        if self.paused or self._loop is None or self._rb is None:
+            return
+        self.paused = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._loop.remove_reader(self._rb.epoll_fd)
+
+    def resume(self) -> None:
+        """Undo pause(): watch the epoll fd and restart the drain timer."""
+        if not self.paused or self._loop is None or self._rb is None:
+            return
+        self.paused = False
+        self._loop.add_reader(self._rb.epoll_fd, self._drain_cb)
+        if self._timer is None:
             self._timer = self._loop.call_later(DRAIN_INTERVAL_S, self._tick)
 
     def _drain_cb(self) -> None:

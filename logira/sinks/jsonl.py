@@ -59,14 +59,19 @@ class JsonlSink:
         self._buf = bytearray()
         self._buf_last_seq = last_seq
 
-    def write(self, records: Iterable[Record]) -> None:
-        """Encode and chain `records` (seq strictly increasing) into the buffer."""
+    def write(self, records: Iterable[Record], bodies: list[bytes] | None = None) -> None:
+        """Encode and chain `records` (seq strictly increasing) into the buffer.
+
+        `bodies`, when given, receives each record's encoded body (so SQLite can reuse it).
+        """
         buf = self._buf
         prev = self.last_hash
         for rec in records:
             if rec.seq <= self.last_seq:
                 raise ValueError(f"JSONL seq must increase: got {rec.seq} after {self.last_seq}")
             body = encode_exact(rec)
+            if bodies is not None:
+                bodies.append(body)
             h = hashlib.sha256(prev.encode("ascii"))
             h.update(body)
             prev = h.hexdigest()

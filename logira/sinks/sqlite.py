@@ -1,18 +1,21 @@
 """index.sqlite: the run's records indexed for queries (schema: docs/sqlite.md, user_version 2).
 
-One transaction per batch (executemany), WAL with synchronous=NORMAL while the run is active.
+One transaction per batch (multi-row INSERTs in the sink's own thread), WAL with synchronous=NORMAL
+while the run is active; the indexes are built when the run ends (INDEX_SQL).
 close() folds the WAL back and switches to journal_mode=DELETE, so the published file needs no
 -wal/-shm and opens read-only (`mode=ro`) for the user without creating anything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-import aiosqlite
 import msgspec
 
 from logira.model.record import Record, StoredRecord
@@ -21,13 +24,22 @@ from logira.storage.textsafe import display, encode_display, has_surrogates
 
 SCHEMA_VERSION = 2
 
-SCHEMA_SQL = """
+TABLES_SQL = """
 CREATE TABLE IF NOT EXISTS runs(id TEXT PRIMARY KEY, start_ts INTEGER, end_ts INTEGER, command TEXT,
                   tool TEXT, suspicious_count INTEGER, meta_json TEXT);
 CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL, op TEXT,
                     pid INTEGER, ppid INTEGER, uid INTEGER, summary TEXT, data_json TEXT,
                     exe TEXT, path TEXT, path2 TEXT, dst_ip TEXT, dst_port INTEGER, dns TEXT,
                     rule_id TEXT, severity TEXT, related_seq INTEGER, run_id TEXT);
+CREATE VIEW IF NOT EXISTS detections AS
+  SELECT run_id, seq, ts, rule_id, severity, data_json ->> '$.message' AS message, related_seq
+  FROM events WHERE type = 'detection';
+"""
+
+# The indexes are built once the run is over (SqliteSink.close, or backfill_from_jsonl after a
+# crash): nobody queries the staged database of an active run, and one bulk build costs less than
+# maintaining nine indexes per insert (the pipeline's SQLite thread was its bottleneck).
+INDEX_SQL = """
 CREATE INDEX IF NOT EXISTS ev_type ON events(type, seq);
 CREATE INDEX IF NOT EXISTS ev_path ON events(path);
 CREATE INDEX IF NOT EXISTS ev_dst ON events(dst_ip, dst_port);
@@ -38,14 +50,16 @@ CREATE INDEX IF NOT EXISTS ev_dns ON events(dns) WHERE dns IS NOT NULL;
 -- read side (view): changed files and destinations without table lookups (H6)
 CREATE INDEX IF NOT EXISTS ev_change ON events(path, op, path2) WHERE type = 'file' AND op != 'read';
 CREATE INDEX IF NOT EXISTS ev_net ON events(dst_ip, dst_port, op, dns) WHERE type = 'net';
-CREATE VIEW IF NOT EXISTS detections AS
-  SELECT run_id, seq, ts, rule_id, severity, data_json ->> '$.message' AS message, related_seq
-  FROM events WHERE type = 'detection';
 """
+
+SCHEMA_SQL = TABLES_SQL + INDEX_SQL
 
 EVENT_COLUMNS = ("seq", "ts", "type", "op", "pid", "ppid", "uid", "summary", "data_json", "exe", "path",
                  "path2", "dst_ip", "dst_port", "dns", "rule_id", "severity", "related_seq", "run_id")
 _INSERT_EVENT = f"INSERT INTO events({','.join(EVENT_COLUMNS)}) VALUES ({','.join('?' * len(EVENT_COLUMNS))})"
+MULTI_ROWS = 64  # rows per INSERT statement in a batch (64 x 19 parameters, far below SQLite's limit)
+_INSERT_MULTI = (f"INSERT INTO events({','.join(EVENT_COLUMNS)}) VALUES "
+                 + ",".join(["(" + ",".join("?" * len(EVENT_COLUMNS)) + ")"] * MULTI_ROWS))
 _UPSERT_RUN = ("INSERT OR REPLACE INTO runs(id, start_ts, end_ts, command, tool, suspicious_count, meta_json) "
                "VALUES (?,?,?,?,?,?,?)")
 
@@ -64,16 +78,30 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.commit()
 
 
-def event_row(rec: Record) -> tuple[Any, ...]:
-    """The `events` row of a record: envelope, data_json text and the denormalised columns."""
+_DATA_KEY = b',"data_json":'
+_RAW_KEY = b',"raw_bytes":{'
+
+
+def event_row(rec: Record, body: bytes | None = None) -> tuple[Any, ...]:
+    """The `events` row of a record: envelope, data_json text and the denormalised columns.
+
+    `body` = the record's events.jsonl body (JsonlSink.write(bodies=)): when it is clean (no
+    `raw_bytes`), data_json is its last member and is sliced out instead of encoded again. The key
+    cannot occur earlier: inside a JSON string every `"` is escaped.
+    """
     d: Any = rec.data_json
     t = rec.type
     dirty = False
-    try:
-        data = msgspec.json.encode(d)
-    except UnicodeEncodeError:
-        data = encode_display(d)
-        dirty = True
+    if body is not None and _RAW_KEY not in body:
+        data = body[body.index(_DATA_KEY) + len(_DATA_KEY) : -1]
+        check = False  # the whole record encoded cleanly: no string holds undecodable bytes
+    else:
+        check = True
+        try:
+            data = msgspec.json.encode(d)
+        except UnicodeEncodeError:
+            data = encode_display(d)
+            dirty = True
     op = exe = path = path2 = dst_ip = dst_port = dns = rule_id = severity = related = None
     if t == "exec":
         op = "exec_failed" if d.errno else "exec"
@@ -89,7 +117,7 @@ def event_row(rec: Record) -> tuple[Any, ...]:
         rule_id, severity, related = d.rule_id, d.severity, d.related_event_seq or None
     row = (rec.seq, rec.ts, t, op, rec.pid, rec.ppid, rec.uid, rec.summary, data.decode("utf-8"), exe, path,
            path2, dst_ip, dst_port, dns, rule_id, severity, related, rec.run_id)
-    if dirty or has_surrogates(rec.summary) or has_surrogates(rec.run_id):
+    if check and (dirty or has_surrogates(rec.summary) or has_surrogates(rec.run_id)):
         # sqlite3 cannot store lone surrogates: same display form as the JSONL text fields.
         row = tuple(display(v) if isinstance(v, str) else v for v in row)
     return row
@@ -111,10 +139,13 @@ def _last_jsonl_seq(fd: int) -> int:
 def backfill_from_jsonl(conn: sqlite3.Connection, fd: int) -> int:
     """Insert the records of events.jsonl (read from `fd`) that the database lacks; return how many.
 
+    Also builds the indexes if they are missing (a database staged by a daemon that crashed).
+
     Used when a run is published: after a daemon crash (or a failed batch) SQLite lags behind the
     JSONL, which is the authoritative record, so the index is completed from it. Cheap when
     nothing is missing: only the file's tail is read.
     """
+    conn.executescript(INDEX_SQL)  # a crashed daemon never built them (see INDEX_SQL); idempotent
     have = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     if _last_jsonl_seq(fd) <= have:
         return 0
@@ -159,56 +190,99 @@ def run_row(meta: RunMeta) -> tuple[Any, ...]:
             meta.suspicious_count, meta_json)
 
 
-class SqliteSink:
-    """Async writer of one run's index.sqlite (aiosqlite: the SQLite work runs off the event loop)."""
+def _open_sync(path: str, runs_row: tuple[Any, ...]) -> sqlite3.Connection:
+    # Autocommit mode: transactions are explicit (one per batch), and PRAGMAs never run inside one.
+    # Created in the writer thread and only ever used there.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise SchemaError(f"index.sqlite has schema version {version}, expected {SCHEMA_VERSION}")
+        conn.executescript(TABLES_SQL)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(_UPSERT_RUN, runs_row)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
-    def __init__(self, conn: aiosqlite.Connection):
+
+def _insert_batch(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    # Multi-row INSERTs: the sqlite3 module releases the GIL around every statement step and must
+    # get it back afterwards, which waits for the busy pipeline thread (up to the switch interval).
+    # MULTI_ROWS rows per step make that handoff rare; the rest go one by one.
+    full = len(rows) - len(rows) % MULTI_ROWS
+    conn.execute("BEGIN")
+    try:
+        if full:
+            flat = list(itertools.chain.from_iterable(rows[:full]))
+            width = len(EVENT_COLUMNS) * MULTI_ROWS
+            conn.executemany(_INSERT_MULTI, [flat[i : i + width] for i in range(0, len(flat), width)])
+        if full < len(rows):
+            conn.executemany(_INSERT_EVENT, rows[full:])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _close_sync(conn: sqlite3.Connection) -> None:
+    try:
+        conn.executescript(INDEX_SQL)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+    finally:
+        conn.close()
+
+
+class SqliteSink:
+    """Async writer of one run's index.sqlite: the SQLite work runs in the sink's own thread.
+
+    One thread per sink (not aiosqlite): a whole batch (BEGIN, inserts, COMMIT) is one hop to the
+    thread, and the sink decides how statements are stepped (see _insert_batch).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, executor: concurrent.futures.ThreadPoolExecutor):
         self._conn = conn
+        self._ex = executor
         self.count = 0
         self.last_seq = 0
 
     @classmethod
     async def open(cls, path: str, run_row_meta: RunMeta) -> SqliteSink:
         """Open/create the database at `path` (RunDir.proc_path("index.sqlite")) and insert the runs row."""
-        # Autocommit mode: transactions are explicit (one per batch), and PRAGMAs never run inside one.
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        ex = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="logira-sqlite")
         try:
-            await conn.execute_fetchall("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            version = (await conn.execute_fetchall("PRAGMA user_version"))[0][0]
-            if version not in (0, SCHEMA_VERSION):
-                raise SchemaError(f"index.sqlite has schema version {version}, expected {SCHEMA_VERSION}")
-            await conn.executescript(SCHEMA_SQL)
-            await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            await conn.execute(_UPSERT_RUN, run_row(run_row_meta))
+            conn = await asyncio.get_running_loop().run_in_executor(ex, _open_sync, path, run_row(run_row_meta))
         except BaseException:
-            await conn.close()
+            ex.shutdown(wait=False)
             raise
-        return cls(conn)
+        return cls(conn, ex)
 
-    async def write(self, records: Iterable[Record]) -> None:
-        """Insert a batch in one transaction."""
-        rows = [event_row(r) for r in records]
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._ex, fn, *args)
+
+    async def write(self, records: Iterable[Record], bodies: list[bytes] | None = None) -> None:
+        """Insert a batch in one transaction (all or nothing); `bodies` as in event_row()."""
+        if bodies is not None:
+            rows = [event_row(r, b) for r, b in zip(records, bodies, strict=True)]
+        else:
+            rows = [event_row(r) for r in records]
         if not rows:
             return
-        await self._conn.execute("BEGIN")
-        try:
-            await self._conn.executemany(_INSERT_EVENT, rows)
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
+        await self._call(_insert_batch, self._conn, rows)
         self.count += len(rows)
         self.last_seq = rows[-1][0]
 
     async def update_run(self, meta: RunMeta) -> None:
         """Replace the runs row (end_ts, suspicious_count, meta_json) from the current meta."""
-        await self._conn.execute(_UPSERT_RUN, run_row(meta))
+        await self._call(self._conn.execute, _UPSERT_RUN, run_row(meta))
 
     async def close(self) -> None:
-        """Checkpoint the WAL (TRUNCATE), leave WAL mode so no -wal/-shm remain, close."""
+        """Build the indexes, checkpoint the WAL (TRUNCATE), leave WAL mode so no -wal/-shm remain, close."""
         try:
-            await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-            await self._conn.execute_fetchall("PRAGMA journal_mode=DELETE")
+            await self._call(_close_sync, self._conn)
         finally:
-            await self._conn.close()
+            self._ex.shutdown(wait=False)

@@ -32,6 +32,14 @@ class DropsMeta(msgspec.Struct, kw_only=True):
     total: int = 0
 
 
+class FilteredMeta(msgspec.Struct, kw_only=True):
+    """Events left out on purpose by the run's --no-exec/--no-file/--no-net (not a loss)."""
+
+    exec: int = 0
+    file: int = 0
+    net: int = 0
+
+
 class RunMeta(msgspec.Struct, kw_only=True):
     version: int = META_VERSION
     run_id: str
@@ -43,6 +51,7 @@ class RunMeta(msgspec.Struct, kw_only=True):
     gid: int = -1
     user: str = ""
     host: str = ""
+    run_dir: str = ""  # absolute run directory as the daemon created it (tells the homes apart)
     start_ts: int = 0  # wall-clock UTC ns, daemon clock
     end_ts: int | None = None
     status: str = "running"
@@ -54,6 +63,9 @@ class RunMeta(msgspec.Struct, kw_only=True):
     detections: dict[str, int] = {}  # detections by severity
     suspicious_count: int = 0
     drops: DropsMeta = msgspec.field(default_factory=DropsMeta)
+    filtered: FilteredMeta = msgspec.field(default_factory=FilteredMeta)
+    detect_errors: int = 0  # records stored but not evaluated by the rules (makes the run incomplete)
+    sqlite_missing: int = 0  # records events.jsonl has and index.sqlite lacks (makes it incomplete)
     event_count: int = 0  # records in events.jsonl (= last seq)
     final_hash: str = ""  # hash of the last JSONL line
     rules_sha256: str = ""

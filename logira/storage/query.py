@@ -69,7 +69,7 @@ class Row(msgspec.Struct, gc=False):
 
 def row_from_record(rec: StoredRecord) -> Row:
     """The `events` row of a JSONL record, derived exactly as the SQLite sink derives it."""
-    from logira.sinks.sqlite import event_row  # lazily: keeps aiosqlite out of CLI startup
+    from logira.sinks.sqlite import event_row  # lazily: keeps the writer side out of CLI startup
 
     return Row(*event_row(_full_record(rec)))
 

@@ -110,7 +110,7 @@ def open_db(run_dir: Path) -> sqlite3.Connection | None:
     path = run_dir / "index.sqlite"
     if not path.is_file():
         return None
-    from logira.sinks.sqlite import SCHEMA_VERSION  # lazily: keeps aiosqlite out of CLI startup
+    from logira.sinks.sqlite import SCHEMA_VERSION  # lazily: keeps the writer side out of CLI startup
 
     uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
     try:

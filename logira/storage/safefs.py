@@ -19,6 +19,7 @@ import errno
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from logira.storage.runids import base_run_id, validate_run_id
@@ -152,11 +153,17 @@ class RunDir:
     # -- creation -------------------------------------------------------------------------
     @classmethod
     def create(cls, runs_fd: int, tool: str, uid: int, gid: int, now_ns: int,
-               state_dir: Path | None = None) -> RunDir:
-        """mkdirat a fresh run dir `<YYYYMMDD-HHMMSS-tool>[-N]` in `runs_fd` (from open_runs_dir)."""
+               state_dir: Path | None = None, taken: Callable[[str], bool] | None = None) -> RunDir:
+        """mkdirat a fresh run dir `<YYYYMMDD-HHMMSS-tool>[-N]` in `runs_fd` (from open_runs_dir).
+
+        `taken(name)` rejects ids already used outside this home (seals and staging are per uid,
+        not per home, so two homes of one user must not reuse an id).
+        """
         base = base_run_id(tool, now_ns)
         for n in range(1, MAX_SUFFIX + 1):
             name = base if n == 1 else f"{base}-{n}"
+            if taken is not None and taken(name):
+                continue
             try:
                 # 0700 first: nobody may look in before it has its final owner and mode.
                 os.mkdir(name, 0o700, dir_fd=runs_fd)

@@ -10,6 +10,7 @@ Runs as the user, reads only, streams the JSONL (twice at most) instead of loadi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -214,6 +215,8 @@ def verify_run(run_dir: Path, seal: Seal | None) -> VerifyReport:
         _check_meta(meta, run_dir.name, seal, rep)
     if jsonl.is_file() and not running:
         _check_sqlite(run_dir, jsonl, rep)
+    if seal is not None and seal_run_dir(seal) and seal_run_dir(seal) != os.path.realpath(run_dir):
+        rep.notes.append(f"the seal was written for {seal_run_dir(seal)}: this run was moved or copied")
     if seal is None:
         rep.notes.append("run in progress: not sealed yet" if running else
                          "no seal for this run: a rewrite of the whole run could not be detected")
@@ -221,8 +224,28 @@ def verify_run(run_dir: Path, seal: Seal | None) -> VerifyReport:
     return rep
 
 
-def verify_missing_runs(home: Path, seals: list[Seal]) -> list[str]:
-    """One problem line per sealed run whose directory no longer exists under <home>/runs."""
+def seal_run_dir(seal: Seal) -> str:
+    """The absolute run directory a seal was written for ("" for seals older than the field)."""
+    return seal.run_dir or (seal.meta.run_dir if seal.meta is not None else "")
+
+
+def seals_of_home(home: Path, seals: list[Seal], legacy: bool = True) -> list[Seal]:
+    """The seals of runs that were created under `<home>/runs` (seals are per uid, not per home).
+
+    Seals without a recorded directory (older daemons) are taken as this home's when `legacy`.
+    """
+    runs = os.path.realpath(home / "runs")
+    out = []
+    for s in seals:
+        rd = seal_run_dir(s)
+        if (os.path.dirname(rd) == runs) if rd else legacy:
+            out.append(s)
+    return out
+
+
+def verify_missing_runs(home: Path, seals: list[Seal], legacy: bool = True) -> list[str]:
+    """One problem line per sealed run of this home whose directory no longer exists."""
     runs = home / "runs"
     return [f"run {s.run_id} deleted (seal exists, directory gone)"
-            for s in seals if not (runs / s.run_id).is_dir()]
+            for s in seals_of_home(home, seals, legacy)
+            if not Path(seal_run_dir(s) or runs / s.run_id).is_dir()]

@@ -584,3 +584,53 @@ def test_send_arguments_not_yet_mapped_are_read_at_exit(tracked, cc, world_tmp):
         ("127.0.0.1", 53, "sendto", 36, "lazy1.example.test"),
         ("127.0.0.1", 53, "sendmsg", 36, "lazy2.example.test"),
     ]
+
+
+DNS_FD_LIFECYCLE = """
+import os, socket, sys, time
+def wait(p):
+    while not os.path.exists(p):
+        time.sleep(0.005)
+d = sys.argv[1]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", 53))
+open(d + "/connected.tmp", "w").write(f"{os.getpid()} {s.fileno()}")
+os.rename(d + "/connected.tmp", d + "/connected")
+wait(d + "/go")
+s.close()
+open(d + "/closed", "w").close()
+wait(d + "/go2")
+"""
+
+
+def _dns_fd_entry(probes, tgid: int, fd: int) -> bytes | None:
+    import struct
+
+    from logira.probes import libbpf
+
+    obj = next(o.obj for o in probes.probes._objs if o.obj.has_map("dns_fds"))
+    return libbpf.map_lookup(obj.map("dns_fds").fd, struct.pack("<Ii", tgid, fd), 32)
+
+
+def test_close_forgets_the_remembered_dns_fd(tracked, probes, tmp_path):
+    # connect() of a UDP socket to port 53 remembers (tgid, fd); close() must forget it
+    # (on x86 the raw sys_enter program of exec.bpf.c does it, see bpf/dnsfds.h)
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(done=run_py(tracked, DNS_FD_LIFECYCLE, str(tmp_path))))
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "connected").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pid, fd = map(int, (tmp_path / "connected").read_text().split())
+        entry = _dns_fd_entry(probes, pid, fd)
+        assert entry is not None and entry[8:12] == (2).to_bytes(2, "little") + (53).to_bytes(2, "little")
+        (tmp_path / "go").touch()
+        while not (tmp_path / "closed").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _dns_fd_entry(probes, pid, fd) is None
+    finally:
+        (tmp_path / "go").touch()
+        (tmp_path / "go2").touch()
+        t.join(20)
+    assert result["done"].returncode == 0

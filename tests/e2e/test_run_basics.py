@@ -155,3 +155,30 @@ def test_probe_flags_select_what_is_recorded(logira):
     # filename is the binary actually run (symlinks resolved: sh -> dash)
     expected = [os.path.realpath("/usr/bin/sh"), os.path.realpath("/usr/bin/cat")]
     assert [r["data_json"]["filename"] for r in run.execs()] == expected
+
+
+def test_filtered_events_are_counted_in_meta_and_shown_by_view_not_as_loss(logira):
+    # three refused TCP connects on loopback (port 9: nothing listens) with --no-net; python -I -S
+    # does no name lookups (bash's /dev/tcp asks nscd, which would add unix connects)
+    script = (
+        "import socket\n"
+        "for _ in range(3):\n"
+        "    s = socket.socket()\n"
+        "    try: s.connect(('127.0.0.1', 9))\n"
+        "    except OSError: pass\n"
+        "    s.close()\n"
+        "open('f.txt', 'w').close()\n"
+    )
+    res = logira("run", "--tool", "filt", "--no-net", "--", "/usr/bin/python3", "-I", "-S", "-c", script)
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    meta = run.meta
+    assert meta["filtered"] == {"exec": 0, "file": 0, "net": 3}
+    assert (meta["status"], meta["complete"], meta["drops"]["total"]) == ("complete", True, 0)
+    assert (meta["detect_errors"], meta["sqlite_missing"]) == (0, 0)
+    assert run.of_type("net") == [] and [f["data_json"]["path"] for f in run.files("create")] == [
+        str(logira.workspace / "f.txt")
+    ]
+    out = logira("view", run.id, "--color", "never").stdout.decode()
+    assert "  record:    complete, no events dropped\n" in out
+    assert "  filtered:  net 3 events not recorded on request (--no-net)\n" in out

@@ -70,6 +70,11 @@ def test_hostile_strings_stay_one_line_and_exact(tmp_path: Path) -> None:
     line5 = raw.split(b"\n")[4]
     assert os.fsencode(exact_strings(raw_bytes_of(line5))["data_json.lineage.0.argv.0"]) == BAD_BYTES
     assert raw_bytes_of(raw.split(b"\n")[0]) == {}  # clean records carry no raw_bytes
+    # readers keep raw_bytes: every StoredRecord has exactly the line's member
+    lines = raw.split(b"\n")[:-1]
+    back = list(iter_jsonl(path))
+    assert [r.raw_bytes for r in back] == [raw_bytes_of(ln) for ln in lines]
+    assert os.fsencode(exact_strings(rec.raw_bytes)["data_json.path"]) == BAD_BYTES
 
 
 def test_buffered_until_flush(tmp_path: Path) -> None:

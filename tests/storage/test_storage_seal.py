@@ -31,7 +31,8 @@ def test_write_read_list(tmp_path: Path) -> None:
     assert list_seals(state, 999) == []
     f = state / "seals" / "4242" / "20261126-030000-a.json"
     assert sorted(os.listdir(f.parent)) == ["20261126-030000-a.json", "20261126-030001-b.json"]  # no temp left
-    for p, mode in ((f, 0o644), (f.parent, 0o755), (f.parent.parent, 0o755)):
+    # seals hold argv/cwd: readable by the uid's group only (4242 has no passwd entry: meta.gid, else 0)
+    for p, mode in ((f, 0o640), (f.parent, 0o750), (f.parent.parent, 0o755)):
         st = os.stat(p)
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (os.geteuid(), mode), p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -92,3 +93,84 @@ def test_open_db_returns_none_when_unusable(tmp_path: Path) -> None:
     assert not (tmp_path / "index.sqlite").exists()  # and it did not create one
     (tmp_path / "index.sqlite").write_bytes(b"not a database at all" * 100)
     assert open_db(tmp_path) is None
+
+
+def _index_names(conn: sqlite3.Connection) -> list[str]:
+    sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'"
+    return sorted(n for (n,) in conn.execute(sql))
+
+
+SCHEMA_INDEXES = ["ev_change", "ev_dns", "ev_dst", "ev_net", "ev_path", "ev_pid", "ev_rule", "ev_ts", "ev_type"]
+
+
+async def test_batches_of_any_size_are_stored_exactly_and_indexed_at_close(tmp_path: Path) -> None:
+    import os
+
+    from logira.model.record import FileData, Record
+    from logira.sinks.sqlite import MULTI_ROWS, SqliteSink, event_row
+    from logira.storage.meta import RunMeta
+
+    recs = [Record(run_id=RUN, seq=i, ts=T0 + i, type="file", pid=100 + i % 7, ppid=1, uid=1000,
+                   summary=f"file create /tmp/f{i}", data_json=FileData(op="create", path=f"/tmp/f{i}"))
+            for i in range(1, 3 * MULTI_ROWS + 6)]  # fmt: skip
+    path = tmp_path / "index.sqlite"
+    sink = await SqliteSink.open(str(path), RunMeta(run_id=RUN))
+    # batches around the multi-row statement size: less than, exactly, and more than MULTI_ROWS
+    cuts = [0, 5, 5 + MULTI_ROWS, 5 + 3 * MULTI_ROWS, len(recs)]
+    for a, b in itertools.pairwise(cuts):
+        await sink.write(recs[a:b])
+    active = sqlite3.connect(path)
+    assert _index_names(active) == []  # the active (staged) database is not indexed yet
+    active.close()
+    await sink.close()
+    assert (sink.count, sink.last_seq) == (len(recs), len(recs))
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT * FROM events ORDER BY seq").fetchall() == [event_row(r) for r in recs]
+    assert _index_names(conn) == SCHEMA_INDEXES
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+    assert sorted(os.listdir(tmp_path)) == ["index.sqlite"]
+
+
+async def test_backfill_builds_the_indexes_a_crashed_daemon_never_built(tmp_path: Path) -> None:
+    import os
+
+    from logira.sinks.jsonl import JsonlSink
+    from logira.sinks.sqlite import SqliteSink, backfill_from_jsonl
+    from logira.storage.meta import RunMeta
+
+    recs = sample_records()
+    jpath = tmp_path / "events.jsonl"
+    sink = JsonlSink(os.open(jpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), RUN)
+    sink.write(recs)
+    sink.close()
+    db = await SqliteSink.open(str(tmp_path / "index.sqlite"), RunMeta(run_id=RUN))
+    await db.write(recs[:2])
+    db._ex.shutdown(wait=True)  # the daemon dies here: no close(), so no indexes
+    conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None)
+    assert _index_names(conn) == []
+    fd = os.open(jpath, os.O_RDONLY)
+    try:
+        assert backfill_from_jsonl(conn, fd) == len(recs) - 2
+    finally:
+        os.close(fd)
+    assert _index_names(conn) == SCHEMA_INDEXES
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == len(recs)
+    conn.close()
+
+
+def test_rows_from_jsonl_bodies_equal_rows_encoded_anew(tmp_path: Path) -> None:
+    import os
+
+    from logira.sinks.jsonl import JsonlSink
+    from logira.sinks.sqlite import event_row
+
+    recs = sample_records(n_extra=3)
+    bodies: list[bytes] = []
+    sink = JsonlSink(os.open(tmp_path / "e.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), RUN)
+    sink.write(recs, bodies)
+    sink.close()
+    assert len(bodies) == len(recs)
+    # clean records take the slice, hostile ones (raw_bytes) the encoder: same rows either way
+    assert sum(b',"raw_bytes":{' in b for b in bodies) >= 1
+    assert [event_row(r, b) for r, b in zip(recs, bodies, strict=True)] == [event_row(r) for r in recs]

@@ -12,7 +12,7 @@ from storage_samples import RUN, build_run, sample_records
 from logira.sinks.jsonl import ZERO_HASH, split_line
 from logira.storage.meta import decode_meta, encode_meta
 from logira.storage.seal import list_seals, read_seal
-from logira.storage.verify import verify_missing_runs, verify_run
+from logira.storage.verify import seals_of_home, verify_missing_runs, verify_run
 
 
 async def _run(tmp_path: Path, n: int = 10):
@@ -152,3 +152,30 @@ async def test_unsealed_and_in_progress(tmp_path: Path) -> None:
     rep = verify_run(run_dir, None)
     assert rep.intact and rep.notes == ["line 11 is still being written (run in progress)",
                                         "run in progress: not sealed yet"]
+
+
+async def test_seals_are_matched_to_their_home_by_run_dir(tmp_path: Path) -> None:
+    import os
+
+    import msgspec
+
+    run_dir, seal = await _run(tmp_path)
+    real = os.path.realpath(run_dir)
+    mine = msgspec.structs.replace(seal, run_dir=real)
+    elsewhere = msgspec.structs.replace(seal, run_id="20260101-000000-other",
+                                        run_dir=str(tmp_path / "home2" / "runs" / "20260101-000000-other"))
+    legacy = msgspec.structs.replace(seal, run_id="20260101-000000-old", run_dir="")
+    seals = [mine, elsewhere, legacy]
+    assert seals_of_home(tmp_path / "home", seals, legacy=False) == [mine]
+    assert seals_of_home(tmp_path / "home", seals, legacy=True) == [mine, legacy]
+    assert seals_of_home(tmp_path / "home2", seals, legacy=False) == [elsewhere]
+    # home2's run dir is gone: deleted there, not in home
+    assert verify_missing_runs(tmp_path / "home2", seals, legacy=False) == [
+        "run 20260101-000000-other deleted (seal exists, directory gone)"]
+    assert verify_missing_runs(tmp_path / "home", seals, legacy=False) == []
+    # the seal records where the run was written: a copy elsewhere still verifies, with a note
+    copy = tmp_path / "backup" / RUN
+    shutil.copytree(run_dir, copy)
+    rep = verify_run(copy, mine)
+    assert rep.intact and rep.notes == [f"the seal was written for {real}: this run was moved or copied"]
+    assert verify_run(run_dir, mine).notes == []

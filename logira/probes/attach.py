@@ -1,0 +1,26 @@
+"""Extra attach points: programs that serve several syscall tracepoints.
+
+The kernel verifies every loaded program on its own, so N identical exit programs cost N
+verifications at start-up. Where the handler is the same (every `sys_exit_*` tracepoint
+has the same layout, and the stash made at sys_enter says which syscall it was), the BPF
+object defines ONE program on its section's tracepoint and the loader attaches it to the
+others listed here as well. A name here that the object lacks is a build mismatch.
+"""
+
+from __future__ import annotations
+
+_PATH_OPS = (
+    "unlinkat", "rmdir", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat",
+    "fchmodat2", "truncate", "ftruncate", "link", "linkat", "symlink", "symlinkat", "mkdir",
+    "mkdirat",
+)  # fmt: skip
+
+# program name -> tracepoints ("category/name") it is attached to besides its own section
+EXTRA_TRACEPOINTS: dict[str, tuple[str, ...]] = {
+    # bpf/file.bpf.c: file_exit_op is on sys_exit_unlink
+    "file_exit_op": tuple(f"syscalls/sys_exit_{op}" for op in _PATH_OPS),
+    # bpf/file.bpf.c: file_exit_open is on sys_exit_open
+    "file_exit_open": ("syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"),
+    # bpf/exec.bpf.c: on_exit_execve is on sys_exit_execve
+    "on_exit_execve": ("syscalls/sys_exit_execveat",),
+}
