@@ -93,7 +93,9 @@ def build_events(n: int, seed: int = 1) -> list[AnyKernelEvent]:
             next_pid += 1
             argv = EXECS[min(int(rnd.expovariate(0.3)), len(EXECS) - 1)]
             evs.append(ProcFork(**hdr(pid), child_pid=child))
-            evs.append(ProcExec(**hdr(child, argv[0][:15]), filename=f"/usr/bin/{argv[0]}", argv=argv, cwd=WS))
+            evs.append(
+                ProcExec(**hdr(child, argv[0][:15]), filename=f"/usr/bin/{argv[0]}", argv=argv, cwd=WS)
+            )
             live.append(child)
         else:
             victim = live.pop(rnd.randrange(1, len(live)))
@@ -214,7 +216,9 @@ async def main_async(args: argparse.Namespace) -> None:
                 prof.disable()
                 pstats.Stats(prof).sort_stats("tottime").print_stats(25)
             best = max(best, len(events) / dt)
-            print(f"  pass: {len(events) / dt:,.0f} events/s ({written} records incl. detections, {dt:.2f} s)")
+            print(
+                f"  pass: {len(events) / dt:,.0f} events/s ({written} records incl. detections, {dt:.2f} s)"
+            )
         print(f"end to end, best of {args.repeat}: {best:,.0f} events/s ({1e6 / best:.2f} us/event)"
               + (" with one live follower" if args.follower else ""))  # fmt: skip
         if args.no_stages:
@@ -225,7 +229,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print("per stage (us/event, single-threaded, stage by stage):")
     for k, v in us.items():
         print(f"  {k:<32} {v:6.2f}")
-    main_thread = sum(v for k, v in us.items() if k.startswith(("convert", "tree", "rules", "jsonl", "sqlite rows")))
+    main_thread = sum(
+        v for k, v in us.items() if k.startswith(("convert", "tree", "rules", "jsonl", "sqlite rows"))
+    )
     print(f"  {'main-thread sum':<32} {main_thread:6.2f}  (= {1e6 / main_thread:,.0f} events/s ceiling)")
 
 

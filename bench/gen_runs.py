@@ -2,7 +2,7 @@
 
 `big_run(home, n)`: one run of `n` records with a realistic mix (execs, forks/exits, file
 reads and changes in a project tree, DNS + connects, ~0.5% detections with lineage), written
-by JsonlSink (hash chain) and SqliteSink (aiosqlite, 10 000-record batches) like the daemon.
+by JsonlSink (hash chain) and SqliteSink (its own writer thread, 10 000-record batches) like the daemon.
 `many_runs(home, n)`: `n` small complete runs. Usage:
     python bench/gen_runs.py /tmp/home --events 1000000 --runs 1000
 """

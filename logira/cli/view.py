@@ -212,7 +212,10 @@ def _filtered_text(meta) -> str:
     if not shown:
         return ""
     flags = " ".join(f"--no-{d}" for d in off)
-    return ", ".join(f"{d} {counts[d]}" for d in shown) + f" events not recorded on request ({flags or 'filter'})"
+    return (
+        ", ".join(f"{d} {counts[d]}" for d in shown)
+        + f" events not recorded on request ({flags or 'filter'})"
+    )
 
 
 def _completeness(meta, pal) -> str:

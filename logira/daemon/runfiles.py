@@ -122,8 +122,9 @@ def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_
     except UnsafePathError as exc:
         raise RunFilesError(f"logira home unsafe or not initialized: {exc}") from None
     try:
-        rundir = RunDir.create(runs_fd, tool, uid, gid, now_ns, state_dir=state_dir,
-                               taken=_id_taken(state_dir, uid))
+        rundir = RunDir.create(
+            runs_fd, tool, uid, gid, now_ns, state_dir=state_dir, taken=_id_taken(state_dir, uid)
+        )
     except (RunDirError, OSError) as exc:
         raise RunFilesError(f"cannot create the run dir: {exc}") from None
     finally:

@@ -7,11 +7,11 @@ class has `match(ctx)` taking the event context built by the engine.
 from __future__ import annotations
 
 import posixpath
-import re
 
 from logira.detect import schema as S
 from logira.detect.globs import compile_globs, is_glob
 from logira.detect.netmatch import AddrMatcher, parse_ports
+from logira.detect.rx import MAX_MEM, Regex
 from logira.detect.shell import SHELLS, parse_script, shell_script
 from logira.detect.template import Template
 from logira.detect.validate import step_alternatives, when_type
@@ -31,19 +31,21 @@ class ProgramMatcher:
 
     __slots__ = ("base", "full", "literal_names")
 
-    def __init__(self, patterns: list[str], home: str, workspace: str) -> None:
-        self.base = compile_globs([p for p in patterns if "/" not in p])
-        self.full = compile_globs([p for p in patterns if "/" in p], home=home, workspace=workspace)
+    def __init__(self, patterns: list[str], home: str, workspace: str, mem: int = MAX_MEM) -> None:
+        self.base = compile_globs([p for p in patterns if "/" not in p], max_mem=mem)
+        self.full = compile_globs(
+            [p for p in patterns if "/" in p], home=home, workspace=workspace, max_mem=mem
+        )
         lits = [p for p in patterns if "/" not in p and not is_glob(p)]
         # exact basenames allow dispatch by dict lookup when every pattern is one
         self.literal_names = frozenset(lits) if len(lits) == len(patterns) else None
 
     def __call__(self, filename: str, argv0: str) -> bool:
         if self.base is not None and (
-            self.base.match(_base(filename)) or (argv0 and self.base.match(_base(argv0)))
+            self.base.test(_base(filename)) or (argv0 and self.base.test(_base(argv0)))
         ):
             return True
-        return self.full is not None and self.full.match(filename) is not None
+        return self.full is not None and self.full.test(filename)
 
 
 class ParsedArgs:
@@ -102,7 +104,17 @@ class ParsedArgs:
 class ExecCtx:
     """One exec (or one command of a shell script) with lazily derived views."""
 
-    __slots__ = ("_cmdline", "_parsed", "_pipelines", "_script", "argv", "cwd", "filename", "home")
+    __slots__ = (
+        "_cmdline",
+        "_parsed",
+        "_pipelines",
+        "_resolved",
+        "_script",
+        "argv",
+        "cwd",
+        "filename",
+        "home",
+    )
 
     def __init__(self, filename: str, argv: list[str], cwd: str, home: str) -> None:
         self.filename = filename
@@ -111,6 +123,7 @@ class ExecCtx:
         self.home = home
         self._cmdline: str | None = None
         self._parsed: dict[tuple[frozenset[str], bool], ParsedArgs] = {}
+        self._resolved: dict[str, str] = {}
         self._script: str | bool | None = False
         self._pipelines: list[list[list[str]]] | None = None
 
@@ -145,6 +158,15 @@ class ExecCtx:
         return self._pipelines
 
     def resolve(self, tok: str) -> str:
+        """tok as an absolute, normalised path (cached: every `paths` condition resolves the same
+        operands, and with a 4 KiB cwd normalising them all dominates the cost of an event)."""
+        done = self._resolved.get(tok)
+        if done is not None:
+            return done
+        out = self._resolved[tok] = self._resolve(tok)
+        return out
+
+    def _resolve(self, tok: str) -> str:
         if tok == "~" or tok.startswith("~/"):
             tok = self.home + tok[1:]
         elif not tok.startswith("/"):
@@ -155,24 +177,25 @@ class ExecCtx:
 class CExec:
     __slots__ = ("args", "cmdline", "flags", "paths", "program", "script", "shell", "spec", "subcommand")
 
-    def __init__(self, c: S.ExecCond, home: str, ws: str) -> None:
-        self.program = ProgramMatcher(c.program, home, ws) if c.program else None
+    def __init__(self, c: S.ExecCond, home: str, ws: str, mem: int = MAX_MEM) -> None:
+        self.program = ProgramMatcher(c.program, home, ws, mem) if c.program else None
         self.flags = [tuple([g] if isinstance(g, str) else g) for g in c.flags]
         self.args = [
-            compile_globs([g] if isinstance(g, str) else list(g), home=home, workspace=ws) for g in c.args
+            compile_globs([g] if isinstance(g, str) else list(g), home=home, workspace=ws, max_mem=mem)
+            for g in c.args
         ]
-        self.paths = compile_globs(c.paths, home=home, workspace=ws)
-        self.script = compile_globs(c.script, home=home, workspace=ws)
+        self.paths = compile_globs(c.paths, home=home, workspace=ws, max_mem=mem)
+        self.script = compile_globs(c.script, home=home, workspace=ws, max_mem=mem)
         self.subcommand = [tuple(s.split()) for s in c.subcommand]
         self.spec = (frozenset(c.value_opts), c.posix)
-        self.cmdline = re.compile(c.cmdline) if c.cmdline else None
-        self.shell: tuple[list[CExec], CExec | None, re.Pattern[str] | None] | None = None
+        self.cmdline = Regex(c.cmdline, max_mem=mem) if c.cmdline else None
+        self.shell: tuple[list[CExec], CExec | None, Regex | None] | None = None
         if c.shell is not None:
             sh = c.shell
             self.shell = (
-                [CExec(p, home, ws) for p in sh.pipe],
-                CExec(sh.command, home, ws) if sh.command else None,
-                re.compile(sh.regex) if sh.regex else None,
+                [CExec(p, home, ws, mem) for p in sh.pipe],
+                CExec(sh.command, home, ws, mem) if sh.command else None,
+                Regex(sh.regex, max_mem=mem) if sh.regex else None,
             )
 
     def match(self, ctx: ExecCtx) -> bool:
@@ -189,25 +212,25 @@ class CExec:
                 if not any(tuple(pos[: len(s)]) == s for s in self.subcommand):
                     return False
             if self.script is not None and not (
-                p.positionals and self.script.match(ctx.resolve(p.positionals[0]))
+                p.positionals and self.script.test(ctx.resolve(p.positionals[0]))
             ):
                 return False
             if self.paths is not None:
-                m = self.paths.match
+                m = self.paths.test
                 if not any(m(ctx.resolve(t)) for t in p.positionals):
                     return False
         for rx in self.args:
             assert rx is not None
-            if not any(rx.match(t) for t in argv[1:]):
+            if not any(rx.test(t) for t in argv[1:]):
                 return False
-        if self.cmdline is not None and not self.cmdline.search(ctx.cmdline):
+        if self.cmdline is not None and not self.cmdline.test(ctx.cmdline):
             return False
         if self.shell is not None:
             script = ctx.script
             if script is None:
                 return False
             pipe, command, regex = self.shell
-            if regex is not None and not regex.search(script):
+            if regex is not None and not regex.test(script):
                 return False
             if command is not None and not any(
                 command.match(ExecCtx(c[0], c, ctx.cwd, ctx.home)) for pl in ctx.pipelines for c in pl
@@ -259,14 +282,16 @@ class CFile:
         "ws",
     )
 
-    def __init__(self, c: S.FileCond, home: str, ws: str, *, all_names: bool = False) -> None:
+    def __init__(
+        self, c: S.FileCond, home: str, ws: str, mem: int = MAX_MEM, *, all_names: bool = False
+    ) -> None:
         # in `except`, `path` must match every name the op touches: renaming x.sample to x
         # is not excepted by an exception for *.sample
         self.all_names = all_names
         self.ops = frozenset(c.op) if c.op else None
-        self.path = compile_globs(c.path, home=home, workspace=ws)
-        self.path2 = compile_globs(c.path2, home=home, workspace=ws)
-        self.src = compile_globs(c.src, home=home, workspace=ws)
+        self.path = compile_globs(c.path, home=home, workspace=ws, max_mem=mem)
+        self.path2 = compile_globs(c.path2, home=home, workspace=ws, max_mem=mem)
+        self.src = compile_globs(c.src, home=home, workspace=ws, max_mem=mem)
         self.workspace = c.workspace
         self.ws = ws.rstrip("/")
         self.exec_bit, self.setuid, self.failed = c.exec_bit, c.setuid, c.failed
@@ -276,13 +301,13 @@ class CFile:
         if self.ops is not None and d.op not in self.ops:  # type: ignore[attr-defined]
             return False
         if self.path is not None:
-            m = self.path.match
+            m = self.path.test
             hit = all if self.all_names else any
             if not ctx.names or not hit(m(n) for n in ctx.names):
                 return False
-        if self.path2 is not None and not (d.path2 and self.path2.match(d.path2)):  # type: ignore[attr-defined]
+        if self.path2 is not None and not (d.path2 and self.path2.test(d.path2)):  # type: ignore[attr-defined]
             return False
-        if self.src is not None and not (d.op in ("link", "symlink") and self.src.match(d.path)):  # type: ignore[attr-defined]
+        if self.src is not None and not (d.op in ("link", "symlink") and self.src.test(d.path)):  # type: ignore[attr-defined]
             return False
         if self.workspace:
             p = ctx.names[-1] if ctx.names else d.path  # type: ignore[attr-defined]
@@ -303,7 +328,7 @@ class CFile:
 class CNet:
     __slots__ = ("dns", "dst", "failed", "family", "label_min", "name_min", "ops", "ports", "proto", "src")
 
-    def __init__(self, c: S.NetCond) -> None:
+    def __init__(self, c: S.NetCond, mem: int = MAX_MEM) -> None:
         ops = set(c.op) if c.op else None
         if c.direction:
             d = _OUTBOUND if c.direction == "outbound" else _INBOUND
@@ -316,7 +341,7 @@ class CNet:
         self.ports = ports if c.port else None
         self.dst = AddrMatcher(c.dst) if c.dst else None
         self.src = AddrMatcher(c.src) if c.src else None
-        self.dns = compile_globs([p.lower() for p in c.dns])
+        self.dns = compile_globs([p.lower() for p in c.dns], max_mem=mem)
         self.label_min, self.name_min, self.failed = c.dns_label_min, c.dns_name_min, c.failed
 
     def match(self, d: object) -> bool:
@@ -339,7 +364,7 @@ class CNet:
             q = d.dns_qname.lower().rstrip(".")  # type: ignore[attr-defined]
             if not q:
                 return False
-            if self.dns is not None and not self.dns.match(q):
+            if self.dns is not None and not self.dns.test(q):
                 return False
             if self.name_min and len(q) < self.name_min:
                 return False
@@ -361,14 +386,15 @@ class CProcOp:
 class CLineage:
     __slots__ = ("cmdline", "program")
 
-    def __init__(self, c: S.ProcCond, home: str, ws: str) -> None:
-        self.program = ProgramMatcher(c.program, home, ws) if c.program else None
-        self.cmdline = re.compile(c.cmdline) if c.cmdline else None
+    def __init__(self, c: S.ProcCond, home: str, ws: str, mem: int = MAX_MEM) -> None:
+        self.program = ProgramMatcher(c.program, home, ws, mem) if c.program else None
+        self.cmdline = Regex(c.cmdline, max_mem=mem) if c.cmdline else None
 
     def match(self, p: ProcInfo) -> bool:
         if self.program is not None and not self.program(p.exe, p.argv[0] if p.argv else ""):
             return False
-        return self.cmdline is None or self.cmdline.search(" ".join(p.argv)) is not None
+        # the same cap as an exec's cmdline: bounded work per ancestor, whatever the tree holds
+        return self.cmdline is None or self.cmdline.test(" ".join(p.argv)[:MAX_MATCH_TEXT])
 
 
 class CWhen:
@@ -376,21 +402,21 @@ class CWhen:
 
     __slots__ = ("ancestor", "cond", "has_lineage", "parent", "process", "src", "type")
 
-    def __init__(self, w: S.When, home: str, ws: str, *, is_except: bool = False) -> None:
+    def __init__(self, w: S.When, home: str, ws: str, mem: int = MAX_MEM, *, is_except: bool = False) -> None:
         self.src = w
         self.type = when_type(w)
         self.cond: CExec | CFile | CNet | CProcOp | None = None
         if w.exec is not None:
-            self.cond = CExec(w.exec, home, ws)
+            self.cond = CExec(w.exec, home, ws, mem)
         elif w.file is not None:
-            self.cond = CFile(w.file, home, ws, all_names=is_except)
+            self.cond = CFile(w.file, home, ws, mem, all_names=is_except)
         elif w.net is not None:
-            self.cond = CNet(w.net)
+            self.cond = CNet(w.net, mem)
         elif w.proc is not None:
             self.cond = CProcOp(w.proc)
-        self.process = CLineage(w.process, home, ws) if w.process else None
-        self.parent = CLineage(w.parent, home, ws) if w.parent else None
-        self.ancestor = CLineage(w.ancestor, home, ws) if w.ancestor else None
+        self.process = CLineage(w.process, home, ws, mem) if w.process else None
+        self.parent = CLineage(w.parent, home, ws, mem) if w.parent else None
+        self.ancestor = CLineage(w.ancestor, home, ws, mem) if w.ancestor else None
         self.has_lineage = not (self.process is None and self.parent is None and self.ancestor is None)
 
     def match(self, ctx: object, pid: int, tree: ProcessTree) -> bool:
@@ -413,7 +439,8 @@ class CRule:
 
     __slots__ = ("excepts", "id", "rule", "sequence", "severity", "source", "steps", "template", "whens")
 
-    def __init__(self, rule: S.Rule, source: str, home: str, ws: str) -> None:
+    def __init__(self, rule: S.Rule, source: str, home: str, ws: str, mem: int = MAX_MEM) -> None:
+        # mem: RE2 memory per pattern; per-run (untrusted) rules get MAX_MEM_UNTRUSTED
         self.rule = rule
         self.id = rule.id
         self.severity = rule.severity
@@ -422,14 +449,14 @@ class CRule:
         self.steps: list[tuple[CWhen, int]] = []
         if rule.sequence is not None:
             for i, step in enumerate(rule.sequence.steps):
-                self.steps += [(CWhen(w, home, ws), i) for w in step_alternatives(step)]
+                self.steps += [(CWhen(w, home, ws, mem), i) for w in step_alternatives(step)]
             self.whens = [w for w, _ in self.steps]
         else:
             ws_list = rule.when if isinstance(rule.when, list) else [rule.when] if rule.when else []
-            self.whens = [CWhen(w, home, ws) for w in ws_list]
+            self.whens = [CWhen(w, home, ws, mem) for w in ws_list]
             self.steps = [(w, -1) for w in self.whens]
         self.sequence = rule.sequence
-        self.excepts = [CWhen(w, home, ws, is_except=True) for w in rule.except_]
+        self.excepts = [CWhen(w, home, ws, mem, is_except=True) for w in rule.except_]
         self.template = Template(rule.message, _all_fields())
 
 

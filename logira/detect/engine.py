@@ -1,18 +1,18 @@
 """The Detector: evaluates one run's records against a RuleSet.
 
 Dispatch is by record type and op (exec: by program basename), so an ordinary event costs
-a dict lookup and, for file events, one combined regex over every path glob listening on
-that op; only events that pass the prefilter are checked rule by rule. Sequence rules keep
+a dict lookup and, for file events, one set lookup (literal globs) and one combined RE2 regex
+over every other path glob listening on that op; only events that pass the prefilter are
+checked rule by rule. Sequence rules keep
 bounded per-rule state (see `sequence.py`).
 """
 
 from __future__ import annotations
 
-import re
-
 from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, file_names
-from logira.detect.globs import glob_to_regex
+from logira.detect.globs import Globs
 from logira.detect.loader import RuleSet
+from logira.detect.rx import MAX_MEM, MAX_MEM_UNTRUSTED
 from logira.detect.sequence import SequenceState
 from logira.detect.shell import SHELLS
 from logira.model.record import DetectionData, ExecData, FileData, NetData, ProcData, Record
@@ -32,7 +32,7 @@ class _FileOpTable:
         self.entries: list[Entry] = []  # rules with a path-like condition (prefiltered)
         self.always: list[Entry] = []  # rules without one
         self.both: list[Entry] = []  # entries + always, in rule order
-        self.prefilter: re.Pattern[str] | None = None
+        self.prefilter: Globs | None = None
 
 
 class Detector:
@@ -42,7 +42,12 @@ class Detector:
         self.home = home.rstrip("/") or "/"
         self.workspace = workspace.rstrip("/") or "/"
         self.tree = tree
-        self.rules = [CRule(lr.rule, lr.source, self.home, self.workspace) for lr in ruleset.rules]
+        self.rules = [
+            CRule(
+                lr.rule, lr.source, self.home, self.workspace, MAX_MEM_UNTRUSTED if lr.untrusted else MAX_MEM
+            )
+            for lr in ruleset.rules
+        ]
         self.sequences: dict[str, SequenceState] = {}
         self.evaluated = 0
         self.deduplicated = 0  # detections not repeated because of a rule's `dedup`
@@ -64,7 +69,7 @@ class Detector:
     def _build(self) -> None:
         from logira.detect.schema import FILE_OPS, NET_OPS, PROC_OPS
 
-        file_pats: dict[str, list[str]] = {op: [] for op in FILE_OPS}
+        file_pats: dict[str, list[str]] = {op: [] for op in FILE_OPS}  # raw globs per op
         rank = self._ranks
         for rule in self.rules:
             if rule.sequence is not None:
@@ -89,9 +94,7 @@ class Detector:
                         pats = [*fc.path, *fc.path2, *fc.src]
                         if pats:
                             table.entries.append(entry)
-                            file_pats[op] += [
-                                glob_to_regex(p, home=self.home, workspace=self.workspace) for p in pats
-                            ]
+                            file_pats[op] += pats
                         else:
                             table.always.append(entry)
                 elif src.net is not None:
@@ -108,7 +111,13 @@ class Detector:
         for op, table in self._file.items():
             table.both = sorted(table.entries + table.always, key=lambda e: rank[e[1].id])
             if file_pats[op]:
-                table.prefilter = re.compile("(?:" + "|".join(sorted(set(file_pats[op]))) + r")\Z", re.DOTALL)
+                # one set lookup and at most one RE2 pass decide whether any path rule of this op can match
+                table.prefilter = Globs(
+                    sorted(set(file_pats[op])),
+                    home=self.home,
+                    workspace=self.workspace,
+                    max_mem=MAX_MEM,
+                )
 
     # -- evaluation -------------------------------------------------------------------
     def _rank(self, e: Entry) -> int:
@@ -151,10 +160,10 @@ class Detector:
             pf = table.prefilter
             if op in _MULTI_NAME_OPS:
                 names = file_names(op, data.path, data.path2)
-                hit = pf is not None and (any(pf.match(n) for n in names) or pf.match(data.path) is not None)
+                hit = pf is not None and (any(pf.test(n) for n in names) or pf.test(data.path))
             else:
                 names = (data.path,)
-                hit = pf is not None and pf.match(data.path) is not None
+                hit = pf is not None and pf.test(data.path)
             entries = table.both if hit else table.always
             if not entries:
                 return []

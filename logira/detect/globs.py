@@ -1,13 +1,15 @@
-"""Path and name globs, compiled once into anchored regular expressions.
+"""Path and name globs, compiled once into anchored RE2 regular expressions.
 
 `*` and `?` never cross `/`; `**` does (`a/**/b` also matches `a/b`, a trailing `/**` also
 matches the directory itself); `[...]` is a character class. `$HOME` and `$WORKSPACE` are
-replaced by the run's values (escaped) when the rules are bound to a run.
+replaced by the run's values (escaped) when the rules are bound to a run. Globs become RE2
+patterns (`logira.detect.rx`), so matching is linear in the text whatever the glob: with a
+backtracking engine `**a**a**a**b` would be O(n^4).
 """
 
 from __future__ import annotations
 
-import re
+from logira.detect.rx import MAX_MEM, Regex, RegexError, escape
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -23,10 +25,10 @@ def glob_to_regex(pattern: str, *, home: str = "", workspace: str = "") -> str:
     i, n = 0, len(pattern)
     while i < n:
         if pattern.startswith("$HOME", i):
-            out.append(re.escape(home.rstrip("/")))
+            out.append(escape(home.rstrip("/")))
             i += 5
         elif pattern.startswith("$WORKSPACE", i):
-            out.append(re.escape(workspace.rstrip("/")))
+            out.append(escape(workspace.rstrip("/")))
             i += 10
         elif pattern.startswith("**/", i):
             out.append("(?:.*/)?")
@@ -46,7 +48,7 @@ def glob_to_regex(pattern: str, *, home: str = "", workspace: str = "") -> str:
         elif pattern[i] == "[":
             j = pattern.find("]", i + 2)
             if j < 0:
-                out.append(re.escape("["))
+                out.append(escape("["))
                 i += 1
                 continue
             body = pattern[i + 1 : j]
@@ -55,17 +57,67 @@ def glob_to_regex(pattern: str, *, home: str = "", workspace: str = "") -> str:
             out.append("[" + body.replace("\\", "\\\\") + "]")
             i = j + 1
         else:
-            out.append(re.escape(pattern[i]))
+            out.append(escape(pattern[i]))
             i += 1
     return "".join(out)
 
 
-def compile_globs(patterns: list[str], *, home: str = "", workspace: str = "") -> re.Pattern[str] | None:
-    """One anchored regex matching any of the globs (None for an empty list)."""
+def _expand(pattern: str, home: str, workspace: str) -> str:
+    """A literal glob with `$HOME`/`$WORKSPACE` replaced, exactly as glob_to_regex reads them."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern.startswith("$HOME", i):
+            out.append(home.rstrip("/"))
+            i += 5
+        elif pattern.startswith("$WORKSPACE", i):
+            out.append(workspace.rstrip("/"))
+            i += 10
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
+
+
+def globs_regex(sources: list[str], *, max_mem: int = MAX_MEM) -> Regex:
+    """One regex matching all of a text that matches any of the glob_to_regex() sources."""
+    return Regex("(?s)(?:" + "|".join(sources) + ")", whole=True, max_mem=max_mem)
+
+
+class Globs:
+    """Any-of matcher for a list of globs: `test(text)` is True when one matches all of text.
+
+    Literal globs (most program names, many paths) are a set lookup; the others are one RE2
+    pattern. Either way the cost is linear in the text, and most calls never reach RE2.
+    """
+
+    __slots__ = ("literals", "regex", "test")
+
+    def __init__(
+        self, patterns: list[str], *, home: str = "", workspace: str = "", max_mem: int = MAX_MEM
+    ) -> None:
+        self.literals = frozenset(_expand(p, home, workspace) for p in patterns if not is_glob(p))
+        wild = [glob_to_regex(p, home=home, workspace=workspace) for p in patterns if is_glob(p)]
+        self.regex = globs_regex(sorted(set(wild)), max_mem=max_mem) if wild else None
+        # bind the cheapest callable once: no Python-level wrapper when one part is empty
+        if self.regex is None:
+            self.test = self.literals.__contains__
+        elif not self.literals:
+            self.test = self.regex.test
+        else:
+            self.test = self._both
+
+    def _both(self, text: str) -> bool:
+        return text in self.literals or self.regex.test(text)  # type: ignore[union-attr]
+
+
+def compile_globs(
+    patterns: list[str], *, home: str = "", workspace: str = "", max_mem: int = MAX_MEM
+) -> Globs | None:
+    """One matcher for any of the globs (None for an empty list)."""
     if not patterns:
         return None
-    alts = "|".join(glob_to_regex(p, home=home, workspace=workspace) for p in patterns)
-    return re.compile(f"(?:{alts})\\Z", re.DOTALL)
+    return Globs(patterns, home=home, workspace=workspace, max_mem=max_mem)
 
 
 def check_glob(pattern: str) -> str | None:
@@ -73,7 +125,7 @@ def check_glob(pattern: str) -> str | None:
     if not pattern:
         return "empty glob"
     try:
-        re.compile(glob_to_regex(pattern, home="/h", workspace="/w"))
-    except re.error as exc:
+        globs_regex([glob_to_regex(pattern, home="/h", workspace="/w")])
+    except RegexError as exc:
         return f"bad glob {pattern!r}: {exc}"
     return None

@@ -15,7 +15,7 @@ import msgspec
 import yaml
 
 from logira.detect.schema import Rule
-from logira.detect.validate import Invalid, validate_rule
+from logira.detect.validate import UNTRUSTED_BUDGET, Invalid, rule_cost, validate_rule
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "rules"
 SITE_DIR = Path("/etc/logira/rules.d")
@@ -33,6 +33,7 @@ class LoadedRule(msgspec.Struct, frozen=True, kw_only=True):
     rule: Rule
     source: str
     line: int
+    untrusted: bool = False  # from a per-run file: its patterns get a smaller RE2 memory budget
 
 
 class RuleSet(msgspec.Struct, kw_only=True):
@@ -127,8 +128,13 @@ def _msgspec_problem(exc: msgspec.ValidationError) -> tuple[tuple[str | int, ...
     return tuple(path), (f"{label}: " if label else "") + text[0].lower() + text[1:]
 
 
-def _parse_source(name: str, text: str) -> tuple[list[tuple[Rule, int]], list[tuple[str, int]]]:
-    """(rules with their line, disabled ids with their line) of one source."""
+def _parse_source(
+    name: str, text: str, *, untrusted: bool = False
+) -> tuple[list[tuple[Rule, int]], list[tuple[str, int]]]:
+    """(rules with their line, disabled ids with their line) of one source.
+
+    untrusted (per-run files): the patterns of all its rules share UNTRUSTED_BUDGET."""
+    spent = 0
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -190,6 +196,18 @@ def _parse_source(name: str, text: str) -> tuple[list[tuple[Rule, int]], list[tu
             validate_rule(rule)
         except Invalid as exc:
             raise RuleError(f"{name}:{_locate(node, exc.path)}: rule {rid}: {exc.message}") from None
+        if untrusted:
+            try:
+                spent += rule_cost(rule)
+            except Invalid as exc:
+                raise RuleError(f"{name}:{_locate(node, exc.path)}: rule {rid}: {exc.message}") from None
+            if spent > UNTRUSTED_BUDGET:
+                raise RuleError(
+                    f"{name}:{line}: rule {rid}: the conditions of a per-run rules file may cost "
+                    f"{UNTRUSTED_BUDGET} in all (RE2 instructions, weighted by how often they run per event) "
+                    f"and this rule brings the file to {spent}; use fewer or simpler conditions, "
+                    "or have an admin install the file in /etc/logira/rules.d"
+                )
         out.append((rule, line))
     disabled = data.get("disable") or []
     if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
@@ -215,14 +233,18 @@ def _site_sources(site_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def load_sources(sources: list[tuple[str, str]]) -> RuleSet:
-    """Validate and merge (name, yaml text) sources, in order."""
+def load_sources(sources: list[tuple[str, str]], *, untrusted_from: int | None = None) -> RuleSet:
+    """Validate and merge (name, yaml text) sources, in order.
+
+    Sources from index `untrusted_from` on are per-run files (any local user): their patterns
+    are budgeted and compiled with a smaller RE2 memory budget."""
     merged: dict[str, LoadedRule] = {}
     disabled: set[str] = set()
     digest = hashlib.sha256()
-    for name, text in sources:
+    for i, (name, text) in enumerate(sources):
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-        rules, dis = _parse_source(name, text)
+        untrusted = untrusted_from is not None and i >= untrusted_from
+        rules, dis = _parse_source(name, text, untrusted=untrusted)
         seen_here: dict[str, int] = {}
         for rule, line in rules:
             if rule.id in seen_here:
@@ -240,7 +262,7 @@ def load_sources(sources: list[tuple[str, str]]) -> RuleSet:
                 raise RuleError(
                     f"{name}:{line}: rule {rule.id}: override: true but no earlier rule has this id"
                 )
-            merged[rule.id] = LoadedRule(rule=rule, source=name, line=line)
+            merged[rule.id] = LoadedRule(rule=rule, source=name, line=line, untrusted=untrusted)
             disabled.discard(rule.id)
         for rid, line in dis:
             if rid not in merged:
@@ -263,5 +285,6 @@ def load_rules(
         sources += builtin_sources()
     if site_dir is not None:
         sources += _site_sources(site_dir)
+    trusted = len(sources)
     sources += list(extra or [])
-    return load_sources(sources)
+    return load_sources(sources, untrusted_from=trusted)

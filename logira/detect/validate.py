@@ -7,12 +7,11 @@ number of the YAML file.
 from __future__ import annotations
 
 import re
-import re._constants as _sre  # the parsed-regex opcodes (stdlib, Python 3.11+)
-import re._parser as _parser
 
 from logira.detect import schema as S
-from logira.detect.globs import check_glob
+from logira.detect.globs import check_glob, glob_to_regex, globs_regex, is_glob
 from logira.detect.netmatch import check_addr_spec, parse_ports
+from logira.detect.rx import MAX_MEM_UNTRUSTED, Regex, RegexError
 from logira.detect.template import FIELDS, Template, TemplateError
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -27,45 +26,16 @@ class Invalid(Exception):
         self.message = message
 
 
-_REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT)}
-
-
-def _nested_repeat(items: object, inside: bool) -> bool:
-    """True when an unbounded repetition contains another repetition (exponential backtracking)."""
-    for op, av in items:  # type: ignore[attr-defined]
-        if op in _REPEATS:
-            _lo, hi, body = av
-            unbounded = hi == _sre.MAXREPEAT or hi > 100
-            if inside and (unbounded or hi > 1):
-                return True
-            if _nested_repeat(body, inside or unbounded):
-                return True
-        elif op == _sre.SUBPATTERN:
-            if _nested_repeat(av[-1], inside):
-                return True
-        elif op == _sre.BRANCH:
-            if any(_nested_repeat(b, inside) for b in av[1]):
-                return True
-        elif op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):
-            return True  # backreferences are not linear either
-    return False
-
-
 def _regex(path: Path, src: str) -> None:
-    """Compile-check a regex and refuse shapes that can backtrack exponentially: rules run in
-    the root daemon on attacker-controlled strings, and Python's re has no timeout."""
+    """Compile-check a regex with RE2, the engine the rules use (`logira.detect.rx`): rules run in
+    the root daemon on attacker-controlled strings, and RE2 matches in linear time whatever the
+    pattern, refusing what cannot be linear (backreferences, lookaround)."""
     if not src:
         return
     try:
-        re.compile(src)
-        parsed = _parser.parse(src)
-    except re.error as exc:
+        Regex(src)
+    except RegexError as exc:
         raise Invalid(path, f"bad regex {src!r}: {exc}") from None
-    if _nested_repeat(parsed, False):
-        raise Invalid(
-            path,
-            f"regex {src!r} nests repetitions or uses backreferences (can take exponential time); rewrite it",
-        )
 
 
 def _globs(path: Path, globs: list[str]) -> None:
@@ -262,3 +232,89 @@ def validate_rule(rule: S.Rule) -> None:
         Template(rule.message, allowed)
     except TemplateError as exc:
         raise Invalid(("message",), str(exc)) from None
+
+
+# Per-run rule files come from any local user and run in the root daemon on text the agent
+# controls. RE2 makes each match linear, but the constant grows with the pattern: measured on
+# adversarial 16 KiB text, ~0.45 us per byte per 100 RE2 instructions. And some conditions are
+# evaluated many times per event: `paths` once per operand (each prefixed with a cwd of up to
+# 4 KiB), shell `command`/`pipe` once per command of the script, `ancestor` once per ancestor.
+# So every condition of one per-run file draws on one budget: RE2 instructions per pattern
+# (at least PATTERN_MIN; a literal glob, a set lookup, LITERAL_COST) plus CONDITION_COST per
+# condition, times FANOUT for the repeated kinds. Measured worst events at the budget are listed
+# in docs/rules.md ("Safety of user rules"); the median built-in rule costs 132, all 63: 12910.
+UNTRUSTED_BUDGET = 2000
+PATTERN_MIN = 16  # floor per compiled pattern: also bounds how many DFA caches a budget buys
+LITERAL_COST = 4
+CONDITION_COST = 16  # Python work per evaluated condition, whatever its patterns
+FANOUT = 8  # weight of conditions evaluated once per operand or per command of a script
+ANCESTOR_FANOUT = 16  # `ancestor` is tried on up to 16 ancestors (ProcessTree.ancestors)
+
+
+def _cost(src: str, *, glob: bool) -> int:
+    """Cost of one pattern compiled as the engine compiles per-run rules."""
+    if glob:
+        if not is_glob(src):
+            return LITERAL_COST
+        rx = globs_regex([glob_to_regex(src, home="/h", workspace="/w")], max_mem=MAX_MEM_UNTRUSTED)
+    else:
+        rx = Regex(src, max_mem=MAX_MEM_UNTRUSTED)
+    return max(rx.program_size, PATTERN_MIN)
+
+
+def _patterns_cost(pats: list[tuple[str, bool]]) -> int:
+    return sum(_cost(src, glob=glob) for src, glob in pats)
+
+
+def _exec_cost(c: S.ExecCond) -> int:
+    cost = CONDITION_COST + _patterns_cost([(g, True) for g in [*c.program, *c.script]])
+    cost += _patterns_cost([(g, True) for grp in c.args for g in ([grp] if isinstance(grp, str) else grp)])
+    cost += FANOUT * _patterns_cost([(g, True) for g in c.paths])
+    if c.cmdline:
+        cost += _cost(c.cmdline, glob=False)
+    if c.shell is not None:
+        cost += FANOUT * sum(_exec_cost(sub) for sub in [*c.shell.pipe, *filter(None, [c.shell.command])])
+        if c.shell.regex:
+            cost += _cost(c.shell.regex, glob=False)
+    return cost
+
+
+def _lineage_cost(pc: S.ProcCond) -> int:
+    return CONDITION_COST + _patterns_cost(
+        [(g, True) for g in pc.program] + ([(pc.cmdline, False)] if pc.cmdline else [])
+    )
+
+
+def _when_cost(w: S.When) -> int:
+    cost = CONDITION_COST
+    if w.exec is not None:
+        cost += _exec_cost(w.exec)
+    if w.file is not None:
+        cost += _patterns_cost([(g, True) for g in [*w.file.path, *w.file.path2, *w.file.src]])
+    if w.net is not None:
+        cost += _patterns_cost([(g.lower(), True) for g in w.net.dns])
+    for pc in (w.process, w.parent):
+        if pc is not None:
+            cost += _lineage_cost(pc)
+    if w.ancestor is not None:
+        cost += ANCESTOR_FANOUT * _lineage_cost(w.ancestor)
+    return cost
+
+
+def rule_cost(rule: S.Rule) -> int:
+    """Matching cost of a validated rule (see UNTRUSTED_BUDGET).
+
+    Raises Invalid when a pattern is too large for the per-run RE2 memory budget."""
+    whens: list[tuple[Path, S.When]] = []
+    if rule.sequence is not None:
+        whens += [(("sequence",), w) for s in rule.sequence.steps for w in step_alternatives(s)]
+    elif rule.when is not None:
+        whens += [(("when",), w) for w in (rule.when if isinstance(rule.when, list) else [rule.when])]
+    whens += [(("except",), w) for w in rule.except_]
+    total = 0
+    for path, w in whens:
+        try:
+            total += _when_cost(w)
+        except RegexError as exc:
+            raise Invalid(path, f"a pattern is too large for a per-run rule: {exc}") from None
+    return total

@@ -68,7 +68,9 @@ def _fork(ev: ProcFork, run_id: str, seq: int) -> Record:
 
 
 def _exit(ev: ProcExit, run_id: str, seq: int) -> Record:
-    data = ProcData(op="exit", comm=ev.comm, exit_code=ev.exit_code, signal=ev.signal, core_dumped=ev.core_dumped)
+    data = ProcData(
+        op="exit", comm=ev.comm, exit_code=ev.exit_code, signal=ev.signal, core_dumped=ev.core_dumped
+    )
     summary = f"exit signal={ev.signal}" if ev.signal else f"exit code={ev.exit_code}"
     return Record(run_id=run_id, seq=seq, ts=ev.ts, type="proc", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
                   summary=summary, data_json=data)  # fmt: skip

@@ -9,6 +9,8 @@ others listed here as well. A name here that the object lacks is a build mismatc
 
 from __future__ import annotations
 
+import platform
+
 _PATH_OPS = (
     "unlinkat", "rmdir", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat",
     "fchmodat2", "truncate", "ftruncate", "link", "linkat", "symlink", "symlinkat", "mkdir",
@@ -24,3 +26,14 @@ EXTRA_TRACEPOINTS: dict[str, tuple[str, ...]] = {
     # bpf/exec.bpf.c: on_exit_execve is on sys_exit_execve
     "on_exit_execve": ("syscalls/sys_exit_execveat",),
 }
+
+# program name -> domain whose object does the same job more cheaply on x86-64: the program
+# is not attached while that domain is loaded (bpf/dnsfds.h: exec's raw sys_enter program
+# forgets closed DNS fds, so net's sys_enter_close tracepoint program is not needed)
+REPLACED_ON_X86: dict[str, str] = {"net_enter_close": "exec"}
+
+
+def skipped(prog_name: str, domains: tuple[str, ...] | list[str]) -> bool:
+    """True if `prog_name` is not attached because a loaded domain does its job."""
+    by = REPLACED_ON_X86.get(prog_name)
+    return by is not None and by in domains and platform.machine() == "x86_64"

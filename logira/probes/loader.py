@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from logira.probes import layout, libbpf
-from logira.probes.attach import EXTRA_TRACEPOINTS
+from logira.probes.attach import EXTRA_TRACEPOINTS, skipped
 from logira.probes.decode import all_kind_names
 
 DOMAINS = ("exec", "file", "net")
@@ -176,7 +176,7 @@ def _classify(exc: libbpf.LibbpfError, domain: str, path: Path, config: ProbeCon
 
 
 class _Loaded:
-    def __init__(self, domain: str, path: Path, obj: libbpf.Object):
+    def __init__(self, domain: str, path: Path, obj: libbpf.Object, domains: list[str]):
         self.domain = domain
         self.path = path
         self.obj = obj
@@ -184,6 +184,8 @@ class _Loaded:
         # (program, None = its own section, or "category/name" of an extra tracepoint)
         self.points: list[tuple[libbpf.Program, str | None]] = []
         for prog in self.progs:
+            if skipped(prog.name, domains):
+                continue
             self.points.append((prog, None))
             self.points.extend((prog, tp) for tp in EXTRA_TRACEPOINTS.get(prog.name, ()))
         self.links: list[libbpf.Link | None] = []  # parallel to points once attached
@@ -239,7 +241,7 @@ class Probes:
         shared: dict[str, int] = {}
         try:
             for d in wanted:
-                self._objs.append(self._open_one(d, paths[d]))
+                self._objs.append(self._open_one(d, paths[d], wanted))
             self._create_shared(self._objs[0], shared)
             for o in self._objs:
                 self._prepare(o, shared)
@@ -255,14 +257,14 @@ class Probes:
         self.domains = tuple(wanted)
         self.ready_s = time.perf_counter() - t0
 
-    def _open_one(self, domain: str, path: Path) -> _Loaded:
+    def _open_one(self, domain: str, path: Path, domains: list[str]) -> _Loaded:
         try:
             obj = libbpf.Object(str(path))
         except libbpf.LibbpfError as exc:
             raise ProbeError(
                 f"cannot open BPF object {path} ({os.strerror(exc.errno)}): rebuild it with `make bpf`"
             ) from None
-        loaded = _Loaded(domain, path, obj)
+        loaded = _Loaded(domain, path, obj, domains)
         for name in SHARED_MAPS:
             try:
                 obj.map(name)

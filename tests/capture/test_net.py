@@ -608,15 +608,13 @@ def _dns_fd_entry(probes, tgid: int, fd: int) -> bytes | None:
 
     from logira.probes import libbpf
 
-    obj = next(o.obj for o in probes.probes._objs if o.obj.has_map("dns_fds"))
+    obj = next(o.obj for o in probes._objs if o.obj.has_map("dns_fds"))
     return libbpf.map_lookup(obj.map("dns_fds").fd, struct.pack("<Ii", tgid, fd), 32)
 
 
-def test_close_forgets_the_remembered_dns_fd(tracked, probes, tmp_path):
-    # connect() of a UDP socket to port 53 remembers (tgid, fd); close() must forget it
-    # (on x86 the raw sys_enter program of exec.bpf.c does it, see bpf/dnsfds.h)
+def _close_forgets(run, probes, tmp_path) -> None:
     result: dict = {}
-    t = threading.Thread(target=lambda: result.update(done=run_py(tracked, DNS_FD_LIFECYCLE, str(tmp_path))))
+    t = threading.Thread(target=lambda: result.update(done=run(DNS_FD_LIFECYCLE, str(tmp_path))))
     t.start()
     try:
         deadline = time.monotonic() + 10
@@ -634,3 +632,47 @@ def test_close_forgets_the_remembered_dns_fd(tracked, probes, tmp_path):
         (tmp_path / "go2").touch()
         t.join(20)
     assert result["done"].returncode == 0
+
+
+def test_close_forgets_the_remembered_dns_fd(tracked, probes, tmp_path):
+    # connect() of a UDP socket to port 53 remembers (tgid, fd); close() must forget it
+    # (on x86 the raw sys_enter program of exec.bpf.c does it, see bpf/dnsfds.h)
+    import platform
+
+    attached = {prog.name for o in probes.probes._objs for prog, _ in o.points}
+    if "exec" in probes.probes.domains and platform.machine() == "x86_64":
+        assert "net_enter_close" not in attached  # no tracepoint program on every close()
+    _close_forgets(lambda *a: run_py(tracked, *a), probes.probes, tmp_path)
+
+
+def test_close_forgets_the_dns_fd_without_the_exec_domain(require_bpf, cgroup_parent, tmp_path):
+    # without exec.bpf.o net's own sys_enter_close program is attached and does the cleanup
+    import os
+    import subprocess
+
+    from logira import cgroup2
+    from logira.probes.loader import ProbeConfig, Probes
+
+    p = Probes(ProbeConfig(exec=False, file=False, net=True))
+    cg = cgroup2.create(cgroup_parent, f"close-{secrets.token_hex(3)}")
+    procs = os.fsencode(cg / "cgroup.procs")
+
+    def enter() -> None:
+        fd = os.open(procs, os.O_WRONLY)
+        os.write(fd, b"0\n")
+        os.close(fd)
+
+    def run(code: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [PY, "-c", textwrap.dedent(code), *args], preexec_fn=enter, timeout=20, check=False
+        )
+
+    try:
+        p.load()
+        assert "net_enter_close" in {prog.name for o in p._objs for prog, _ in o.points}
+        p.track(cgroup2.cgroup_id(cg))
+        _close_forgets(run, p, tmp_path)
+    finally:
+        p.close()
+        cgroup2.kill_all(cg)
+        cgroup2.remove(cg)

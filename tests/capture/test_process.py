@@ -256,3 +256,58 @@ def test_exec_failed_after_fork_of_literals(tracked, cc):
         False,
     )
     assert f.ppid == done.pid
+
+
+def test_only_the_exit_that_may_end_a_run_wakes_the_reader(require_bpf, cgroup_parent):
+    """Exit records of processes whose parent is in the run do not force a wake-up (they
+    wait for the batch threshold / drain timer); the run's first process (parent outside)
+    does, so a blocked reader sees the run end at once."""
+    import secrets
+    import subprocess
+    import threading
+
+    from logira.probes import libbpf
+
+    p = Probes(ProbeConfig(file=False, net=False, wake_bytes=1 << 20))
+    cg = cgroup2.create(cgroup_parent, f"wake-{secrets.token_hex(3)}")
+    procs = os.fsencode(cg / "cgroup.procs")
+
+    def enter() -> None:
+        fd = os.open(procs, os.O_WRONLY)
+        os.write(fd, b"0\n")
+        os.close(fd)
+
+    got: list[int] = []
+    rb = None
+    proc = None
+    try:
+        p.load()
+        p.track(cgroup2.cgroup_id(cg))
+        rb = libbpf.RingBuffer(p.events_fd, lambda _c, _d, size: got.append(size) or 0)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", "read a; /bin/true; read b"], stdin=subprocess.PIPE, preexec_fn=enter
+        )
+        time.sleep(0.3)
+        rb.consume()  # the shell's exec record
+        assert got, "the tracked shell's exec was not recorded"
+        got.clear()
+        # the child /bin/true forks, execs and exits inside the run: no forced wake-up
+        proc.stdin.write(b"1\n")
+        proc.stdin.flush()
+        t0 = time.monotonic()
+        assert rb.poll(700) == 0 and time.monotonic() - t0 >= 0.6
+        # the shell (parent outside the run) exits: the blocked poll returns at once
+        threading.Timer(0.2, lambda: (proc.stdin.write(b"2\n"), proc.stdin.flush())).start()
+        t0 = time.monotonic()
+        n = rb.poll(5000)
+        assert n > 0 and time.monotonic() - t0 < 2.0
+        assert proc.wait(5) == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if rb is not None:
+            rb.free()
+        p.close()
+        cgroup2.kill_all(cg)
+        cgroup2.remove(cg)

@@ -337,3 +337,62 @@ def test_a_follower_gets_large_records_in_frames_under_the_cap(daemon: DaemonHan
     assert got == stored[following.next_seq - 1 :]
     assert sum(f'"argv":["/bin/true","{big}"' in ln for ln in got) == n
     assert frames > 1
+
+
+# -- hostile rule patterns (ReDoS) ------------------------------------------------------------
+
+_REDOS_RULES = """rules:
+  - id: user-redos
+    title: t
+    severity: low
+    category: c
+    description: exponential with a backtracking engine; RE2 is linear
+    message: hit
+    when:
+      - exec: {cmdline: "(a|aa)*$"}
+      - exec: {program: ["true"], args: [["**a**a**a**b"]]}
+"""
+
+
+def test_a_users_backtracking_rule_does_not_stall_another_run(daemon: DaemonHandle, home: Path) -> None:
+    """A per-run rule `(a|aa)*$` and glob `**a**a**a**b` (exponential / O(n^4) when backtracking)
+    against ~4 KiB command lines of `a`s: the rules are evaluated on the daemon's one event loop,
+    so a backtracking engine would freeze every run. Another run started meanwhile must keep
+    streaming its events and finish on time."""
+    n_bad, n_good = 40, 50
+    adversarial = "a" * 3900 + "c"
+    loop = "i=0; while [ $i -lt {n} ]; do /bin/true {arg}; i=$((i+1)); done"
+    bad = HeldChild(["/bin/sh", "-c", loop.format(n=n_bad, arg=adversarial + "$i")])
+    good = HeldChild(["/bin/sh", "-c", loop.format(n=n_good, arg="victim $i")])
+    home2 = make_home()
+    try:
+        with daemon.client() as a, daemon.client() as b, daemon.client() as f:
+            start_run(a, bad, home, ["attacker"], rules_yaml=_REDOS_RULES, rules_path="/redos.yaml")
+            sb = start_run(b, good, home2, ["victim"])
+            assert isinstance(f.request(p.Follow(run_id=sb.run_id)), p.Following)
+            bad.release()
+            time.sleep(0.2)  # the hostile run's events are being judged
+            t0 = time.monotonic()
+            good.release()
+            b.send(p.AgentExited(exit_code=good.wait(30)))
+            streamed: list[str] = []
+            while True:
+                msg = f.recv(20)
+                if isinstance(msg, p.RunEnded):
+                    break
+                assert isinstance(msg, p.Records), msg
+                streamed.extend(msg.lines)
+            fin_b = b.recv(20)
+            victim_s = time.monotonic() - t0
+            a.send(p.AgentExited(exit_code=bad.wait(60)))
+            fin_a = a.recv(30)
+        assert isinstance(fin_b, p.RunFinished) and fin_b.complete and fin_b.dropped == 0, fin_b
+        assert sum('"argv":["/bin/true","victim"' in ln for ln in streamed) == n_good
+        assert victim_s < 10, f"the victim run took {victim_s:.1f} s to finish"
+        # the hostile rule was really evaluated: every exec of the attacker's run matched it
+        assert isinstance(fin_a, p.RunFinished) and fin_a.complete, fin_a
+        assert fin_a.detections >= n_bad
+    finally:
+        bad.kill()
+        good.kill()
+        shutil.rmtree(home2.parent, ignore_errors=True)

@@ -113,7 +113,12 @@ def test_outcome_turns_every_loss_into_a_reason() -> None:
 
 def test_meta_keeps_filtered_and_integrity_counters() -> None:
     meta = msgspec.convert(
-        {"run_id": "r1", "filtered": {"exec": 0, "file": 4, "net": 2}, "detect_errors": 3, "sqlite_missing": 5},
+        {
+            "run_id": "r1",
+            "filtered": {"exec": 0, "file": 4, "net": 2},
+            "detect_errors": 3,
+            "sqlite_missing": 5,
+        },
         RunMeta,
     )
     back = decode_meta(encode_meta(meta))

@@ -81,10 +81,14 @@ async def test_truncated(tmp_path: Path) -> None:
     _put(run_dir, _lines(run_dir)[:8])
     rep = verify_run(run_dir, seal)
     assert rep.problems[0] == "truncated: seal has 10 records, file has 8"
-    assert rep.problems[1].startswith("meta.json event_count/final_hash differ from events.jsonl (meta: 10 / ")
-    assert rep.problems[2:] == ["index.sqlite has 10 events, events.jsonl has 8",
-                                "seq 9 is in index.sqlite but not in events.jsonl",
-                                "seq 10 is in index.sqlite but not in events.jsonl"]
+    assert rep.problems[1].startswith(
+        "meta.json event_count/final_hash differ from events.jsonl (meta: 10 / "
+    )
+    assert rep.problems[2:] == [
+        "index.sqlite has 10 events, events.jsonl has 8",
+        "seq 9 is in index.sqlite but not in events.jsonl",
+        "seq 10 is in index.sqlite but not in events.jsonl",
+    ]
 
 
 async def test_truncated_and_meta_forged_to_match(tmp_path: Path) -> None:
@@ -97,8 +101,10 @@ async def test_truncated_and_meta_forged_to_match(tmp_path: Path) -> None:
     (run_dir / "meta.json").write_bytes(encode_meta(meta))
     (run_dir / "index.sqlite").unlink()
     rep = verify_run(run_dir, seal)
-    assert rep.problems == ["truncated: seal has 10 records, file has 8",
-                            "meta.json differs from the sealed meta: event_count, final_hash"]
+    assert rep.problems == [
+        "truncated: seal has 10 records, file has 8",
+        "meta.json differs from the sealed meta: event_count, final_hash",
+    ]
 
 
 async def test_forged_meta_field(tmp_path: Path) -> None:
@@ -137,21 +143,26 @@ async def test_deleted_run_and_missing_files(tmp_path: Path) -> None:
     rep = verify_run(run_dir, seal)
     assert (rep.intact, rep.problems) == (False, ["run deleted (seal exists, directory gone)"])
     assert verify_missing_runs(tmp_path / "home", list_seals(state, seal.uid)) == [
-        f"run {RUN} deleted (seal exists, directory gone)"]
+        f"run {RUN} deleted (seal exists, directory gone)"
+    ]
 
 
 async def test_unsealed_and_in_progress(tmp_path: Path) -> None:
     run_dir, _ = await _run(tmp_path)
     rep = verify_run(run_dir, None)
-    assert rep.intact and rep.notes == ["no seal for this run: a rewrite of the whole run could not be detected"]
+    assert rep.intact and rep.notes == [
+        "no seal for this run: a rewrite of the whole run could not be detected"
+    ]
     meta = json.loads((run_dir / "meta.json").read_bytes())
     meta["status"] = "running"
     (run_dir / "meta.json").write_text(json.dumps(meta))
     with (run_dir / "events.jsonl").open("ab") as f:
         f.write(b'{"run_id":"x","seq":11')  # the writer is mid-line
     rep = verify_run(run_dir, None)
-    assert rep.intact and rep.notes == ["line 11 is still being written (run in progress)",
-                                        "run in progress: not sealed yet"]
+    assert rep.intact and rep.notes == [
+        "line 11 is still being written (run in progress)",
+        "run in progress: not sealed yet",
+    ]
 
 
 async def test_seals_are_matched_to_their_home_by_run_dir(tmp_path: Path) -> None:
@@ -162,8 +173,11 @@ async def test_seals_are_matched_to_their_home_by_run_dir(tmp_path: Path) -> Non
     run_dir, seal = await _run(tmp_path)
     real = os.path.realpath(run_dir)
     mine = msgspec.structs.replace(seal, run_dir=real)
-    elsewhere = msgspec.structs.replace(seal, run_id="20260101-000000-other",
-                                        run_dir=str(tmp_path / "home2" / "runs" / "20260101-000000-other"))
+    elsewhere = msgspec.structs.replace(
+        seal,
+        run_id="20260101-000000-other",
+        run_dir=str(tmp_path / "home2" / "runs" / "20260101-000000-other"),
+    )
     legacy = msgspec.structs.replace(seal, run_id="20260101-000000-old", run_dir="")
     seals = [mine, elsewhere, legacy]
     assert seals_of_home(tmp_path / "home", seals, legacy=False) == [mine]
@@ -171,7 +185,8 @@ async def test_seals_are_matched_to_their_home_by_run_dir(tmp_path: Path) -> Non
     assert seals_of_home(tmp_path / "home2", seals, legacy=False) == [elsewhere]
     # home2's run dir is gone: deleted there, not in home
     assert verify_missing_runs(tmp_path / "home2", seals, legacy=False) == [
-        "run 20260101-000000-other deleted (seal exists, directory gone)"]
+        "run 20260101-000000-other deleted (seal exists, directory gone)"
+    ]
     assert verify_missing_runs(tmp_path / "home", seals, legacy=False) == []
     # the seal records where the run was written: a copy elsewhere still verifies, with a note
     copy = tmp_path / "backup" / RUN
