@@ -36,9 +36,17 @@ SCALE = float(os.environ.get("LOGIRA_BENCH_SCALE", "1"))
 REPS = int(os.environ.get("LOGIRA_BENCH_REPS", "3"))
 
 
+# workloads the capture tests also run (fork_exec) have one source, under tests/capture/wl
+TEST_WL = HERE.parent / "tests" / "capture" / "wl"
+
+
 def build(tmp: Path, name: str) -> Path:
+    """Compile workload `name` from bench/wl, or from the capture tests' wl/ when shared."""
+    src = HERE / "wl" / f"{name}.c"
+    if not src.exists():
+        src = TEST_WL / f"{name}.c"
     out = tmp / name
-    subprocess.run(["gcc", "-O2", "-o", str(out), str(HERE / "wl" / f"{name}.c")], check=True)
+    subprocess.run(["gcc", "-O2", "-o", str(out), str(src)], check=True)
     return out
 
 

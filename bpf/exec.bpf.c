@@ -136,6 +136,42 @@ static __always_inline void *scratch(void)
 	return bpf_map_lookup_elem(&exec_scratch, &zero);
 }
 
+/* fl (a string read's result, >= 1) as a filename length the verifier can bound: at most
+ * FNAME_MAX - 1, the name cut (and kept NUL-terminated) there when longer. */
+static __always_inline __u32 clamp_fname(char *b, int fl, __u16 *flags)
+{
+	__u32 fname_len = fl;
+
+	if (fname_len > FNAME_MAX - 1) {
+		fname_len = FNAME_MAX - 1;
+		b[EXEC_FIXED + FNAME_MAX - 2] = 0;
+		*flags |= EXF_FNAME_TRUNC;
+	}
+	asm volatile("" : "+r"(fname_len));
+	fname_len &= FNAME_MAX - 1;
+	return fname_len;
+}
+
+/* The tail of exec and exec_failed: fname, argv and cwd are laid out in b after the fixed
+ * part; fill that in and output. The size check keeps the verifier's bound on the output. */
+static __always_inline void emit_exec(char *b, __u32 kind, __u32 old_pid, __s32 err, __u32 fname_len,
+				      __u32 an, __u32 cl, __u16 flags)
+{
+	struct exec_rec *r = (struct exec_rec *)b;
+
+	r->old_pid = old_pid;
+	r->err = err;
+	r->fname_len = fname_len;
+	r->argv_len = an;
+	r->cwd_len = cl;
+	r->flags = flags;
+	__u64 size = EXEC_FIXED + fname_len + an + cl;
+	fill_hdr(&r->h, kind, size);
+	if (size > EXEC_BUF)
+		return;
+	output_rec(b, size, kind, 0);
+}
+
 /* Append cwd (of the current task) at offset `off` of the record; returns its length. */
 static __always_inline __u32 put_cwd(char *b, __u32 off, __u16 *flags)
 {
@@ -198,7 +234,6 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	char *b = scratch();
 	if (!b)
 		return 0;
-	struct exec_rec *r = (struct exec_rec *)b;
 	__u16 flags = 0;
 	int trunc = 0;
 
@@ -224,14 +259,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	}
 	if (trunc)
 		flags |= EXF_FNAME_TRUNC;
-	__u32 fname_len = fl;
-	if (fname_len > FNAME_MAX - 1) {
-		fname_len = FNAME_MAX - 1;
-		b[EXEC_FIXED + FNAME_MAX - 2] = 0;
-		flags |= EXF_FNAME_TRUNC;
-	}
-	asm volatile("" : "+r"(fname_len));
-	fname_len &= FNAME_MAX - 1;
+	__u32 fname_len = clamp_fname(b, fl, &flags);
 
 	/* argv: the new image's arg area, written by the kernel a moment ago */
 	struct mm_struct *mm = p->mm;
@@ -254,17 +282,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	__u32 cl = put_cwd(b, off + an, &flags);
 
-	r->old_pid = old_pid;
-	r->err = 0;
-	r->fname_len = fname_len;
-	r->argv_len = an;
-	r->cwd_len = cl;
-	r->flags = flags;
-	__u64 size = EXEC_FIXED + fname_len + an + cl;
-	fill_hdr(&r->h, K_EXEC, size);
-	if (size > EXEC_BUF)
-		return 0;
-	output_rec(b, size, K_EXEC, 0);
+	emit_exec(b, K_EXEC, old_pid, 0, fname_len, an, cl, flags);
 	return 0;
 }
 
@@ -359,7 +377,6 @@ static __always_inline int exec_exit(struct sys_exit_ctx *ctx)
 		bpf_map_delete_elem(&exec_inflight, &tid);
 		return 0;
 	}
-	struct exec_rec *r = (struct exec_rec *)b;
 	__u16 flags = 0;
 	struct {
 		__u64 filename;
@@ -382,14 +399,7 @@ static __always_inline int exec_exit(struct sys_exit_ctx *ctx)
 		b[EXEC_FIXED] = 0;
 		fl = 1;
 	}
-	__u32 fname_len = fl;
-	if (fname_len > FNAME_MAX - 1) {
-		fname_len = FNAME_MAX - 1;
-		b[EXEC_FIXED + FNAME_MAX - 2] = 0;
-		flags |= EXF_FNAME_TRUNC;
-	}
-	asm volatile("" : "+r"(fname_len));
-	fname_len &= FNAME_MAX - 1;
+	__u32 fname_len = clamp_fname(b, fl, &flags);
 	char first = b[EXEC_FIXED];
 
 	/* argv, best effort: up to FAILED_ARGS strings within argv_max bytes; bpf_loop so
@@ -415,17 +425,7 @@ static __always_inline int exec_exit(struct sys_exit_ctx *ctx)
 			flags |= EXF_RELATIVE_DFD;
 	}
 
-	r->old_pid = 0;
-	r->err = (__s32)-ctx->ret;
-	r->fname_len = fname_len;
-	r->argv_len = an;
-	r->cwd_len = cl;
-	r->flags = flags;
-	__u64 size = EXEC_FIXED + fname_len + an + cl;
-	fill_hdr(&r->h, K_EXEC_FAILED, size);
-	if (size > EXEC_BUF)
-		return 0;
-	output_rec(b, size, K_EXEC_FAILED, 0);
+	emit_exec(b, K_EXEC_FAILED, 0, (__s32)-ctx->ret, fname_len, an, cl, flags);
 	return 0;
 }
 

@@ -378,24 +378,35 @@ static __always_inline struct pend *pending(__u64 key, __u32 sc)
 
 /* ---------------------------------------------------------------- connect */
 
+/* Enter of connect/bind (fd, sockaddr, addrlen): the scratch entry with the fd and the address
+ * read; an unreadable address is flagged and read again at exit. NULL: untracked or no scratch.
+ * local: the address is the socket's own (bind), not the peer. */
+static __always_inline struct pend *enter_sockaddr(struct syscall_trace_enter *ctx, __u32 sc, int local)
+{
+	struct pend *p;
+
+	if (!is_tracked())
+		return NULL;
+	p = scratch();
+	if (!p)
+		return NULL;
+	p->rec.fd = (int)ctx->args[0];
+	p->rec.syscall = sc;
+	p->uptr = ctx->args[1];
+	p->ulen = (__u32)ctx->args[2];
+	if (read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, local))
+		p->rec.flags |= F_ADDR_FAULT;
+	return p;
+}
+
 SEC("tracepoint/syscalls/sys_enter_connect")
 int net_enter_connect(struct syscall_trace_enter *ctx)
 {
-	struct pend *p;
-	int fd = (int)ctx->args[0];
+	struct pend *p = enter_sockaddr(ctx, SC_CONNECT, 0);
 
-	if (!is_tracked())
-		return 0;
-	p = scratch();
 	if (!p)
 		return 0;
-	p->rec.fd = fd;
-	p->rec.syscall = SC_CONNECT;
-	p->uptr = ctx->args[1];
-	p->ulen = (__u32)ctx->args[2];
-	if (read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0))
-		p->rec.flags |= F_ADDR_FAULT;
-	sock_info(p, fd);
+	sock_info(p, p->rec.fd);
 	stash(p, 0, K_NET_CONNECT);
 	return 0;
 }
@@ -876,24 +887,14 @@ int net_enter_close(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_bind")
 int net_enter_bind(struct syscall_trace_enter *ctx)
 {
-	int fd = (int)ctx->args[0];
-	struct pend *p;
+	struct pend *p = enter_sockaddr(ctx, SC_BIND, 1);
 
-	if (!is_tracked())
-		return 0;
-	p = scratch();
 	if (!p)
 		return 0;
-	p->rec.fd = fd;
-	p->rec.syscall = SC_BIND;
-	p->uptr = ctx->args[1];
-	p->ulen = (__u32)ctx->args[2];
-	if (read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 1))
-		p->rec.flags |= F_ADDR_FAULT;
 	/* netlink and friends are not network activity */
 	if (!is_inet(p->rec.family) && p->rec.family != AF_UNIX && !(p->rec.flags & F_ADDR_FAULT))
 		return 0;
-	sock_info(p, fd);
+	sock_info(p, p->rec.fd);
 	stash(p, 0, K_NET_BIND);
 	return 0;
 }

@@ -102,11 +102,7 @@ def logirad(require_bpf: None) -> Iterator[object]:
     Loads all probe domains (including file); yields a DaemonHandle (.sock, .state_dir,
     .cgroup_parent, .proc, .stop(), .kill()); stops it and removes its cgroups afterwards.
     """
-    from daemon_helpers import DaemonHandle  # tests/ is on sys.path (conftest dir)
+    from daemon_helpers import running_daemon  # tests/ is on sys.path (conftest dir)
 
-    handle = DaemonHandle()
-    try:
-        handle.start()
+    with running_daemon() as handle:
         yield handle
-    finally:
-        handle.cleanup()

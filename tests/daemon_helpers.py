@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from logira import cgroup2
@@ -194,6 +195,27 @@ class DaemonHandle:
                     cgroup2.remove(child)
             cgroup2.remove(parent)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_daemon(**kw: object) -> Iterator[DaemonHandle]:
+    """A started DaemonHandle(**kw), always cleaned up: the body of every daemon fixture."""
+    handle = DaemonHandle(**kw)  # type: ignore[arg-type]
+    try:
+        handle.start()
+        yield handle
+    finally:
+        handle.cleanup()
+
+
+@contextlib.contextmanager
+def private_home(uid: int = 0, gid: int = 0) -> Iterator[Path]:
+    """make_home(), removed (with its temp dir) afterwards."""
+    home = make_home(uid, gid)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def make_home(uid: int = 0, gid: int = 0) -> Path:

@@ -19,6 +19,18 @@ def is_glob(pattern: str) -> bool:
     return any(c in GLOB_CHARS for c in pattern)
 
 
+def char_class(pattern: str, i: int) -> tuple[str, int] | None:
+    """The `[...]` class starting at pattern[i] as regex source (`[!x]` negates) and the index
+    after it; None when it is not closed (the `[` is then a literal). Valid for RE2 and `re`."""
+    j = pattern.find("]", i + 2)
+    if j < 0:
+        return None
+    body = pattern[i + 1 : j]
+    if body.startswith("!"):
+        body = "^" + body[1:]
+    return "[" + body.replace("\\", "\\\\") + "]", j + 1
+
+
 def glob_to_regex(pattern: str, *, home: str = "", workspace: str = "") -> str:
     """Regex source (without anchors) for one glob; `$HOME`/`$WORKSPACE` expanded."""
     out: list[str] = []
@@ -45,17 +57,9 @@ def glob_to_regex(pattern: str, *, home: str = "", workspace: str = "") -> str:
         elif pattern[i] == "?":
             out.append("[^/]")
             i += 1
-        elif pattern[i] == "[":
-            j = pattern.find("]", i + 2)
-            if j < 0:
-                out.append(escape("["))
-                i += 1
-                continue
-            body = pattern[i + 1 : j]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = j + 1
+        elif pattern[i] == "[" and (cls := char_class(pattern, i)) is not None:
+            out.append(cls[0])
+            i = cls[1]
         else:
             out.append(escape(pattern[i]))
             i += 1

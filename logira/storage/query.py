@@ -30,6 +30,7 @@ from pathlib import Path
 import msgspec
 
 from logira.cli.errors import CliError
+from logira.detect.globs import char_class
 from logira.model.record import DATA_TYPES, RECORD_TYPES, SEVERITIES, Record, StoredRecord
 
 COLUMNS = (
@@ -122,13 +123,9 @@ def _glob_regex(pat: str) -> str:
         elif c == "?":
             out.append("[^/]")
             i += 1
-        elif c == "[" and "]" in pat[i + 2 :]:
-            j = pat.index("]", i + 2)
-            body = pat[i + 1 : j]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = j + 1
+        elif c == "[" and (cls := char_class(pat, i)) is not None:
+            out.append(cls[0])
+            i = cls[1]
         else:
             out.append(re.escape(c))
             i += 1

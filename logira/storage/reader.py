@@ -18,7 +18,7 @@ import msgspec
 from logira.cli.errors import CliError
 from logira.model.record import StoredRecord
 from logira.sinks.jsonl import iter_jsonl
-from logira.storage.home import HOME_DIRNAME, HomeError, default_home
+from logira.storage.home import client_home
 from logira.storage.meta import MetaError, RunMeta, decode_meta
 from logira.storage.runids import run_id_start_ns, validate_run_id
 
@@ -37,13 +37,7 @@ class RunInfo(msgspec.Struct, kw_only=True):
 
 def resolve_home() -> Path:
     """$LOGIRA_HOME (made absolute) or ~/.logira of the current user. No side effects."""
-    env = os.environ.get("LOGIRA_HOME")
-    if env:
-        return Path(os.path.abspath(env))
-    try:
-        return Path(default_home(os.getuid()))
-    except HomeError:
-        return Path(os.path.expanduser("~")) / HOME_DIRNAME
+    return client_home()
 
 
 def _load_meta(run_dir: Path) -> RunMeta:

@@ -1,27 +1,21 @@
-"""Fixtures for the daemon tests: one shared logirad (exec+net probes) per module."""
+"""Fixtures for the daemon tests: one shared logirad (exec probes only) per module."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import EXEC_ONLY, DaemonHandle, make_home
+from daemon_helpers import EXEC_ONLY, DaemonHandle, private_home, running_daemon
 
 
 @pytest.fixture(scope="module")
 def daemon(require_bpf: None) -> Iterator[DaemonHandle]:
-    handle = DaemonHandle(probes=EXEC_ONLY)
-    try:
-        handle.start()
+    with running_daemon(probes=EXEC_ONLY) as handle:
         yield handle
-    finally:
-        handle.cleanup()
 
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    h = make_home()
-    yield h
-    shutil.rmtree(h.parent, ignore_errors=True)
+    with private_home() as h:
+        yield h

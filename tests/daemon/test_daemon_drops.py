@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 
 import pytest
-from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+from daemon_helpers import EXEC_ONLY, Client, DaemonHandle, HeldChild, private_home, running_daemon, start_run
 from dtutil import lines, meta
 
 from logira.daemon import protocol as p
@@ -17,22 +16,29 @@ pytestmark = pytest.mark.bpf
 BURST = 'a=$(printf "%02000d" 0); i=0; while [ $i -lt 100 ]; do /bin/true "$a"; i=$((i+1)); done'
 
 
-def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
-    d = DaemonHandle(probes=EXEC_ONLY, extra_args=["--ring-bytes", "8192"]).start()
-    home = make_home()
+def _run_with_daemon_stopped(d: DaemonHandle, c: Client, child: HeldChild) -> p.DaemonMsg:
+    """Let the held child run while the daemon is SIGSTOPped (a consumer that cannot keep up,
+    deterministically), then end the run and return the daemon's answer."""
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGSTOP)
     try:
+        child.release()
+        rc = child.wait(60)
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    c.send(p.AgentExited(exit_code=rc))
+    return c.recv(30)
+
+
+def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
+    with (
+        running_daemon(probes=EXEC_ONLY, extra_args=["--ring-bytes", "8192"]) as d,
+        private_home() as home,
+    ):
         with d.client() as c:
             child = HeldChild(["/bin/sh", "-c", BURST])
             started = start_run(c, child, home, ["burst"])
-            assert d.proc is not None
-            d.proc.send_signal(signal.SIGSTOP)  # a consumer that cannot keep up, deterministically
-            try:
-                child.release()
-                rc = child.wait(60)
-            finally:
-                d.proc.send_signal(signal.SIGCONT)
-            c.send(p.AgentExited(exit_code=rc))
-            fin = c.recv(30)
+            fin = _run_with_daemon_stopped(d, c, child)
         assert isinstance(fin, p.RunFinished), fin
         run_dir = home / "runs" / started.run_id
         m = meta(run_dir)
@@ -44,32 +50,22 @@ def test_kernel_drops_mark_the_run_incomplete(require_bpf: None) -> None:
         assert m["event_count"] == len(lines(run_dir))  # what was received is all stored
         assert d.status().drops["kernel_total"] >= drops["kernel_total"]
         assert '"event": "run_drops"' in d.log_text()
-    finally:
-        d.cleanup()
-        shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def test_back_pressure_pauses_the_reader_without_loss(require_bpf: None) -> None:
-    d = DaemonHandle(probes=EXEC_ONLY, config_text="queue_high = 16\nqueue_low = 4\n").start()
-    home = make_home()
     n = 300
-    try:
+    with (
+        running_daemon(probes=EXEC_ONLY, config_text="queue_high = 16\nqueue_low = 4\n") as d,
+        private_home() as home,
+    ):
         with d.client() as c:
             child = HeldChild(
                 ["/bin/sh", "-c", f"i=0; while [ $i -lt {n} ]; do /bin/true $i; i=$((i+1)); done"]
             )
             started = start_run(c, child, home, ["burst"])
-            assert d.proc is not None
             # stopped while the burst runs, the daemon then finds ~900 records in the (16 MiB) ring at
             # once: far over queue_high, so the reader must pause and resume, and nothing may be lost
-            d.proc.send_signal(signal.SIGSTOP)
-            try:
-                child.release()
-                rc = child.wait(60)
-            finally:
-                d.proc.send_signal(signal.SIGCONT)
-            c.send(p.AgentExited(exit_code=rc))
-            fin = c.recv(30)
+            fin = _run_with_daemon_stopped(d, c, child)
         assert isinstance(fin, p.RunFinished) and (fin.complete, fin.dropped) == (True, 0), fin
         recs = lines(home / "runs" / started.run_id)
         assert [
@@ -78,6 +74,3 @@ def test_back_pressure_pauses_the_reader_without_loss(require_bpf: None) -> None
             if r["type"] == "exec" and r["data_json"]["argv"][0] == "/bin/true"
         ] == [str(i) for i in range(n)]
         assert d.status().reader_pauses > 0  # the watermark was crossed and the reader resumed
-    finally:
-        d.cleanup()
-        shutil.rmtree(home.parent, ignore_errors=True)

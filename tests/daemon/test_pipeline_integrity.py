@@ -67,14 +67,19 @@ async def _pipeline(tmp_path: Path, *, net: bool, poison_seq: int = 0) -> tuple[
     return pipe, path
 
 
-async def test_filtered_and_detect_errors_are_counted_per_domain(tmp_path: Path) -> None:
-    pipe, path = await _pipeline(tmp_path, net=False)
+async def _feed_all(pipe: RunPipeline) -> None:
+    """Run every _events() record through the pipeline, then stop it and close both sinks."""
     pipe.start()
     for ev in _events():
         pipe.enqueue(ev)
     await pipe.stop()
     pipe.jsonl.close()
     await pipe.sqlite.close()
+
+
+async def test_filtered_and_detect_errors_are_counted_per_domain(tmp_path: Path) -> None:
+    pipe, path = await _pipeline(tmp_path, net=False)
+    await _feed_all(pipe)
     assert pipe.filtered == {"exec": 0, "file": 0, "net": 10}
     assert pipe.detect_errors == 10  # one per exec record; the records are still stored
     assert (pipe.event_count, pipe.errors, pipe.sqlite_missing) == (20, 0, 0)
@@ -85,12 +90,7 @@ async def test_filtered_and_detect_errors_are_counted_per_domain(tmp_path: Path)
 
 async def test_a_refused_sqlite_batch_is_counted_as_missing(tmp_path: Path) -> None:
     pipe, path = await _pipeline(tmp_path, net=True, poison_seq=5)
-    pipe.start()
-    for ev in _events():
-        pipe.enqueue(ev)
-    await pipe.stop()
-    pipe.jsonl.close()
-    await pipe.sqlite.close()
+    await _feed_all(pipe)
     # one batch of 30 records, refused as a whole (rolled back): the JSONL still has all of them
     assert pipe.sqlite_missing == 30
     assert "index.sqlite" in pipe.last_error and "UNIQUE" in pipe.last_error

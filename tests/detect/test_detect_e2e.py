@@ -10,25 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon_helpers import DaemonHandle
 from tests.e2e.e2e_support import Logira, logira_for
 
 pytestmark = pytest.mark.bpf
 
 
-@pytest.fixture(scope="module")
-def daemon(require_bpf) -> Iterator[DaemonHandle]:
-    handle = DaemonHandle()
-    try:
-        handle.start()
-        yield handle
-    finally:
-        handle.cleanup()
-
-
 @pytest.fixture
-def logira(test_user, daemon) -> Iterator[Logira]:
-    yield from logira_for(test_user, daemon)
+def logira(test_user, logirad) -> Iterator[Logira]:
+    """`logira` as the throwaway user against the real daemon of tests/conftest.py."""
+    yield from logira_for(test_user, logirad)
 
 
 def test_real_agent_activity_produces_the_expected_detections(logira, test_user) -> None:

@@ -21,14 +21,10 @@ from e2e_support import Logira, logira_for
 @pytest.fixture(scope="session")
 def daemon(require_bpf) -> Iterator[object]:
     """One real logirad for all e2e tests (BPF load takes seconds), private socket/state/cgroups."""
-    from daemon_helpers import DaemonHandle  # tests/ is on sys.path (conftest dir)
+    from daemon_helpers import running_daemon  # tests/ is on sys.path (conftest dir)
 
-    handle = DaemonHandle()
-    try:
-        handle.start()
+    with running_daemon() as handle:
         yield handle
-    finally:
-        handle.cleanup()
 
 
 @pytest.fixture
