@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from logira import __version__
 from logira.cli.errors import CliError
@@ -42,8 +43,15 @@ def _only_module(argv: list[str]) -> str | None:
     return name if name in COMMAND_MODULES else None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line naming the help to read (not usage + error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="logira",
         description="Runtime security for AI agents: record what an agent really did, from the kernel.",
         epilog="Environment: LOGIRA_HOME (runs, default ~/.logira), LOGIRA_SOCK (daemon socket, "

@@ -284,3 +284,17 @@ def test_colour_env(cli, monkeypatch):
     assert "\x1b[33mmedium\x1b[0m" in out
     _, out, _ = cli("query", RID, "--type", "detection", "--color", "always", "--no-color")
     assert "\x1b[" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["view", "--bogus"], "error: unrecognized arguments: --bogus (see `logira --help`)\n"),
+        (["query", "--limit", "x"], "error: argument --limit: invalid int value: 'x' (see `logira query --help`)\n"),
+    ],
+)
+def test_bad_command_line_is_one_line(cli, capsys, argv, expected) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli(*argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == expected
