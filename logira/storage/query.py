@@ -251,6 +251,13 @@ def parse_types(text: str) -> tuple[str, ...]:
     return out
 
 
+def _in(parts: list[str], params: list, column: str, values) -> None:
+    """Add `column IN (?, ...)` for a non-empty filter list."""
+    if values:
+        parts.append(f"{column} IN ({','.join('?' * len(values))})")
+        params.extend(values)
+
+
 def like_escape(s: str) -> str:
     """Escape `\\`, `%`, `_` for `LIKE ... ESCAPE '\\'` so the text matches literally."""
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -326,12 +333,8 @@ class CompiledFilter:
     # -- SQL ----------------------------------------------------------------------
     def _event_sql(self, a: str, params: list) -> str:
         f, parts = self.f, []
-        if f.pids:
-            parts.append(f"{a}.pid IN ({','.join('?' * len(f.pids))})")
-            params.extend(f.pids)
-        if f.ops:
-            parts.append(f"{a}.op IN ({','.join('?' * len(f.ops))})")
-            params.extend(f.ops)
+        _in(parts, params, f"{a}.pid", f.pids)
+        _in(parts, params, f"{a}.op", f.ops)
         if self.glob is not None:
             # Non-correlated subqueries, so SQLite scans the covering ev_path index (and the partial
             # ev_change index for rename/link targets) once instead of looking up every file row.
@@ -366,12 +369,8 @@ class CompiledFilter:
 
     def _det_sql(self, a: str, params: list) -> str:
         f, parts = self.f, []
-        if f.rules:
-            parts.append(f"{a}.rule_id IN ({','.join('?' * len(f.rules))})")
-            params.extend(f.rules)
-        if f.severities:
-            parts.append(f"{a}.severity IN ({','.join('?' * len(f.severities))})")
-            params.extend(f.severities)
+        _in(parts, params, f"{a}.rule_id", f.rules)
+        _in(parts, params, f"{a}.severity", f.severities)
         return " AND ".join(parts) or "1"
 
     def sql(self, reverse: bool, limit: int | None) -> tuple[str, list, bool]:
