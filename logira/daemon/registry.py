@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msgspec
 
+from logira.storage.statedir import StateDirError, open_state_subdir
+
 
 class RegistryEntry(msgspec.Struct, kw_only=True):
     uid: int
@@ -25,19 +27,11 @@ class RegistryEntry(msgspec.Struct, kw_only=True):
 
 
 def ensure_state_dir(path: Path) -> Path:
-    """Create (or check) the root-owned state dir: not a symlink, not group/other writable."""
-    with contextlib.suppress(FileExistsError):
-        os.makedirs(path, 0o755)
-    st = os.lstat(path)
-    import stat
-
-    if not stat.S_ISDIR(st.st_mode):
-        raise OSError(f"state dir {path} is not a directory (symlinks are refused)")
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise OSError(f"state dir {path} must be owned by root and not group/other writable")
-    for sub in ("active",):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path / sub, 0o700)
+    """Create (or check) the root-owned state dir and its `active/` registry (never via a symlink)."""
+    try:
+        os.close(open_state_subdir(path, "active", mode=0o700))
+    except StateDirError as exc:
+        raise OSError(f"state dir: {exc}") from None
     return path
 
 
