@@ -20,8 +20,8 @@ import time
 
 from logira.detect.engine import Detector
 from logira.detect.loader import load_rules
+from logira.model.proctree import ProcessTree
 from logira.model.record import ExecData, FileData, NetData, ProcData, Record
-from logira.pipeline.proctree import ProcessTree
 
 HOME = "/home/agent"
 WS = "/home/agent/proj"

@@ -31,13 +31,13 @@ from pathlib import Path
 
 from logira.detect.engine import Detector
 from logira.detect.loader import load_rules
+from logira.format.meta import RunMeta
 from logira.model.kernel import AnyKernelEvent, FileOp, NetOp, ProcExec, ProcExit, ProcFork
+from logira.model.proctree import ProcessTree
 from logira.pipeline.convert import convert
-from logira.pipeline.proctree import ProcessTree
 from logira.pipeline.session import RunPipeline
 from logira.sinks.jsonl import JsonlSink, scan_chain
 from logira.sinks.sqlite import SqliteSink, event_row
-from logira.storage.meta import RunMeta
 
 HOME = "/home/agent"
 WS = "/home/agent/proj"

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from logira.format.meta import RunMeta, encode_meta
 from logira.model.record import DetectionData, ExecData, FileData, LineageEntry, NetData, ProcData, Record
 from logira.sinks.jsonl import JsonlSink
 from logira.sinks.sqlite import SqliteSink
-from logira.storage.meta import RunMeta, encode_meta
 
 S = 1_000_000_000
 BATCH = 10_000

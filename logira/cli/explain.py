@@ -13,8 +13,8 @@ from logira.cli.errors import CliError
 from logira.cli.query import OutRecord, to_out
 from logira.cli.view import status_word
 from logira.model.record import SEVERITIES
+from logira.read.query import COLUMNS, Row, RunSource
 from logira.render.escape import esc, esc_argv
-from logira.storage.query import COLUMNS, Row, RunSource
 
 EXAMPLES = """\
   logira explain                      # last run
@@ -75,7 +75,7 @@ class ExplainDoc(msgspec.Struct):
 
 
 def run(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     out = readside.Out(args)  # validates --color/--ts before touching any run
     run_dir = readside.resolve(args)

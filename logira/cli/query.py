@@ -9,10 +9,10 @@ import msgspec
 
 from logira.cli import readside
 from logira.cli.errors import CliError
+from logira.read.query import Dest, EventFilter, PathGlob, Row, RunSource, parse_severity, parse_types
 from logira.render.escape import esc, esc_argv
 from logira.render.table import Column, render_table
 from logira.render.timefmt import parse_time_spec
-from logira.storage.query import Dest, EventFilter, PathGlob, Row, RunSource, parse_severity, parse_types
 
 DEFAULT_LIMIT = 100
 
@@ -196,7 +196,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     out = readside.Out(args)  # validates --color/--ts before touching any run
     validate_flags(args)

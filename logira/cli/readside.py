@@ -67,7 +67,7 @@ def selector(args: argparse.Namespace) -> str:
 
 def resolve(args: argparse.Namespace) -> Path:
     """The run directory named by the selector (one-line CliError when there is none)."""
-    from logira.storage import reader
+    from logira.read import reader
 
     return reader.resolve_run(reader.resolve_home(), selector(args))
 

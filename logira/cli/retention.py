@@ -71,7 +71,7 @@ def _remove(runs_fd: int, run_id: str) -> None:
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
     from logira.storage.runids import validate_run_id
 
     home = reader.resolve_home()
@@ -100,7 +100,7 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     age = parse_duration(args.older_than, "--older-than")
     cutoff = time.time_ns() - age

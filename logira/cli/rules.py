@@ -148,8 +148,8 @@ def _home_of(uid: int) -> str:
 def hunt_run(rs, run_dir: Path) -> tuple[list[HuntHit], int]:
     """Detections the ruleset produces on one stored run, and the number of records read."""
     from logira.detect.engine import Detector
-    from logira.pipeline.proctree import ProcessTree
-    from logira.storage import reader
+    from logira.model.proctree import ProcessTree
+    from logira.read import reader
 
     meta = reader.read_meta(run_dir)
     tree = ProcessTree()
@@ -176,7 +176,7 @@ def hunt_run(rs, run_dir: Path) -> tuple[list[HuntHit], int]:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     name, text = _read_file(args.file)
     rs = _load([(name, text)])

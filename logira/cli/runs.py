@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 def collect() -> list[RunRow]:
     """One RunRow per run directory (unreadable runs included, marked UNREADABLE)."""
     from logira.cli.view import status_word
-    from logira.storage import reader
+    from logira.read import reader
 
     out: list[RunRow] = []
     for info in reader.list_runs(reader.resolve_home()):
@@ -69,7 +69,7 @@ def collect() -> list[RunRow]:
 
 
 def _live_count(run_dir) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     db = reader.open_db(run_dir)
     if db is None:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         readside.print_json(rows)
         return 0
     if not rows:
-        from logira.storage import reader
+        from logira.read import reader
 
         out.line(f"(no runs under {esc(str(reader.resolve_home()))}/runs)")
         out.flush()

@@ -21,9 +21,9 @@ from logira.cli import readside
 from logira.cli.errors import CliError
 from logira.cli.query import add_filters, build_filter, validate_flags
 from logira.model.record import StoredRecord
+from logira.read.query import CompiledFilter, row_from_record
 from logira.render.color import TYPE_CODES
 from logira.render.escape import esc
-from logira.storage.query import CompiledFilter, row_from_record
 
 EXAMPLES = """\
   logira tail                           # your newest active run (or the last stored one)
@@ -166,7 +166,7 @@ def _receive(conn, inbox: queue.Queue) -> None:
 def run(args: argparse.Namespace) -> int:
     from logira.client.connection import Connection
     from logira.daemon import protocol
-    from logira.storage import reader
+    from logira.read import reader
 
     readside.Out(args)  # validates --color/--ts
     validate_flags(args)

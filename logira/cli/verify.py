@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from logira.cli.errors import CliError
+from logira.read.verify import VerifyReport
 from logira.render.escape import esc
-from logira.storage.verify import VerifyReport
 
 
 def _state_dir() -> Path:
@@ -59,9 +59,9 @@ def _print_report(rep: VerifyReport) -> bool:
 
 def verify_one(home: Path, selector: str) -> bool:
     """Verify one run by selector; a deleted run whose seal remains is reported as deleted."""
-    from logira.storage.reader import resolve_run
+    from logira.read.reader import resolve_run
+    from logira.read.verify import seals_of_home, verify_run
     from logira.storage.seal import read_seal
-    from logira.storage.verify import seals_of_home, verify_run
 
     state = _state_dir()
     try:
@@ -79,9 +79,9 @@ def verify_one(home: Path, selector: str) -> bool:
 
 def verify_all(home: Path) -> bool:
     """Verify every run under home, then report sealed runs whose directories are gone."""
-    from logira.storage.reader import list_runs
+    from logira.read.reader import list_runs
+    from logira.read.verify import verify_missing_runs, verify_run
     from logira.storage.seal import list_seals, read_seal
-    from logira.storage.verify import verify_missing_runs, verify_run
 
     state = _state_dir()
     ok = True
@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from logira.storage.reader import resolve_home
+    from logira.read.reader import resolve_home
 
     home = resolve_home()
     ok = verify_all(home) if args.all else verify_one(home, args.run)

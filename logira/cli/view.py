@@ -11,10 +11,10 @@ import msgspec
 from logira.cli import aggregates as agg
 from logira.cli import readside
 from logira.model.record import RECORD_TYPES, SEVERITIES
+from logira.read.query import RunSource
 from logira.render.escape import esc, esc_argv
 from logira.render.table import Column, render_table, truncate
 from logira.render.timefmt import fmt_date, fmt_seconds
-from logira.storage.query import RunSource
 
 TREE_MAX = 50  # above this many processes the tree is summarised
 CHILDREN_SHOWN = 6
@@ -69,7 +69,7 @@ class ViewDoc(msgspec.Struct):
 
 
 def run(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     out = readside.Out(args)  # validates --color/--ts before touching any run
     run_dir = readside.resolve(args)

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from logira.storage.meta import RunMeta, decode_meta, encode_meta
+from logira.format.meta import RunMeta, decode_meta, encode_meta
 from logira.storage.safefs import RunDir, open_runs_dir
 
 

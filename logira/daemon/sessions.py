@@ -28,8 +28,8 @@ from logira.daemon.outcome import Losses, outcome
 from logira.daemon.registry import Registry, RegistryEntry
 from logira.daemon.runfiles import RunFiles, RunFilesError, open_run_files
 from logira.model.kernel import AnyKernelEvent
+from logira.model.proctree import ProcessTree
 from logira.model.record import Record
-from logira.pipeline.proctree import ProcessTree
 from logira.pipeline.session import RunPipeline
 from logira.storage.runids import sanitize_tool
 

@@ -15,7 +15,7 @@ from logira.detect.rx import MAX_MEM, Regex
 from logira.detect.shell import SHELLS, parse_script, shell_script
 from logira.detect.template import Template
 from logira.detect.validate import step_alternatives, when_type
-from logira.pipeline.proctree import ProcessTree, ProcInfo
+from logira.model.proctree import ProcessTree, ProcInfo
 
 MAX_MATCH_TEXT = 16384  # regexes see at most this much of a command line / script (bounded work)
 _OUTBOUND = frozenset({"connect", "send"})

@@ -15,8 +15,8 @@ from logira.detect.loader import RuleSet
 from logira.detect.rx import MAX_MEM, MAX_MEM_UNTRUSTED
 from logira.detect.sequence import SequenceState
 from logira.detect.shell import SHELLS
+from logira.model.proctree import ProcessTree
 from logira.model.record import DetectionData, ExecData, FileData, NetData, ProcData, Record
-from logira.pipeline.proctree import ProcessTree
 
 Entry = tuple[CWhen, CRule, int]  # (condition, rule, step index or -1 for a plain rule)
 _EMPTY: list[Entry] = []

@@ -16,8 +16,8 @@ from __future__ import annotations
 import posixpath
 from typing import TYPE_CHECKING
 
+from logira.model.proctree import ProcessTree
 from logira.model.record import ExecData, FileData, Record
-from logira.pipeline.proctree import ProcessTree
 
 if TYPE_CHECKING:
     from logira.detect.compile import CRule

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from logira.model.kernel import AnyKernelEvent
+from logira.model.proctree import ProcessTree
 from logira.model.record import DetectionData, FileData, NetData, ProcData, Record
 from logira.pipeline.convert import convert, domain
-from logira.pipeline.proctree import ProcessTree
 from logira.sinks.live import LiveHub
 
 BATCH_MAX = 4096

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import msgspec
 
+from logira.format.textsafe import encode_exact
 from logira.model.record import Record, StoredRecord
-from logira.storage.textsafe import encode_exact
 
 ZERO_HASH = "0" * 64
 _HASH_KEY = b',"hash":"'

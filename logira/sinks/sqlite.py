@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
+from logira.format.meta import RunMeta
+from logira.format.textsafe import display, encode_display, has_surrogates
 from logira.model.record import Record, StoredRecord
-from logira.storage.meta import RunMeta
-from logira.storage.textsafe import display, encode_display, has_surrogates
 
 SCHEMA_VERSION = 2
 

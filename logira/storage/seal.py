@@ -17,10 +17,10 @@ from pathlib import Path
 
 import msgspec
 
-from logira.storage.meta import RunMeta
+from logira.format.meta import RunMeta
+from logira.format.textsafe import encode_display
 from logira.storage.runids import validate_run_id
 from logira.storage.statedir import StateDirError, default_state_dir, open_state_subdir
-from logira.storage.textsafe import encode_display
 
 SEAL_MAX_BYTES = 8 << 20
 SEAL_DIR_MODE = 0o750  # root:<user's group>

@@ -10,6 +10,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from logira.format.meta import RunMeta, encode_meta
 from logira.model.record import (
     DetectionData,
     ExecData,
@@ -21,7 +22,6 @@ from logira.model.record import (
 )
 from logira.sinks.jsonl import JsonlSink
 from logira.sinks.sqlite import SqliteSink
-from logira.storage.meta import RunMeta, encode_meta
 
 S = 1_000_000_000
 T0 = 1_767_366_245 * S  # 2026-01-02 15:04:05Z

@@ -100,7 +100,7 @@ def test_running_run_is_read_from_jsonl_without_noise(cli, tmp_path, monkeypatch
 
 
 def test_incomplete_run_shows_drops_by_stage(cli, tmp_path, monkeypatch):
-    from logira.storage.meta import DropsMeta
+    from logira.format.meta import DropsMeta
 
     rid = "20260102-190000-lossy"
     drops = DropsMeta(kernel={"file_open": 3, "exec": 0}, kernel_total=3, reader=1, queue=0, total=4)

@@ -13,13 +13,13 @@ from pathlib import Path
 import msgspec
 
 from logira.daemon.outcome import Losses, outcome
+from logira.format.meta import RunMeta, decode_meta, encode_meta
 from logira.model.kernel import AnyKernelEvent, FileOp, NetOp, ProcExec
+from logira.model.proctree import ProcessTree
 from logira.model.record import Record
-from logira.pipeline.proctree import ProcessTree
 from logira.pipeline.session import RunPipeline
 from logira.sinks.jsonl import JsonlSink, scan_chain
 from logira.sinks.sqlite import SqliteSink
-from logira.storage.meta import RunMeta, decode_meta, encode_meta
 
 T0 = 1_700_000_000_000_000_000
 HDR = dict(mono_ns=1, cgroup_id=9, run_cgroup_id=9, tid=0, ppid=1, uid=1000, gid=1000, comm="x")

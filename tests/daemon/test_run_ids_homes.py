@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from logira.daemon.runfiles import open_run_files
-from logira.storage.meta import RunMeta
+from logira.format.meta import RunMeta
+from logira.read.verify import seals_of_home, verify_missing_runs
 from logira.storage.runids import base_run_id
 from logira.storage.seal import list_seals, write_seal
-from logira.storage.verify import seals_of_home, verify_missing_runs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="run dirs are created as root")
 T0 = 1_700_000_000_000_000_000

@@ -18,8 +18,8 @@ import pytest
 
 from logira.detect.engine import Detector
 from logira.detect.loader import RuleSet, load_rules
+from logira.model.proctree import ProcessTree
 from logira.model.record import DetectionData, ExecData, FileData, NetData, ProcData, Record
-from logira.pipeline.proctree import ProcessTree
 
 HOME = "/home/agent"
 WORKSPACE = "/home/agent/proj"

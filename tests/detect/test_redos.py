@@ -16,8 +16,8 @@ from logira.detect.compile import MAX_MATCH_TEXT
 from logira.detect.engine import Detector
 from logira.detect.loader import RuleError, load_rules, load_sources
 from logira.detect.validate import UNTRUSTED_BUDGET
+from logira.model.proctree import ProcessTree
 from logira.model.record import ExecData, FileData, Record
-from logira.pipeline.proctree import ProcessTree
 
 HOME, WS = "/home/u", "/home/u/w"
 LIMIT_S = 0.2  # one event, whatever its text, must cost far less than this

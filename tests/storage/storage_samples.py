@@ -48,9 +48,9 @@ async def build_run(run_dir, state_dir, records: list[Record], seal: bool = True
     """A finished run as the daemon leaves it (without the root-only ownership steps)."""
     import os
 
+    from logira.format.meta import RunMeta, encode_meta
     from logira.sinks.jsonl import JsonlSink
     from logira.sinks.sqlite import SqliteSink
-    from logira.storage.meta import RunMeta, encode_meta
     from logira.storage.seal import write_seal
 
     run_dir.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logira.storage.meta import MetaError, RunMeta, decode_meta, encode_meta
+from logira.format.meta import MetaError, RunMeta, decode_meta, encode_meta
 from logira.storage.runids import base_run_id, run_id_start_ns, sanitize_tool, validate_run_id
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from storage_samples import BAD_BYTES, HOSTILE, RUN, sample_records
 
+from logira.format.textsafe import exact_strings
 from logira.model.record import FileData
 from logira.sinks.jsonl import ZERO_HASH, JsonlSink, iter_jsonl, raw_bytes_of, scan_chain, split_line
-from logira.storage.textsafe import exact_strings
 
 
 def _write(path: Path, records, flush: bool = True) -> JsonlSink:
@@ -127,8 +127,8 @@ def test_split_line_rejects_bad_suffixes() -> None:
 
 async def test_any_lone_surrogate_is_written_not_fatal(tmp_path: Path) -> None:
     """A high surrogate (not from surrogateescape) must not make a batch fail in either sink."""
+    from logira.format.meta import RunMeta
     from logira.sinks.sqlite import SqliteSink
-    from logira.storage.meta import RunMeta
 
     rec = sample_records()[2]
     rec.data_json.path = "/tmp/\ud800x\udcff"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from storage_samples import T0, sample_records
 
+from logira.format.meta import RunMeta, encode_meta
 from logira.sinks.jsonl import JsonlSink
 from logira.sinks.sqlite import SqliteSink
-from logira.storage.meta import RunMeta, encode_meta
 from logira.storage.runids import base_run_id
 from logira.storage.safefs import RunDir, RunDirError, UnsafePathError, open_runs_dir, open_user_dir
 
@@ -240,8 +240,8 @@ def test_publish_after_crash_completes_sqlite_from_jsonl(home: Home, state_dir: 
     import sys
     import textwrap
 
-    from logira.storage.reader import open_db
-    from logira.storage.verify import verify_run
+    from logira.read.reader import open_db
+    from logira.read.verify import verify_run
 
     uid, gid = home.user.uid, home.user.gid
     runs_fd = open_runs_dir(str(home.home), uid)
@@ -257,7 +257,7 @@ def test_publish_after_crash_completes_sqlite_from_jsonl(home: Home, state_dir: 
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from storage_samples import sample_records
         from logira.sinks.sqlite import SqliteSink
-        from logira.storage.meta import RunMeta
+        from logira.format.meta import RunMeta
         async def main():
             db = await SqliteSink.open({staged!r}, RunMeta(run_id={rd.run_id!r}))
             await db.write(sample_records({rd.run_id!r})[:3])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logira.storage.meta import RunMeta
+from logira.format.meta import RunMeta
 from logira.storage.seal import list_seals, read_seal, write_seal
 from logira.storage.statedir import StateDirError
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from storage_samples import RUN, T0, build_run, sample_records
 
+from logira.read.reader import iter_records, open_db
+from logira.read.verify import verify_run
 from logira.sinks.sqlite import SCHEMA_VERSION, create_schema
-from logira.storage.reader import iter_records, open_db
-from logira.storage.verify import verify_run
 
 
 async def test_rows_match_jsonl_including_hostile_strings(tmp_path: Path) -> None:
@@ -106,9 +106,9 @@ SCHEMA_INDEXES = ["ev_change", "ev_dns", "ev_dst", "ev_net", "ev_path", "ev_pid"
 async def test_batches_of_any_size_are_stored_exactly_and_indexed_at_close(tmp_path: Path) -> None:
     import os
 
+    from logira.format.meta import RunMeta
     from logira.model.record import FileData, Record
     from logira.sinks.sqlite import MULTI_ROWS, SqliteSink, event_row
-    from logira.storage.meta import RunMeta
 
     recs = [Record(run_id=RUN, seq=i, ts=T0 + i, type="file", pid=100 + i % 7, ppid=1, uid=1000,
                    summary=f"file create /tmp/f{i}", data_json=FileData(op="create", path=f"/tmp/f{i}"))
@@ -135,9 +135,9 @@ async def test_batches_of_any_size_are_stored_exactly_and_indexed_at_close(tmp_p
 async def test_backfill_builds_the_indexes_a_crashed_daemon_never_built(tmp_path: Path) -> None:
     import os
 
+    from logira.format.meta import RunMeta
     from logira.sinks.jsonl import JsonlSink
     from logira.sinks.sqlite import SqliteSink, backfill_from_jsonl
-    from logira.storage.meta import RunMeta
 
     recs = sample_records()
     jpath = tmp_path / "events.jsonl"

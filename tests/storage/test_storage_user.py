@@ -14,10 +14,10 @@ import pytest
 from storage_samples import T0, build_run, sample_records
 
 from logira.cli.errors import CliError
+from logira.format.meta import RunMeta, encode_meta
+from logira.read.reader import iter_records, list_runs, open_db, read_meta, resolve_run
 from logira.sinks.jsonl import JsonlSink
 from logira.sinks.sqlite import SqliteSink
-from logira.storage.meta import RunMeta, encode_meta
-from logira.storage.reader import iter_records, list_runs, open_db, read_meta, resolve_run
 from logira.storage.safefs import RunDir, open_runs_dir
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
@@ -71,7 +71,7 @@ async def test_active_run_readable_not_writable_by_user(test_user, user_home: Pa
     code = """
 import os
 from pathlib import Path
-from logira.storage.reader import iter_records, resolve_run, resolve_home, open_db
+from logira.read.reader import iter_records, resolve_run, resolve_home, open_db
 d = resolve_run(resolve_home(), "last")
 print(d.name, [r.seq for r in iter_records(d)], open_db(d))
 for name in ("events.jsonl", "meta.json"):
@@ -95,7 +95,7 @@ except PermissionError:
     r = _as_user(test_user, f"open({str(run_dir / 'events.jsonl')!r}, 'ab'); print('ok')")
     assert r.stdout == "ok\n", r.stderr  # after hand_over the run is the user's
     # The published database opens read-only for the user and creates nothing next to it.
-    code = (f"from pathlib import Path; from logira.storage.reader import open_db; "
+    code = (f"from pathlib import Path; from logira.read.reader import open_db; "
             f"c = open_db(Path({str(run_dir)!r})); print(c.execute('SELECT count(*) FROM events').fetchone()[0])")
     r = _as_user(test_user, code)
     assert (r.returncode, r.stdout) == (0, "6\n"), r.stderr

@@ -449,7 +449,7 @@ class RunSource:
     """Read access to one run's events: its index.sqlite, or a temporary index of its JSONL."""
 
     def __init__(self, run_dir: Path, db: sqlite3.Connection | None = None, running: bool = False):
-        from logira.storage import reader
+        from logira.read import reader
 
         self.dir = run_dir
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -476,8 +476,8 @@ class RunSource:
 
     def _index_jsonl(self, run_dir: Path, quiet: bool) -> sqlite3.Connection:
         # A run in progress has no published index yet (by design), so no note for it.
+        from logira.read import reader
         from logira.sinks.sqlite import create_schema, event_row
-        from logira.storage import reader
 
         if not (run_dir / "events.jsonl").exists():
             raise CliError(f"run {run_dir.name} has neither a readable index.sqlite nor events.jsonl")

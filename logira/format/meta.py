@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from logira.storage.textsafe import display
+from logira.format.textsafe import display
 
 META_VERSION = 4
 STATUSES = ("running", "complete", "incomplete", "interrupted")

@@ -16,10 +16,10 @@ from pathlib import Path
 import msgspec
 
 from logira.cli.errors import CliError
+from logira.format.meta import MetaError, RunMeta, decode_meta
 from logira.model.record import StoredRecord
 from logira.sinks.jsonl import iter_jsonl
 from logira.storage.home import client_home
-from logira.storage.meta import MetaError, RunMeta, decode_meta
 from logira.storage.runids import run_id_start_ns, validate_run_id
 
 META_MAX_BYTES = 1 << 20
