@@ -31,13 +31,15 @@ from pathlib import Path
 
 from logira.detect.engine import Detector
 from logira.detect.loader import load_rules
+from logira.format.index import event_row
+from logira.format.jsonl import scan_chain
 from logira.format.meta import RunMeta
 from logira.model.kernel import AnyKernelEvent, FileOp, NetOp, ProcExec, ProcExit, ProcFork
 from logira.model.proctree import ProcessTree
 from logira.pipeline.convert import convert
 from logira.pipeline.session import RunPipeline
-from logira.sinks.jsonl import JsonlSink, scan_chain
-from logira.sinks.sqlite import SqliteSink, event_row
+from logira.sinks.jsonl import JsonlSink
+from logira.sinks.sqlite import SqliteSink
 
 HOME = "/home/agent"
 WS = "/home/agent/proj"
@@ -166,18 +168,18 @@ def stages(events: list[AnyKernelEvent], rules, tmp: Path) -> dict[str, float]:
 
     fd = os.open(tmp / "stage.jsonl", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     sink = JsonlSink(fd, "bench")
-    bodies: list[bytes] = []
     t0 = time.perf_counter()
     for i in range(0, n, 4096):
-        sink.write(recs[i : i + 4096], bodies)
+        sink.write(recs[i : i + 4096])
     sink.close()
     us["jsonl encode+hash+write"] = (time.perf_counter() - t0) / n * 1e6
 
     t0 = time.perf_counter()
-    rows = [event_row(r, b) for r, b in zip(recs, bodies, strict=True)]
-    us["sqlite rows (from jsonl bodies)"] = (time.perf_counter() - t0) / n * 1e6
+    rows = [event_row(r) for r in recs]
+    us["sqlite rows (from decoded records)"] = (time.perf_counter() - t0) / n * 1e6
 
-    from logira.sinks.sqlite import INDEX_SQL, TABLES_SQL, _insert_batch
+    from logira.format.index import INDEX_SQL, TABLES_SQL
+    from logira.sinks.sqlite import _insert_batch
 
     con = sqlite3.connect(tmp / "stage.sqlite", isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")

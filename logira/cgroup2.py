@@ -15,10 +15,12 @@ import signal
 import time
 from pathlib import Path
 
+from logira.errors import LogiraError
+
 RUN_CGROUP_LEVEL = 2
 
 
-class CgroupError(Exception):
+class CgroupError(LogiraError):
     """A one-line, user-facing cgroup problem."""
 
 

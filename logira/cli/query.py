@@ -51,7 +51,7 @@ def attach_raw_bytes(run_dir, outs: list[OutRecord]) -> None:
     index.sqlite keeps only the display form; the JSONL line keeps the exact bytes. Only
     records that can have them trigger a (single, forward, early-stopping) pass over the file.
     """
-    from logira.sinks.jsonl import raw_bytes_of
+    from logira.format.jsonl import raw_bytes_of
 
     want = {o.seq: o for o in outs if b"\\x" in bytes(o.data_json) or "\\x" in o.summary}
     if not want:

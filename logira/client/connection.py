@@ -2,7 +2,7 @@
 
 Framing and message types come from `logira.daemon.protocol` (4-byte big-endian length +
 msgspec JSON of a tagged struct). Every failure a user can hit here becomes a one-line
-`CliError` that says what to do: daemon not running, socket permission, daemon error reply.
+`LogiraError` that says what to do: daemon not running, socket permission, daemon error reply.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import struct
 import time
 from typing import Any
 
-from logira.cli.errors import CliError
 from logira.daemon import protocol
+from logira.errors import LogiraError
 
 DEFAULT_SOCK = "/run/logira.sock"
 START_HINT = "start it as root: sudo logirad &, or systemctl start logirad"
@@ -39,16 +39,16 @@ def _check_daemon_is_root(sock: socket.socket, path: str) -> None:
         _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     except OSError as exc:
         sock.close()
-        raise CliError(f"cannot identify the process behind {path}: {exc.strerror}") from None
+        raise LogiraError(f"cannot identify the process behind {path}: {exc.strerror}") from None
     if uid != 0:
         sock.close()
-        raise CliError(
+        raise LogiraError(
             f"{path} is served by uid {uid}, not root: that is not logirad (check LOGIRA_SOCK and "
             "where it is set); refusing to use it"
         )
 
 
-class DaemonError(CliError):
+class DaemonError(LogiraError):
     """The daemon answered with an `error` message."""
 
 
@@ -62,7 +62,7 @@ class Connection:
 
     @classmethod
     def open(cls, sock_path: str | None = None, timeout: float = 5.0) -> Connection:
-        """Connect to the daemon socket; raise CliError with the fix when that is impossible."""
+        """Connect to the daemon socket; raise LogiraError with the fix when that is impossible."""
         path = socket_path(sock_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(timeout)
@@ -70,24 +70,24 @@ class Connection:
             sock.connect(path)
         except FileNotFoundError:
             sock.close()
-            raise CliError(f"logirad is not running (no socket at {path}); {START_HINT}") from None
+            raise LogiraError(f"logirad is not running (no socket at {path}); {START_HINT}") from None
         except ConnectionRefusedError:
             sock.close()
-            raise CliError(
+            raise LogiraError(
                 f"logirad is not running (stale socket at {path}, connection refused); {START_HINT}"
             ) from None
         except PermissionError:
             sock.close()
-            raise CliError(
+            raise LogiraError(
                 f"permission denied on the logirad socket {path}; it must be mode 0666 and its "
                 f"directory searchable (restart logirad, or: sudo chmod 0666 {path})"
             ) from None
         except TimeoutError:
             sock.close()
-            raise CliError(f"logirad did not accept a connection on {path} within {timeout:g}s") from None
+            raise LogiraError(f"logirad did not accept a connection on {path} within {timeout:g}s") from None
         except OSError as exc:
             sock.close()
-            raise CliError(f"cannot connect to logirad at {path}: {exc.strerror or exc}") from None
+            raise LogiraError(f"cannot connect to logirad at {path}: {exc.strerror or exc}") from None
         _check_daemon_is_root(sock, path)
         sock.settimeout(None)
         return cls(sock, path)
@@ -109,14 +109,14 @@ class Connection:
         try:
             frame = protocol.encode_frame(msg)
         except protocol.FrameError as exc:
-            raise CliError(f"cannot send to logirad: {exc}") from None
+            raise LogiraError(f"cannot send to logirad: {exc}") from None
         try:
             self._sock.sendall(frame)
         except (BrokenPipeError, ConnectionResetError):
-            raise CliError(f"logirad closed the connection on {self.path} (daemon stopped?)") from None
+            raise LogiraError(f"logirad closed the connection on {self.path} (daemon stopped?)") from None
 
     def recv(self, timeout: float | None = None) -> Any:
-        """Receive one message. `timeout` None waits forever; raises CliError on EOF or timeout.
+        """Receive one message. `timeout` None waits forever; raises LogiraError on EOF or timeout.
 
         An `error` message from the daemon is returned like any other; use `expect` to turn it
         into an exception.
@@ -141,7 +141,7 @@ class Connection:
         if isinstance(msg, protocol.Error):
             raise DaemonError(f"logirad: {msg.message}")
         if not isinstance(msg, msg_type):
-            raise CliError(
+            raise LogiraError(
                 f"logirad sent an unexpected {type(msg).__name__} message (expected {msg_type.__name__}); "
                 "client and daemon versions differ?"
             )
@@ -157,7 +157,7 @@ class Connection:
             return None
         size = int.from_bytes(self._buf[:4], "big")
         if size > protocol.MAX_FRAME:
-            raise CliError(
+            raise LogiraError(
                 f"logirad sent an oversized frame ({size} bytes); client and daemon versions differ?"
             )
         if len(self._buf) < 4 + size:
@@ -167,13 +167,13 @@ class Connection:
         try:
             return protocol.decode_daemon(body)
         except protocol.FrameError as exc:  # version skew or garbage
-            raise CliError(f"logirad sent a message this client cannot read: {exc}") from None
+            raise LogiraError(f"logirad sent a message this client cannot read: {exc}") from None
 
     def _fill(self, deadline: float | None) -> None:
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._sock], [], [], left)[0]:
-                raise CliError(f"logirad did not answer in time on {self.path}")
+                raise LogiraError(f"logirad did not answer in time on {self.path}")
         try:
             chunk = self._sock.recv(1 << 16)
         except InterruptedError:
@@ -182,7 +182,7 @@ class Connection:
             if exc.errno in (errno.ECONNRESET, errno.EPIPE):
                 chunk = b""
             else:
-                raise CliError(f"reading from logirad failed: {exc.strerror or exc}") from None
+                raise LogiraError(f"reading from logirad failed: {exc.strerror or exc}") from None
         if not chunk:
-            raise CliError(f"logirad closed the connection on {self.path} (daemon stopped or restarted?)")
+            raise LogiraError(f"logirad closed the connection on {self.path} (daemon stopped or restarted?)")
         self._buf += chunk

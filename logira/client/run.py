@@ -26,10 +26,10 @@ import msgspec
 
 from logira import cgroup2
 from logira.cgroup2 import CgroupError, find_cgroup2_mount
-from logira.cli.errors import CliError
 from logira.client.connection import Connection
 from logira.daemon import protocol
 from logira.detect.loader import RuleError, load_rules
+from logira.errors import LogiraError
 from logira.render.escape import esc
 
 START_TIMEOUT_S = 30.0  # daemon creates the run dir, cgroup, SQLite; generous on a loaded host
@@ -59,15 +59,15 @@ def read_rules(path: str) -> tuple[str, str]:
     try:
         text = Path(abspath).read_text(encoding="utf-8")
     except OSError as exc:
-        raise CliError(f"cannot read --rules file {path}: {exc.strerror or exc}") from None
+        raise LogiraError(f"cannot read --rules file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise CliError(f"--rules file {path} is not UTF-8 text") from None
+        raise LogiraError(f"--rules file {path} is not UTF-8 text") from None
     if not text.strip():
-        raise CliError(f"--rules file {path} is empty")
+        raise LogiraError(f"--rules file {path} is empty")
     try:
         load_rules(extra=[(abspath, text)])
     except RuleError as exc:  # already one line: file:line: rule <id>: what is wrong
-        raise CliError(f"invalid --rules file: {exc}") from None
+        raise LogiraError(f"invalid --rules file: {exc}") from None
     return abspath, text
 
 
@@ -83,7 +83,7 @@ def _ensure_home() -> None:
     try:
         ensure_home_as_user()
     except HomeError as exc:
-        raise CliError(str(exc)) from None
+        raise LogiraError(str(exc)) from None
 
 
 def _deny_ptrace() -> None:
@@ -103,7 +103,7 @@ def _deny_ptrace() -> None:
         if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
     except (OSError, AttributeError) as exc:
-        raise CliError(f"cannot protect logira run from ptrace (prctl: {exc}); the command was not run") from None
+        raise LogiraError(f"cannot protect logira run from ptrace (prctl: {exc}); the command was not run") from None
 
 
 def _fork_held(argv: list[str]) -> tuple[int, int]:
@@ -266,7 +266,7 @@ def _why_ended(conn: Connection) -> str:
     """What the daemon said (if anything) when it ended the connection mid-run."""
     try:
         msg = conn.recv(timeout=0.5)
-    except CliError:
+    except LogiraError:
         return "lost the connection to logirad mid-run"
     if isinstance(msg, protocol.Error):
         return f"logirad ended the run mid-run: {msg.message}"
@@ -315,14 +315,14 @@ def _wait_agent(conn: Connection, pid: int, sigs: _Signals) -> tuple[int, int, b
 def run(opts: RunOptions) -> RunResult:
     """Run `opts.argv` as a recorded run; returns the agent's status and the daemon's summary."""
     if not opts.argv:
-        raise CliError("no command given; usage: logira run [flags] -- <command...>", exit_code=2)
+        raise LogiraError("no command given; usage: logira run [flags] -- <command...>", exit_code=2)
     _deny_ptrace()  # first: the window in which other processes of the user may attach stays short
     _ensure_home()
     rules_path, rules_yaml = read_rules(opts.rules_path) if opts.rules_path else ("", "")
     try:
         cwd = os.getcwd()
     except FileNotFoundError:
-        raise CliError("the current directory was deleted; cd somewhere else and retry") from None
+        raise LogiraError("the current directory was deleted; cd somewhere else and retry") from None
     tool = opts.tool or os.path.basename(opts.argv[0])
     conn = Connection.open(opts.sock)
 
@@ -353,14 +353,14 @@ def run(opts: RunOptions) -> RunResult:
             protocol.RunStarted,
             timeout=START_TIMEOUT_S,
         )
-    except CliError as exc:
+    except LogiraError as exc:
         _kill_held(pid, w)
         conn.close()
-        raise CliError(f"{exc}; the command was not run", exc.exit_code) from None
+        raise LogiraError(f"{exc}; the command was not run", exc.exit_code) from None
     except KeyboardInterrupt:
         _kill_held(pid, w)
         conn.close()
-        raise CliError("interrupted before the run started; the command was not run", 130) from None
+        raise LogiraError("interrupted before the run started; the command was not run", 130) from None
 
     sigs = _Signals(pid, run_cgroup_of(pid))
     sigs.install()
@@ -380,7 +380,7 @@ def run(opts: RunOptions) -> RunResult:
     try:
         conn.send(protocol.AgentExited(exit_code=exit_code, signal=term_sig))
         finished = conn.expect(protocol.RunFinished, timeout=FINISH_TIMEOUT_S)
-    except CliError as exc:
+    except LogiraError as exc:
         # The agent is done and was recorded; only the daemon's confirmation is missing.
         print(
             f"logira: run {esc(started.run_id)}  dir={esc(started.run_dir)}  NOT CONFIRMED ({exc}); "

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import msgspec
 
+from logira.errors import LogiraError
+
 DEFAULT_CONFIG = Path("/etc/logira/logirad.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(LogiraError):
     """A one-line configuration problem."""
 
 

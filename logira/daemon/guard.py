@@ -25,6 +25,7 @@ import signal
 from pathlib import Path
 
 from logira import cgroup2
+from logira.errors import LogiraError
 
 MAX_ARGV_BYTES = 128 << 10  # argv is stored twice in meta.json and again in the root-owned seal
 MAX_PATH_BYTES = 4096  # cwd, home, rules_path: PATH_MAX
@@ -32,7 +33,7 @@ MAX_TOOL_BYTES = 256
 MAX_RULES_BYTES = 256 << 10  # the built-in rules are ~40 KiB; parsing 256 KiB takes ~0.6 s
 
 
-class GuardError(Exception):
+class GuardError(LogiraError):
     """The request is refused (one line, sent back to the client)."""
 
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import structlog
 
+from logira.errors import LogiraError
 from logira.sinks.journald import LEVEL_PRIORITY, SEVERITY_PRIORITY, JournaldSink
 
 _journal: JournaldSink | None = None
 
 
-class LoggingError(Exception):
+class LoggingError(LogiraError):
     """A one-line logging setup problem."""
 
 

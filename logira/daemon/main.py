@@ -24,9 +24,10 @@ from logira.daemon import logging as dlog
 from logira.daemon.config import DaemonConfig
 from logira.daemon.registry import Registry, ensure_state_dir
 from logira.daemon.sessions import SessionManager
+from logira.errors import LogiraError
 
 
-class FatalError(Exception):
+class FatalError(LogiraError):
     """Start-up cannot continue: one line for the operator."""
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import msgspec
 
+from logira.errors import LogiraError
 from logira.format.meta import RunMeta, decode_meta, encode_meta
 from logira.storage.safefs import RunDir, open_runs_dir
 
 
-class RunFilesError(Exception):
+class RunFilesError(LogiraError):
     """The run's files could not be created or reopened (one line, shown to the client)."""
 
 
@@ -138,7 +139,7 @@ def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_
 
 def _chain_end(rundir: RunDir) -> tuple[int, str, bool]:
     """(records, hash of the last complete line, partial tail) of events.jsonl, read through the dirfd."""
-    from logira.sinks.jsonl import scan_chain_fd
+    from logira.format.jsonl import scan_chain_fd
 
     try:
         fd = rundir.open_read("events.jsonl")

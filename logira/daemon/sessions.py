@@ -27,6 +27,7 @@ from logira.daemon.logging import get as get_logger
 from logira.daemon.outcome import Losses, outcome
 from logira.daemon.registry import Registry, RegistryEntry
 from logira.daemon.runfiles import RunFiles, RunFilesError, open_run_files
+from logira.errors import LogiraError
 from logira.model.kernel import AnyKernelEvent
 from logira.model.proctree import ProcessTree
 from logira.model.record import Record
@@ -36,7 +37,7 @@ from logira.storage.runids import sanitize_tool
 log = get_logger()
 
 
-class StartError(Exception):
+class StartError(LogiraError):
     """start_run refused: the message goes back to the client as one line."""
 
 

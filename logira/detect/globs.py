@@ -10,6 +10,7 @@ backtracking engine `**a**a**a**b` would be O(n^4).
 from __future__ import annotations
 
 from logira.detect.rx import MAX_MEM, Regex, RegexError, escape
+from logira.format.glob import char_class
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -17,18 +18,6 @@ GLOB_CHARS = frozenset("*?[")
 def is_glob(pattern: str) -> bool:
     """True when the pattern has a wildcard (otherwise it is a literal)."""
     return any(c in GLOB_CHARS for c in pattern)
-
-
-def char_class(pattern: str, i: int) -> tuple[str, int] | None:
-    """The `[...]` class starting at pattern[i] as regex source (`[!x]` negates) and the index
-    after it; None when it is not closed (the `[` is then a literal). Valid for RE2 and `re`."""
-    j = pattern.find("]", i + 2)
-    if j < 0:
-        return None
-    body = pattern[i + 1 : j]
-    if body.startswith("!"):
-        body = "^" + body[1:]
-    return "[" + body.replace("\\", "\\\\") + "]", j + 1
 
 
 def glob_to_regex(pattern: str, *, home: str = "", workspace: str = "") -> str:

@@ -16,6 +16,7 @@ import yaml
 
 from logira.detect.schema import Rule
 from logira.detect.validate import UNTRUSTED_BUDGET, Invalid, rule_cost, validate_rule
+from logira.errors import LogiraError
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "rules"
 SITE_DIR = Path("/etc/logira/rules.d")
@@ -25,7 +26,7 @@ _MSGSPEC_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$")
 _PATH_ELEM = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 
-class RuleError(Exception):
+class RuleError(LogiraError):
     """A rule file is invalid; str() is one line naming file, line and rule id."""
 
 

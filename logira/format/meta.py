@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import msgspec
 
+from logira.errors import LogiraError
 from logira.format.textsafe import display
 
 META_VERSION = 4
 STATUSES = ("running", "complete", "incomplete", "interrupted")
 
 
-class MetaError(Exception):
+class MetaError(LogiraError):
     """meta.json cannot be decoded (one-line message)."""
 
 

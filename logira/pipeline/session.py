@@ -171,9 +171,8 @@ class RunPipeline:
                 for det in found:
                     append(self._detection(rec, det))
         if out:
-            bodies: list[bytes] = []  # the encoded records, reused for the SQLite rows
             try:
-                self.jsonl.write(out, bodies)
+                self.jsonl.write(out)
             except Exception as exc:  # e.g. ENOSPC on an auto-flush: these records are lost, and counted
                 self.errors += len(out)
                 self.last_error = f"events.jsonl: {exc}"
@@ -181,11 +180,11 @@ class RunPipeline:
             # SQLite runs in the sink's thread: keep one batch in flight so the next batch's
             # convert/detect/JSONL work overlaps with it (order is kept: one write at a time).
             await self._sql_wait()
-            self._sql_pending = asyncio.ensure_future(self._sql_write(out, bodies))
+            self._sql_pending = asyncio.ensure_future(self._sql_write(out))
 
-    async def _sql_write(self, out: list[Record], bodies: list[bytes]) -> None:
+    async def _sql_write(self, out: list[Record]) -> None:
         try:
-            await self.sqlite.write(out, bodies)
+            await self.sqlite.write(out)
         except Exception as exc:  # the JSONL has them; the index is short, and says so
             self.sqlite_missing += len(out)
             self.last_error = f"index.sqlite: {exc}"

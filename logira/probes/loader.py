@@ -23,6 +23,7 @@ from pathlib import Path
 
 import msgspec
 
+from logira.errors import LogiraError
 from logira.probes import layout, libbpf
 from logira.probes.attach import EXTRA_TRACEPOINTS, skipped
 from logira.probes.decode import all_kind_names
@@ -37,7 +38,7 @@ EM_BPF = 247
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-class ProbeError(Exception):
+class ProbeError(LogiraError):
     """A one-line, user-facing probe problem that names the fix."""
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import msgspec
 
-from logira.cli.errors import CliError
-from logira.detect.globs import char_class
+from logira.errors import LogiraError
+from logira.format.glob import char_class
 from logira.model.record import DATA_TYPES, RECORD_TYPES, SEVERITIES, Record, StoredRecord
 
 COLUMNS = (
@@ -70,7 +70,7 @@ class Row(msgspec.Struct, gc=False):
 
 def row_from_record(rec: StoredRecord) -> Row:
     """The `events` row of a JSONL record, derived exactly as the SQLite sink derives it."""
-    from logira.sinks.sqlite import event_row  # lazily: keeps the writer side out of CLI startup
+    from logira.format.index import event_row  # lazily: sqlite3 stays out of CLI startup
 
     return Row(*event_row(_full_record(rec)))
 
@@ -90,7 +90,7 @@ class PathGlob:
 
     def __init__(self, pattern: str):
         if not pattern:
-            raise CliError("empty --path pattern", exit_code=2)
+            raise LogiraError("empty --path pattern", exit_code=2)
         self.pattern = pattern
         self.basename_only = "/" not in pattern
         self.regex = re.compile(_glob_regex(pattern), re.DOTALL)
@@ -142,7 +142,7 @@ class Dest:
         self.host: str | None = None
         self.port: int | None = None
         t = text.strip()
-        bad = CliError(
+        bad = LogiraError(
             f"invalid --dest {text!r} (expected ip, ip:port, [v6]:port, :port, CIDR like 10.0.0.0/8, or a host name)",
             exit_code=2,
         )
@@ -215,7 +215,7 @@ def _norm_ip(s: str) -> str:
         return s
 
 
-def _port(s: str, bad: CliError) -> int:
+def _port(s: str, bad: LogiraError) -> int:
     if not s.isdigit() or not 0 <= int(s) <= 65535:
         raise bad
     return int(s)
@@ -228,12 +228,12 @@ def parse_severity(text: str) -> tuple[str, ...]:
     if t.startswith(">="):
         base = t[2:].strip()
         if base not in SEV_RANK:
-            raise CliError(f"invalid --severity {text!r} (expected {names}, a list, or >=LEVEL)", exit_code=2)
+            raise LogiraError(f"invalid --severity {text!r} (expected {names}, a list, or >=LEVEL)", exit_code=2)
         return tuple(s for s in SEVERITIES if SEV_RANK[s] >= SEV_RANK[base])
     out = tuple(p.strip() for p in t.split(","))
     for p in out:
         if p not in SEV_RANK:
-            raise CliError(f"invalid --severity {text!r} (expected {names}, a list, or >=LEVEL)", exit_code=2)
+            raise LogiraError(f"invalid --severity {text!r} (expected {names}, a list, or >=LEVEL)", exit_code=2)
     return out
 
 
@@ -245,7 +245,7 @@ def parse_types(text: str) -> tuple[str, ...]:
     out = tuple(p.strip() for p in t.split(","))
     for p in out:
         if p not in RECORD_TYPES:
-            raise CliError(
+            raise LogiraError(
                 f"invalid --type {text!r} (expected {'|'.join(RECORD_TYPES)}|all, or a list)", exit_code=2
             )
     return out
@@ -476,11 +476,11 @@ class RunSource:
 
     def _index_jsonl(self, run_dir: Path, quiet: bool) -> sqlite3.Connection:
         # A run in progress has no published index yet (by design), so no note for it.
+        from logira.format.index import create_schema, event_row
         from logira.read import reader
-        from logira.sinks.sqlite import create_schema, event_row
 
         if not (run_dir / "events.jsonl").exists():
-            raise CliError(f"run {run_dir.name} has neither a readable index.sqlite nor events.jsonl")
+            raise LogiraError(f"run {run_dir.name} has neither a readable index.sqlite nor events.jsonl")
         if not quiet:
             print(
                 f"note: {run_dir.name}: index.sqlite unreadable; indexing events.jsonl into a temporary database",

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import msgspec
 
-from logira.cli.errors import CliError
+from logira.errors import LogiraError
+from logira.format.jsonl import iter_jsonl
 from logira.format.meta import MetaError, RunMeta, decode_meta
 from logira.model.record import StoredRecord
-from logira.sinks.jsonl import iter_jsonl
 from logira.storage.home import client_home
 from logira.storage.runids import run_id_start_ns, validate_run_id
 
@@ -46,15 +46,15 @@ def _load_meta(run_dir: Path) -> RunMeta:
 
 
 def read_meta(run_dir: Path) -> RunMeta:
-    """meta.json of a run; a one-line CliError if it is missing or not valid."""
+    """meta.json of a run; a one-line LogiraError if it is missing or not valid."""
     try:
         return _load_meta(run_dir)
     except FileNotFoundError:
-        raise CliError(f"{run_dir}/meta.json is missing") from None
+        raise LogiraError(f"{run_dir}/meta.json is missing") from None
     except OSError as exc:
-        raise CliError(f"cannot read {run_dir}/meta.json: {exc.strerror}") from None
+        raise LogiraError(f"cannot read {run_dir}/meta.json: {exc.strerror}") from None
     except MetaError as exc:
-        raise CliError(f"{run_dir}/{exc}") from None
+        raise LogiraError(f"{run_dir}/{exc}") from None
 
 
 def list_runs(home: Path) -> list[RunInfo]:
@@ -82,20 +82,20 @@ def list_runs(home: Path) -> list[RunInfo]:
 
 
 def resolve_run(home: Path, selector: str) -> Path:
-    """A run dir from "last" (most recently started, by meta.start_ts) or a run id; CliError otherwise."""
+    """A run dir from "last" (most recently started, by meta.start_ts) or a run id; LogiraError otherwise."""
     runs_dir = home / "runs"
     if selector in ("", "last"):
         runs = list_runs(home)
         if not runs:
-            raise CliError(f"no runs yet under {runs_dir}")
+            raise LogiraError(f"no runs yet under {runs_dir}")
         return runs[-1].dir
     try:
         validate_run_id(selector)
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise LogiraError(str(exc)) from None
     run_dir = runs_dir / selector
     if not run_dir.is_dir() or run_dir.is_symlink():
-        raise CliError(f"run {selector} not found under {runs_dir}")
+        raise LogiraError(f"run {selector} not found under {runs_dir}")
     return run_dir
 
 
@@ -104,7 +104,7 @@ def open_db(run_dir: Path) -> sqlite3.Connection | None:
     path = run_dir / "index.sqlite"
     if not path.is_file():
         return None
-    from logira.sinks.sqlite import SCHEMA_VERSION  # lazily: keeps the writer side out of CLI startup
+    from logira.format.index import SCHEMA_VERSION  # lazily: sqlite3 stays out of CLI startup
 
     uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
     try:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import msgspec
 
+from logira.format.jsonl import ZERO_HASH, chain_hash, split_line
 from logira.format.meta import MetaError, RunMeta, decode_meta
 from logira.model.record import StoredRecord
-from logira.sinks.jsonl import ZERO_HASH, chain_hash, split_line
 from logira.storage.seal import Seal
 
 MAX_DETAILS = 20  # per kind of finding; the rest is summarised in one line

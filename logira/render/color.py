@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-from logira.cli.errors import CliError
+from logira.errors import LogiraError
 
 COLOR_MODES = ("auto", "always", "never")
 
@@ -22,7 +22,7 @@ TYPE_CODES = {"exec": "32", "proc": "90", "file": "35", "net": "36", "detection"
 def color_enabled(mode: str, stream: TextIO) -> bool:
     """Decide whether to colour output written to `stream` under `--color mode`."""
     if mode not in COLOR_MODES:
-        raise CliError(f"invalid --color {mode!r} (expected auto|always|never)", exit_code=2)
+        raise LogiraError(f"invalid --color {mode!r} (expected auto|always|never)", exit_code=2)
     if mode == "always":
         return True
     if mode == "never":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from logira.cli.errors import CliError
+from logira.errors import LogiraError
 
 TS_MODES = ("rel", "abs", "both")
 NS = 1_000_000_000
@@ -31,7 +31,7 @@ _DUR_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d|w)")
 def check_ts_mode(mode: str) -> str:
     """Validate a `--ts` value."""
     if mode not in TS_MODES:
-        raise CliError(f"invalid --ts {mode!r} (expected abs|rel|both)", exit_code=2)
+        raise LogiraError(f"invalid --ts {mode!r} (expected abs|rel|both)", exit_code=2)
     return mode
 
 
@@ -88,7 +88,7 @@ class TimeFormatter:
 
 
 def parse_duration(text: str, flag: str) -> int:
-    """`30d`, `1h30m`, `500ms`, `2.5s` → ns. Raises a one-line CliError naming the flag."""
+    """`30d`, `1h30m`, `500ms`, `2.5s` → ns. Raises a one-line LogiraError naming the flag."""
     t = text.strip()
     pos, total = 0, 0
     for m in _DUR_PART.finditer(t):
@@ -97,7 +97,7 @@ def parse_duration(text: str, flag: str) -> int:
         total += int(float(m.group(1)) * _UNITS[m.group(2)])
         pos = m.end()
     if pos != len(t) or not t:
-        raise CliError(
+        raise LogiraError(
             f"invalid {flag} {text!r} (expected a duration like 30s, 5m, 2h, 30d, 1h30m)", exit_code=2
         )
     return total
@@ -115,13 +115,13 @@ def parse_time_spec(text: str, flag: str, start_ts: int, end_ts: int) -> int:
     if t[:1] == "+" or (t[:1].isdigit() and _DUR_PART.match(t) and not re.match(r"\d{4}-", t)):
         try:
             return start_ts + parse_duration(t.lstrip("+"), flag)
-        except CliError:
+        except LogiraError:
             if t[:1] == "+":
                 raise
     try:
         dt = datetime.fromisoformat(t)
     except ValueError:
-        raise CliError(
+        raise LogiraError(
             f"invalid {flag} {text!r} (expected +5s / 30s after run start, -10s before its end, "
             "or an ISO time like 2026-01-02T15:04:05Z)",
             exit_code=2,

@@ -7,10 +7,12 @@ import pwd
 import stat
 from pathlib import Path
 
+from logira.errors import LogiraError
+
 HOME_DIRNAME = ".logira"
 
 
-class HomeError(Exception):
+class HomeError(LogiraError):
     """The logira home cannot be used (one-line message naming the fix)."""
 
 

@@ -22,6 +22,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from logira.errors import LogiraError
 from logira.storage.runids import base_run_id, validate_run_id
 from logira.storage.statedir import StateDirError, default_state_dir, open_state_subdir
 
@@ -35,11 +36,11 @@ MAX_SUFFIX = 999
 _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
-class UnsafePathError(Exception):
+class UnsafePathError(LogiraError):
     """A user directory the daemon was asked to write into is not safe (one-line message)."""
 
 
-class RunDirError(Exception):
+class RunDirError(LogiraError):
     """A run directory could not be created or reopened (one-line message)."""
 
 
@@ -303,7 +304,7 @@ class RunDir:
         self._remove_staging()
 
     def _finish_sqlite(self, path: str, backfill: bool) -> None:
-        from logira.sinks.sqlite import backfill_from_jsonl
+        from logira.format.index import backfill_from_jsonl
 
         # A crashed daemon leaves its last transactions in -wal: fold them in, drop WAL mode.
         conn = sqlite3.connect(path, isolation_level=None)

@@ -11,11 +11,13 @@ import os
 import stat
 from pathlib import Path
 
+from logira.errors import LogiraError
+
 DEFAULT_STATE_DIR = "/var/lib/logira"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class StateDirError(Exception):
+class StateDirError(LogiraError):
     """The state dir is not a safe root-owned directory (one-line message)."""
 
 

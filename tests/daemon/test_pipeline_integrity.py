@@ -13,12 +13,13 @@ from pathlib import Path
 import msgspec
 
 from logira.daemon.outcome import Losses, outcome
+from logira.format.jsonl import scan_chain
 from logira.format.meta import RunMeta, decode_meta, encode_meta
 from logira.model.kernel import AnyKernelEvent, FileOp, NetOp, ProcExec
 from logira.model.proctree import ProcessTree
 from logira.model.record import Record
 from logira.pipeline.session import RunPipeline
-from logira.sinks.jsonl import JsonlSink, scan_chain
+from logira.sinks.jsonl import JsonlSink
 from logira.sinks.sqlite import SqliteSink
 
 T0 = 1_700_000_000_000_000_000

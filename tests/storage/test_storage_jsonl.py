@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from storage_samples import BAD_BYTES, HOSTILE, RUN, sample_records
 
+from logira.format.jsonl import ZERO_HASH, iter_jsonl, raw_bytes_of, scan_chain, split_line
 from logira.format.textsafe import exact_strings
 from logira.model.record import FileData
-from logira.sinks.jsonl import ZERO_HASH, JsonlSink, iter_jsonl, raw_bytes_of, scan_chain, split_line
+from logira.sinks.jsonl import JsonlSink
 
 
 def _write(path: Path, records, flush: bool = True) -> JsonlSink:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from storage_samples import RUN, build_run, sample_records
 
+from logira.format.jsonl import ZERO_HASH, split_line
 from logira.format.meta import decode_meta, encode_meta
 from logira.read.verify import seals_of_home, verify_missing_runs, verify_run
-from logira.sinks.jsonl import ZERO_HASH, split_line
 from logira.storage.seal import list_seals, read_seal
 
 
