@@ -17,6 +17,7 @@ BENCHES = {
     "detect": [sys.executable, str(HERE / "bench_detect.py")],
     "pipeline": [sys.executable, str(HERE / "bench_pipeline.py")],
     "read": [sys.executable, str(HERE / "bench_read.py")],
+    "redos": [sys.executable, str(HERE / "bench_redos.py")],
 }
 
 

@@ -65,7 +65,7 @@ def _encode(text: str) -> bytes:
 class Regex:
     """A compiled pattern: `test(text)` is `search` or, with `whole=True`, `fullmatch`."""
 
-    __slots__ = ("_anchor", "_match", "pattern", "program_size")
+    __slots__ = ("_anchor", "_match", "max_mem", "pattern", "program_size")
 
     def __init__(self, pattern: str, *, whole: bool = False, max_mem: int = MAX_MEM) -> None:
         try:
@@ -77,6 +77,7 @@ class Regex:
             hint = next((h for key, h in _HINTS if err.startswith(key)), "")
             raise RegexError(f"{err}{' (' + hint + ')' if hint else ''}")
         self.pattern = pattern
+        self.max_mem = max_mem  # MAX_MEM_UNTRUSTED marks a per-run (untrusted) rule's pattern
         # RE2 instructions: the worst-case cost per byte of text grows with it (loader budget)
         self.program_size: int = compiled.ProgramSize()
         self._match = compiled.Match

@@ -294,13 +294,13 @@ def test_only_the_exit_that_may_end_a_run_wakes_the_reader(require_bpf, cgroup_p
         # the child /bin/true forks, execs and exits inside the run: no forced wake-up
         proc.stdin.write(b"1\n")
         proc.stdin.flush()
-        t0 = time.monotonic()
-        assert rb.poll(700) == 0 and time.monotonic() - t0 >= 0.6
-        # the shell (parent outside the run) exits: the blocked poll returns at once
+        assert rb.poll(700) == 0  # nothing woke the reader: the records wait in the ring
+        # the shell (parent outside the run) exits: its exit forces a wake-up, so the blocked
+        # poll returns with records (without the wake-up it would time out with 0; far fewer
+        # than wake_bytes are pending)
         threading.Timer(0.2, lambda: (proc.stdin.write(b"2\n"), proc.stdin.flush())).start()
-        t0 = time.monotonic()
-        n = rb.poll(5000)
-        assert n > 0 and time.monotonic() - t0 < 2.0
+        n = rb.poll(30000)
+        assert n > 0
         assert proc.wait(5) == 0
     finally:
         if proc is not None and proc.poll() is None:

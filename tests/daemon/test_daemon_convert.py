@@ -19,28 +19,28 @@ H = {
 }
 
 
-def _s(ev) -> tuple[str, str]:
+def _summary_of(ev) -> tuple[str, str]:
     rec = convert(ev, "r", 1)
     return rec.type, rec.summary
 
 
 def test_summaries() -> None:
-    assert _s(ProcExec(**H, filename="/usr/bin/ls", argv=["ls", "-l"])) == ("exec", "exec ls -l")
-    assert _s(ProcExec(**H, filename="/usr/bin/x", argv=["x" * 300]))[1] == "exec " + "x" * 200
-    assert _s(ProcExec(**H, filename="/usr/bin/x", argv=[]))[1] == "exec /usr/bin/x"
-    assert _s(ProcExecFailed(**H, filename="/tmp/nope", errno=2)) == ("exec", "exec-failed /tmp/nope errno=2")
-    assert _s(ProcFork(**H, child_pid=42)) == ("proc", "fork 42")
-    assert _s(ProcExit(**H, exit_code=3)) == ("proc", "exit code=3")
-    assert _s(ProcExit(**H, exit_code=0, signal=9)) == ("proc", "exit signal=9")
-    assert _s(BlindSpot(**H, kind="compat_syscall", syscall_nr=5)) == ("proc", "compat_syscall nr=5")
-    assert _s(BlindSpot(**H, kind="io_uring_setup")) == ("proc", "io_uring_setup")
-    assert _s(FileOp(**H, op="create", path="/w/a")) == ("file", "file create /w/a")
-    assert _s(FileOp(**H, op="rename", path="/w/a", path2="/w/b")) == ("file", "file rename /w/a -> /w/b")
-    assert _s(NetOp(**H, op="connect", family="inet", proto="tcp", dst_ip="1.2.3.4", dst_port=443)) == (
+    assert _summary_of(ProcExec(**H, filename="/usr/bin/ls", argv=["ls", "-l"])) == ("exec", "exec ls -l")
+    assert _summary_of(ProcExec(**H, filename="/usr/bin/x", argv=["x" * 300]))[1] == "exec " + "x" * 200
+    assert _summary_of(ProcExec(**H, filename="/usr/bin/x", argv=[]))[1] == "exec /usr/bin/x"
+    assert _summary_of(ProcExecFailed(**H, filename="/tmp/nope", errno=2)) == ("exec", "exec-failed /tmp/nope errno=2")
+    assert _summary_of(ProcFork(**H, child_pid=42)) == ("proc", "fork 42")
+    assert _summary_of(ProcExit(**H, exit_code=3)) == ("proc", "exit code=3")
+    assert _summary_of(ProcExit(**H, exit_code=0, signal=9)) == ("proc", "exit signal=9")
+    assert _summary_of(BlindSpot(**H, kind="compat_syscall", syscall_nr=5)) == ("proc", "compat_syscall nr=5")
+    assert _summary_of(BlindSpot(**H, kind="io_uring_setup")) == ("proc", "io_uring_setup")
+    assert _summary_of(FileOp(**H, op="create", path="/w/a")) == ("file", "file create /w/a")
+    assert _summary_of(FileOp(**H, op="rename", path="/w/a", path2="/w/b")) == ("file", "file rename /w/a -> /w/b")
+    assert _summary_of(NetOp(**H, op="connect", family="inet", proto="tcp", dst_ip="1.2.3.4", dst_port=443)) == (
         "net",
         "net connect tcp 1.2.3.4:443",
     )
-    assert _s(
+    assert _summary_of(
         NetOp(
             **H,
             op="send",
@@ -51,11 +51,11 @@ def test_summaries() -> None:
             dns_qname="example.com",
         )
     ) == ("net", "net send udp 10.0.0.1:53 dns=example.com")
-    assert _s(NetOp(**H, op="connect", family="unix", proto="unix", unix_path="/run/x.sock")) == (
+    assert _summary_of(NetOp(**H, op="connect", family="unix", proto="unix", unix_path="/run/x.sock")) == (
         "net",
         "net connect unix /run/x.sock",
     )
-    assert _s(NetOp(**H, op="listen", family="inet", proto="tcp", src_ip="0.0.0.0", src_port=8080)) == (
+    assert _summary_of(NetOp(**H, op="listen", family="inet", proto="tcp", src_ip="0.0.0.0", src_port=8080)) == (
         "net",
         "net listen tcp 0.0.0.0:8080",
     )

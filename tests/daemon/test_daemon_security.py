@@ -182,7 +182,9 @@ def test_parsing_a_users_rules_does_not_stall_the_daemon(daemon: DaemonHandle, h
     """The daemon parses user YAML as root: it must not block the event loop (every run's reader)."""
     rules = _slow_rules()
     child = HeldChild(["/bin/true"])
-    latencies: list[float] = []
+    # (sent, answered) monotonic stamps of status round trips, used for ORDER only: which
+    # replies came back while the start_run that carries the YAML was still being parsed
+    trips: list[tuple[float, float]] = []
     done = threading.Event()
 
     def probe() -> None:
@@ -190,28 +192,28 @@ def test_parsing_a_users_rules_does_not_stall_the_daemon(daemon: DaemonHandle, h
             while not done.is_set():
                 t = time.monotonic()
                 assert isinstance(c.request(p.Status()), p.StatusReply)
-                latencies.append(time.monotonic() - t)
-                time.sleep(0.01)
+                trips.append((t, time.monotonic()))
 
     try:
         with daemon.client() as c:
             th = threading.Thread(target=probe)
             th.start()
-            time.sleep(0.1)
-            t0 = time.monotonic()
+            wait_for(lambda: len(trips) >= 1, 10, "status answered")
+            sent = time.monotonic()
             reply = c.request(
                 p.StartRun(tool="t", argv=["x"], cwd="/", pid=child.pid, home=str(home), rules_yaml=rules,
                            rules_path="/big.yaml", file=False, net=False),
                 timeout=30,
             )
-            parse_s = time.monotonic() - t0
+            answered = time.monotonic()
             done.set()
             th.join(10)
         assert _error(reply).startswith("rules: /big.yaml:"), reply
-        assert parse_s > 0.3, f"the rules parsed in {parse_s:.2f}s: too fast to show anything"
-        # while the YAML was parsed, status kept answering (on the loop it would wait ~parse_s)
-        # (on the loop, the status sent while parsing would wait almost all of parse_s)
-        assert len(latencies) >= 5 and max(latencies) < parse_s * 0.6, (parse_s, max(latencies))
+        # While the YAML was parsed, other connections kept being served: status round trips
+        # that started after the start_run was sent also ended before its reply. Parsing on the
+        # event loop would let at most the one round trip already in flight through.
+        inside = [trip for trip in trips if trip[0] > sent and trip[1] < answered]
+        assert len(inside) >= 3, (len(inside), len(trips))
     finally:
         done.set()
         child.kill()
@@ -372,7 +374,6 @@ def test_a_users_backtracking_rule_does_not_stall_another_run(daemon: DaemonHand
             assert isinstance(f.request(p.Follow(run_id=sb.run_id)), p.Following)
             bad.release()
             time.sleep(0.2)  # the hostile run's events are being judged
-            t0 = time.monotonic()
             good.release()
             b.send(p.AgentExited(exit_code=good.wait(30)))
             streamed: list[str] = []
@@ -382,13 +383,12 @@ def test_a_users_backtracking_rule_does_not_stall_another_run(daemon: DaemonHand
                     break
                 assert isinstance(msg, p.Records), msg
                 streamed.extend(msg.lines)
-            fin_b = b.recv(20)
-            victim_s = time.monotonic() - t0
+            fin_b = b.recv(20)  # a stalled loop would miss these deadlines (a backtracking
+            # engine needs hours for one of these events); no timing is asserted beyond them
             a.send(p.AgentExited(exit_code=bad.wait(60)))
             fin_a = a.recv(30)
         assert isinstance(fin_b, p.RunFinished) and fin_b.complete and fin_b.dropped == 0, fin_b
         assert sum('"argv":["/bin/true","victim"' in ln for ln in streamed) == n_good
-        assert victim_s < 10, f"the victim run took {victim_s:.1f} s to finish"
         # the hostile rule was really evaluated: every exec of the attacker's run matched it
         assert isinstance(fin_a, p.RunFinished) and fin_a.complete, fin_a
         assert fin_a.detections >= n_bad

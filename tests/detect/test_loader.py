@@ -206,16 +206,13 @@ def test_docs_example_rule_file_loads_and_every_default_rule_is_documented() -> 
     assert missing == []
 
 
-def test_alias_bombs_and_deep_nesting_are_refused_quickly() -> None:
-    import time
-
+def test_alias_bombs_and_deep_nesting_are_refused_with_bounded_work() -> None:
+    # bounded work: expansion stops at the node cap named in the message (10^9 nodes unexpanded)
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     bomb = "\n".join(lines) + "\nrules: []\n"
-    t0 = time.monotonic()
     assert (
         _err(bomb)
         == "x.yaml:1: rule file expands to more than 200000 YAML nodes (too large or too many aliases)"
     )
-    assert time.monotonic() - t0 < 2
     assert _err("rules: " + "[" * 5000 + "]" * 5000 + "\n") == "x.yaml:1: rule file nests too deeply"

@@ -396,10 +396,9 @@ def test_agent_ignoring_sigterm_is_killed_when_the_daemon_dies(logirad, test_use
             assert time.monotonic() < deadline, cgroup_procs(run_cg)
             time.sleep(0.02)
         logirad.kill()
-        t0 = time.monotonic()
-        _out, err = proc.communicate(timeout=20)
+        # without the client's kill, the sleeps would keep it for 20 s and it would exit 0
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 128 + 9, err
-        assert time.monotonic() - t0 < 10
         assert b"lost the connection to logirad mid-run" in err
         deadline = time.monotonic() + 5
         while cgroup_procs(run_cg):

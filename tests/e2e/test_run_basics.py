@@ -7,7 +7,6 @@ import os
 import re
 import select
 import subprocess
-import time
 
 import pytest
 from e2e_support import StoredRun
@@ -93,11 +92,10 @@ def test_stdin_passthrough(logira):
 
 
 def test_stragglers_recorded_and_run_ends(logira):
-    t0 = time.monotonic()
-    res = logira("run", "--tool", "strag", "--", "sh", "-c", "sleep 30 & echo $!; exit 0", timeout=40)
-    elapsed = time.monotonic() - t0
+    # the background sleep would hold the run for 120 s if the straggler wait did not end it:
+    # the deadline below (a wait, not a timing assertion) catches that on any machine
+    res = logira("run", "--tool", "strag", "--", "sh", "-c", "sleep 120 & echo $!; exit 0", timeout=90)
     assert res.returncode == 0
-    assert elapsed < 15, f"run took {elapsed:.1f}s: the straggler wait did not end it"
     sleep_pid = int(res.stdout.decode().split()[0])
     run = logira.only_run()
     assert sleep_pid in run.meta["stragglers"]
