@@ -18,8 +18,8 @@ import time
 from logira.detect.compile import MAX_MATCH_TEXT
 from logira.detect.engine import Detector
 from logira.detect.loader import RuleError, load_rules, load_sources
+from logira.model.proctree import ProcessTree
 from logira.model.record import ExecData, Record
-from logira.pipeline.proctree import ProcessTree
 
 HOME, WS = "/home/u", "/home/u/w"
 
