@@ -14,7 +14,7 @@ import platform
 _PATH_OPS = (
     "unlinkat", "rmdir", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat",
     "fchmodat2", "truncate", "ftruncate", "link", "linkat", "symlink", "symlinkat", "mkdir",
-    "mkdirat",
+    "mkdirat", "mknod", "mknodat",
 )  # fmt: skip
 
 # program name -> tracepoints ("category/name") it is attached to besides its own section
@@ -22,7 +22,7 @@ EXTRA_TRACEPOINTS: dict[str, tuple[str, ...]] = {
     # bpf/file.bpf.c: file_exit_op is on sys_exit_unlink
     "file_exit_op": tuple(f"syscalls/sys_exit_{op}" for op in _PATH_OPS),
     # bpf/file.bpf.c: file_exit_open is on sys_exit_open
-    "file_exit_open": ("syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"),
+    "file_exit_open": ("syscalls/sys_exit_openat", "syscalls/sys_exit_openat2", "syscalls/sys_exit_creat"),
     # bpf/exec.bpf.c: on_exit_execve is on sys_exit_execve
     "on_exit_execve": ("syscalls/sys_exit_execveat",),
 }
