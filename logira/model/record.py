@@ -51,6 +51,15 @@ class FileData(msgspec.Struct, kw_only=True, gc=False):
     comm: str = ""
     exe: str = ""
     tid: int = 0
+    # --- exactness (docs/jsonl.md, "file"); defaults keep older records valid
+    path_literal: str = ""  # the path as the caller wrote it (alias, symlinked dir), when it differs
+    path2_literal: str = ""
+    resolved: str = ""  # "kernel": aliases resolved from the task's own tables (exact); "receipt": by logirad (can race)
+    path_unverified: str = ""  # why the recorded name may not be what the kernel acted on (empty: verified or n/a)
+    dev: int = 0  # identity of the file acted on (st_dev, st_ino); 0 when unknown
+    ino: int = 0
+    same_file_as: str = ""  # a watched sensitive path that is this very file (same dev/ino), when path differs
+    pseudo: bool = False  # /dev/null, /dev/tty, /proc/..., pipes, sockets: recorded, not a change
 
 
 class NetData(msgspec.Struct, kw_only=True, gc=False):

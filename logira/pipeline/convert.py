@@ -20,6 +20,7 @@ from logira.model.kernel import (
     ProcExit,
     ProcFork,
 )
+from logira.model.paths import errno_name, is_pseudo, result_of
 from logira.model.record import ExecData, FileData, NetData, ProcData, Record
 
 SUMMARY_ARGV_MAX = 200
@@ -31,7 +32,11 @@ def exec_summary(argv: list[str], filename: str) -> str:
     return "exec " + text[:SUMMARY_ARGV_MAX]
 
 
-def file_summary(op: str, path: str, path2: str = "") -> str:
+def file_summary(op: str, path: str, path2: str = "", errno: int = 0) -> str:
+    """`file <op> <path>[ -> <path2>]`; a failed op says so: `file modify DENIED (EACCES) <path>`."""
+    if errno:
+        label = "DENIED" if result_of(errno) == "denied" else "FAILED"
+        op = f"{op} {label} ({errno_name(errno)})"
     return f"file {op} {path}" + (f" -> {path2}" if path2 else "")
 
 
@@ -85,10 +90,14 @@ def _blindspot(ev: BlindSpot, run_id: str, seq: int) -> Record:
 
 def _file(ev: FileOp, run_id: str, seq: int) -> Record:
     ret = ev.ret
+    err = -ret if ret < 0 else 0
     data = FileData(op=ev.op, path=ev.path, path2=ev.path2, syscall=ev.syscall, flags=ev.flags, mode=ev.mode,
-                    ret=ret, errno=-ret if ret < 0 else 0, path_truncated=ev.path_truncated,
-                    path_unresolved=ev.path_unresolved, comm=ev.comm, tid=ev.tid)  # fmt: skip
-    summary = f"file {ev.op} {ev.path} -> {ev.path2}" if ev.path2 else f"file {ev.op} {ev.path}"
+                    ret=ret, errno=err, path_truncated=ev.path_truncated,
+                    path_unresolved=ev.path_unresolved, comm=ev.comm, tid=ev.tid,
+                    path_literal=ev.path_literal, path2_literal=ev.path2_literal, resolved=ev.resolved,
+                    path_unverified="changed during the syscall" if ev.path_changed else "",
+                    dev=ev.dev, ino=ev.ino, pseudo=ev.op != "read" and is_pseudo(ev.path2 or ev.path))  # fmt: skip
+    summary = file_summary(ev.op, ev.path, ev.path2, err)
     return Record(run_id=run_id, seq=seq, ts=ev.ts, type="file", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
                   summary=summary, data_json=data)  # fmt: skip
 

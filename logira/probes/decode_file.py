@@ -2,17 +2,25 @@
 
 Every file record has the same layout after the 64-byte header (`struct file_rec`):
 
-    s64 ret; u32 flags; s32 mode; u8 op; u8 sc; u8 pflags; u8 pad; u16 len[4]; u32 pad
+    s64 ret; u32 flags; s32 mode; u8 op; u8 sc; u8 pflags; u8 ident; u16 len[4]; u16 alias[2]
+    u64 ino; u32 dev; u32 pad
     data: base1, raw1, base2, raw2 back to back (lengths in len[], no NULs)
 
 path = base1 joined with raw1, path2 = base2 joined with raw2. The kernel resolves the
 base (cwd or dirfd, or the fd itself) and copies the raw user string; the join and the
 lexical normalisation (`.`, `..`, `//`) happen here, so stored paths are absolute and
 normalised. A symlink's path is its target string exactly as given.
+
+An alias at the start of an absolute raw string (`/proc/self/fd/N`, `/dev/fd/N`,
+`/proc/self/cwd`, ...: pflags bit 6/7, `alias[i]` bytes) was resolved in the kernel from
+the task's own fd table / fs: base is its real path, so path = base + raw[alias:], and the
+raw string is kept as `path_literal` (resolved = "kernel"). `dev` is the kernel's s_dev
+(major << 20 | minor), converted here to the st_dev encoding that stat() returns.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 
 from logira.model.kernel import FILE_OPS, FileOp
@@ -49,6 +57,8 @@ SYSCALLS = (
     "symlinkat",
     "mkdir",
     "mkdirat",
+    "mknod",
+    "mknodat",
 )
 OP_SYMLINK = FILE_OPS.index("symlink")
 
@@ -56,10 +66,14 @@ PF_TRUNC1 = 1
 PF_UNRES1 = 2
 PF_TRUNC2 = 4
 PF_UNRES2 = 8
+PF_CHANGED1 = 16
+PF_CHANGED2 = 32
+PF_ALIAS1 = 64
+PF_ALIAS2 = 128
 
-FIXED = struct.Struct("<qIiBBBxHHHHxxxx")
+FIXED = struct.Struct("<qIiBBBBHHHHHHQIxxxx")
 DATA_OFF = layout.HDR_SIZE + FIXED.size
-assert DATA_OFF == 96, DATA_OFF
+assert DATA_OFF == 112, DATA_OFF
 _unpack = FIXED.unpack_from
 
 
@@ -100,9 +114,25 @@ def _s(b: memoryview) -> str:
     return str(b, "utf-8", "surrogateescape")
 
 
+def kernel_dev(dev: int) -> int:
+    """The kernel's internal dev_t (MAJOR << 20 | MINOR) as stat()'s st_dev."""
+    return os.makedev(dev >> 20, dev & 0xFFFFF)
+
+
+def _side(base: str, raw: str, alias: int, unresolved: bool) -> tuple[str, str]:
+    """(path, literal) of one side; literal is "" when it equals path."""
+    if alias:
+        real = join(base, raw[alias:].lstrip("/")) if raw[alias:] else normalize(base)
+        lit = normalize(raw)
+        return real, (lit if lit != real else "")
+    if unresolved:
+        return (raw if not raw.startswith("/") else normalize(raw)), ""
+    return join(base, raw), ""
+
+
 def decode_file(buf: memoryview, hdr, base: dict) -> FileOp:
     """Decode one file record (any of the three file kinds)."""
-    ret, flags, mode, op, sc, pf, l0, l1, l2, l3 = _unpack(buf, layout.HDR_SIZE)
+    ret, flags, mode, op, sc, pf, ident, l0, l1, l2, l3, a1, a2, ino, dev = _unpack(buf, layout.HDR_SIZE)
     o = DATA_OFF
     end = o + l0 + l1 + l2 + l3
     if end > len(buf):
@@ -113,18 +143,17 @@ def decode_file(buf: memoryview, hdr, base: dict) -> FileOp:
     o += l0
     r1 = _s(buf[o : o + l1])
     o += l1
+    lit1 = ""
     if op == OP_SYMLINK:
         path = r1  # the link's content, exactly as given
-    elif pf & PF_UNRES1:
-        path = normalize(r1)  # base (or string) unknown: keep the raw string, flagged
     else:
-        path = join(b1, r1)
-    path2 = ""
+        path, lit1 = _side(b1, r1, a1 if pf & PF_ALIAS1 else 0, bool(pf & PF_UNRES1))
+    path2 = lit2 = ""
     if l2 or l3:
         b2 = _s(buf[o : o + l2])
         o += l2
         r2 = _s(buf[o : o + l3])
-        path2 = r2 if (pf & PF_UNRES2 and not r2.startswith("/")) else join(b2, r2)
+        path2, lit2 = _side(b2, r2, a2 if pf & PF_ALIAS2 else 0, bool(pf & PF_UNRES2))
     return FileOp(
         op=FILE_OPS[op],
         path=path,
@@ -135,6 +164,12 @@ def decode_file(buf: memoryview, hdr, base: dict) -> FileOp:
         ret=ret,
         path_truncated=bool(pf & (PF_TRUNC1 | PF_TRUNC2)),
         path_unresolved=bool(pf & (PF_UNRES1 | PF_UNRES2)),
+        path_changed=bool(pf & (PF_CHANGED1 | PF_CHANGED2)),
+        path_literal=lit1,
+        path2_literal=lit2,
+        resolved="kernel" if pf & (PF_ALIAS1 | PF_ALIAS2) else "",
+        dev=kernel_dev(dev) if ident else 0,
+        ino=ino if ident else 0,
         **base,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -24,11 +25,15 @@ def record(
     mode: int = -1,
     pflags: int = 0,
     size: int | None = None,
+    alias: tuple[int, int] = (0, 0),
+    ident: tuple[int, int] | None = None,  # (kernel dev, ino)
 ) -> bytes:
     data = b"".join(strings)
+    dev, ino = ident or (0, 0)
     body = struct.pack(
-        "<qIiBBBxHHHHxxxx", ret, flags, mode, FILE_OPS.index(op), SC[sc], pflags, *map(len, strings)
-    )
+        "<qIiBBBBHHHHHHQIxxxx", ret, flags, mode, FILE_OPS.index(op), SC[sc], pflags, 1 if ident else 0,
+        *map(len, strings), *alias, ino, dev,
+    )  # fmt: skip
     total = layout.HDR_SIZE + len(body) + len(data)
     hdr = layout.HDR.pack(
         1_000, 77, 4242, 4243, 1, 1000, 1000, kind, size or total, b"sh".ljust(16, b"\0"), 55
@@ -43,7 +48,7 @@ def dec(buf: bytes) -> FileOp:
 
 
 def test_layout_matches_the_c_struct():
-    assert DATA_OFF == 96
+    assert DATA_OFF == 112
     assert set(decode.decoders()) >= {16, 17, 18}
     assert decode.all_kind_names()[17] == "file_read"
 
@@ -166,3 +171,20 @@ def test_join_edge_cases():
     assert join("/", "x") == "/x"
     assert join("/w", "/abs") == "/abs"
     assert join("/w/d (deleted)", "f") == "/w/d (deleted)/f"
+
+
+def test_kernel_alias_keeps_the_literal_and_resolves_the_rest():
+    # unlink("/proc/self/fd/14/x"): the kernel resolved fd 14 to /home/u/.ssh
+    raw = b"/proc/self/fd/14/x"
+    ev = dec(record(18, "delete", "unlink", (b"/home/u/.ssh", raw, b"", b""), pflags=64, alias=(16, 0)))
+    assert (ev.path, ev.path_literal, ev.resolved) == ("/home/u/.ssh/x", "/proc/self/fd/14/x", "kernel")
+    # the alias alone (rename to /dev/fd/3): the path is the fd's own path
+    ev = dec(record(18, "rename", "rename", (b"", b"/w/a", b"/w/dir", b"/dev/fd/3"), pflags=128, alias=(0, 9)))
+    assert (ev.path, ev.path2, ev.path2_literal, ev.path_literal) == ("/w/a", "/w/dir", "/dev/fd/3", "")
+
+
+def test_identity_and_changed_flags():
+    ev = dec(record(17, "read", "openat", (b"/x/y", b"", b"", b""), ret=3, ident=((8 << 20) | 1, 42)))
+    assert (ev.dev, ev.ino) == (os.makedev(8, 1), 42)
+    ev = dec(record(18, "rename", "rename", (b"", b"/w/a", b"", b"/w/b"), pflags=32))
+    assert ev.path_changed and (ev.dev, ev.ino) == (0, 0)
