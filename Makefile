@@ -10,9 +10,17 @@ BPF_OBJ := $(patsubst bpf/%.bpf.c,logira/bpf/%.bpf.o,$(BPF_SRC))
 APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gcc make \
             util-linux iproute2 procps curl git gcc-multilib zsh systemd
 
-.PHONY: setup bpf test demo bench lint clean
+# The real agent CLIs the tests drive offline (tests/agents), pinned; installed into build/agents.
+AGENT_PKGS := @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0
+AGENTS_DIR := build/agents
 
-setup: $(VENV)/.installed
+.PHONY: setup agents bpf test demo bench lint clean
+
+setup: $(VENV)/.installed agents
+
+# npm is asked only when the pinned list changed or the CLIs are missing (offline-safe afterwards).
+agents:
+	@bash scripts/install-test-agents.sh $(AGENTS_DIR) $(AGENT_PKGS)
 
 $(VENV)/.apt-ok:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -55,4 +63,4 @@ lint: setup
 	$(PY) -m ruff format --check logira tests bench
 
 clean:
-	rm -rf build logira/bpf/*.bpf.o
+	rm -rf build/vmlinux.h logira/bpf/*.bpf.o
