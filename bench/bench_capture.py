@@ -6,7 +6,8 @@ Conditions, interleaved per repetition, medians reported:
   own       the workload's cgroup tracked, a RingReader draining on an asyncio loop
 
 Workloads: fork+exec of /bin/true, write-opens (needs the file object), a mixed compile
-loop (gcc: many execs and opens). Also: time to ready, reader RSS, tight-loop delivered
+loop (gcc: many execs and opens), a network loop (needs the net object: loopback TCP
+connect/accept/send/close, a DNS query on a connected UDP socket, a writev). Also: time to ready, reader RSS, tight-loop delivered
 rate with the kernel drop count.
 
 Scale with LOGIRA_BENCH_SCALE (default 1.0 = 20 000 fork+exec, 200 000 opens, 10 compiles)
@@ -153,11 +154,12 @@ def main() -> int:
     rss_before = rss_kib("VmRSS")
     reader = Reader(probes)
     try:
-        fork_exec, wl_open = build(tmp, "fork_exec"), build(tmp, "wl_open")
-        n_exec, n_open, n_cc = (
+        fork_exec, wl_open, wl_net = build(tmp, "fork_exec"), build(tmp, "wl_open"), build(tmp, "wl_net")
+        n_exec, n_open, n_cc, n_net = (
             max(1, int(20000 * SCALE)),
             max(1, int(200000 * SCALE)),
             max(1, int(10 * SCALE)),
+            max(1, int(20000 * SCALE)),
         )
         for i in range(3):
             shutil.copy(HERE / "wl" / "mixed_unit.c", tmp / f"u{i}.c")
@@ -166,6 +168,8 @@ def main() -> int:
         if have["file"]:
             workloads[f"write-open x{n_open}"] = [str(wl_open), str(n_open), str(tmp / "target")]
         workloads[f"gcc -c 3 files x{n_cc}"] = compile_cmd
+        if have["net"]:
+            workloads[f"tcp+dns+writev x{n_net}"] = [str(wl_net), str(n_net)]
         times: dict[tuple[str, str], list[float]] = {}
         delivered: dict[str, list[tuple[int, int, float]]] = {}
         wl_id, other_id = cgroup2.cgroup_id(wl_cg), cgroup2.cgroup_id(other_cg)

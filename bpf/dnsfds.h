@@ -60,15 +60,24 @@ static __always_inline void dns_hint_add(__s64 n)
 		__sync_fetch_and_add(h, n);
 }
 
-/* close(fd) of the current process: forget fd if it was remembered. */
+/* close(fd) of the current process: forget fd if it was remembered. The hint only drops when
+ * this was the file's last reference: a socket inherited by a child (fork), dup'ed or passed
+ * over a unix socket lives on under another (tgid, fd), and the send probes must keep
+ * looking at sockets (they read the peer from the socket itself). file_ref_t: 0 = one ref. */
 static __always_inline void dns_forget(__s32 fd)
 {
 	struct dns_key k;
+	struct dns_dst *d;
+	__s64 refs = 0;
 
 	if (!dns_fd_hint())
 		return;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
 	k.fd = fd;
-	if (!bpf_map_delete_elem(&dns_fds, &k))
+	d = bpf_map_lookup_elem(&dns_fds, &k);
+	if (!d)
+		return;
+	bpf_probe_read_kernel(&refs, sizeof(refs), &((struct file *)d->file)->f_ref.refcnt);
+	if (!bpf_map_delete_elem(&dns_fds, &k) && refs <= 0)
 		dns_hint_add(-1);
 }

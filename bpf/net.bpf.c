@@ -33,6 +33,8 @@ enum net_kind {
 	K_NET_BIND = 34,
 	K_NET_LISTEN = 35,
 	K_NET_ACCEPT = 36,
+	K_NET_ESTABLISHED = 37, /* a tracked TCP connect completed the handshake */
+	K_NET_CLOSE = 38,	/* a tracked TCP connection ended: outcome, bytes, duration */
 };
 
 /* Which syscall produced the record (decode_net.SYSCALLS mirrors this). */
@@ -46,6 +48,9 @@ enum net_syscall {
 	SC_LISTEN = 7,
 	SC_ACCEPT = 8,
 	SC_ACCEPT4 = 9,
+	SC_WRITEV = 10,
+	SC_PWRITEV2 = 11,
+	SC_STATE = 12, /* inet_sock_set_state: not a syscall of the process (softirq, timers) */
 };
 
 /* net_rec.flags */
@@ -53,6 +58,10 @@ enum net_syscall {
 #define F_DST_REMEMBERED 2 /* destination taken from the earlier connect() of this fd */
 #define F_PAYLOAD_FAULT 4 /* the DNS payload could not be read */
 #define F_FASTOPEN 8	  /* TCP fast open: sendto/sendmsg(MSG_FASTOPEN) that connects */
+#define F_PEER_SOCKET 0x10 /* dst read from the kernel socket (skc_daddr/skc_dport): exact */
+#define F_PEER_MISMATCH 0x20 /* the user buffer named another peer than the socket has (claim_*) */
+#define F_ADDR_CHANGED 0x40 /* the sockaddr read at exit differs from the one read at enter (claim_*) */
+#define F_DNS_SOCKET 0x80 /* the fd's socket is connected to port 53 (not remembered from connect) */
 #define F_RETRY 0x100	  /* internal: user memory unreadable at enter, parse again at exit */
 
 #define AF_UNIX 1
@@ -67,7 +76,6 @@ enum net_syscall {
 #define EINPROGRESS 115
 #define DNS_PORT 53
 #define PAYLOAD_MAX 256 /* power of two: offsets into the payload are masked with it */
-#define DNS_IOV_MAX 4	/* iovecs of a message to port 53 that are copied */
 #define UIO_MAXIOV 1024	/* the kernel's cap on sendmmsg's vlen */
 #define PEND_IDX_MAX 1024 /* pending records per syscall (sendmmsg messages) */
 
@@ -92,7 +100,25 @@ struct net_rec {
 	__u16 _pad0;	     /* 134 */
 	__u32 payload_total; /* 136: length of the buffer the payload came from */
 	__u32 _pad1;	     /* 140 */
-	char path[112];	     /* 144: sun_path bytes (abstract names start with NUL) */
+	union {
+		char path[112]; /* 144: AF_UNIX: sun_path bytes (abstract names start with NUL) */
+		struct {	/* 144: inet connect/send: what user memory said, when it differs */
+			__u8 claim_addr[16];
+			__u16 claim_port;
+			__u16 claim_family;
+		};
+		struct {	/* 144: K_NET_ESTABLISHED / K_NET_CLOSE */
+			__u64 bytes_received; /* tcp_sock.bytes_received */
+			__u64 bytes_acked;    /* tcp_sock.bytes_acked */
+			__u64 start_ns;	      /* SYN_SENT (connect) or accept */
+			__u64 established_ns; /* 0: never established */
+			__s32 sk_err;	      /* sk->sk_err at the change (ECONNREFUSED, ECONNRESET, ...) */
+			__u16 old_state;      /* TCP state before the change */
+			__u16 new_state;
+			__u32 segs_out;
+			__u32 retrans;	      /* tcp_sock.total_retrans */
+		};
+	};
 	__u8 payload[PAYLOAD_MAX]; /* 256 */
 };
 #define NET_REC_SMALL 256
@@ -106,15 +132,37 @@ struct pend {
 	__u64 ubuf;   /* sendto/write: the buffer (F_RETRY re-parse) */
 	__u64 ubuf_len;
 	struct net_rec rec;
-	__u8 slack[PAYLOAD_MAX]; /* room for payload_from_iov's bounded writes; never sent */
+	__u8 slack[PAYLOAD_MAX]; /* room for net_iov_payload's bounded writes; never sent */
 };
 
+/* The in-flight syscall of a task lives in its own task storage: one slot per thread (a
+ * thread is inside one syscall at a time; sys_exit runs even when a fatal signal ends the
+ * syscall), created on the first tracked network syscall, freed with the task. Nothing
+ * shared by every run can evict it: thousands of threads of one agent entering syscalls
+ * cannot push out another thread's pending connect. A slot that cannot be created (memory)
+ * is counted as a drop of the record's kind. */
+struct task_net {
+	struct pend p; /* p.rec.syscall == 0: no syscall in flight */
+	__u32 mmsg_n;  /* sendmmsg: records stashed in net_mmsg for this call */
+	__u32 _pad;
+};
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64); /* tid << 16 | record index */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_net);
+} net_task SEC(".maps");
+
+/* sendmmsg records (up to 1024 per call), keyed tid << 16 | index. A plain hash, never an
+ * LRU: an entry leaves only when its exit consumes it; a full table fails the insert at
+ * enter, which is counted as a drop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
 	__type(value, struct pend);
-} net_pending SEC(".maps");
+} net_mmsg SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -287,13 +335,33 @@ static __always_inline void sock_addrs(struct net_rec *r, struct sock *sk, int p
 		r->dst_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
+static __always_inline struct task_net *task_slot(int create)
+{
+	return bpf_task_storage_get(&net_task, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* Keep the record built in scratch until the exit: sendmmsg records in net_mmsg, every other
+ * syscall's in the task's own slot. A failure is a counted drop. */
 static __always_inline int stash(struct pend *p, __u32 idx, __u32 kind)
 {
-	__u64 key = pend_key(idx);
-	if (bpf_map_update_elem(&net_pending, &key, p, BPF_ANY)) {
+	struct task_net *t;
+	__u64 key;
+
+	if (p->rec.syscall == SC_SENDMMSG) {
+		key = pend_key(idx);
+		if (bpf_map_update_elem(&net_mmsg, &key, p, BPF_ANY)) {
+			count_kind(&drops, kind);
+			return -1;
+		}
+		return 0;
+	}
+	t = task_slot(1);
+	if (!t) {
 		count_kind(&drops, kind);
 		return -1;
 	}
+	__builtin_memcpy(&t->p, p, offsetof(struct pend, slack));
 	return 0;
 }
 
@@ -314,42 +382,55 @@ static __always_inline void read_payload(struct net_rec *r, const void *ubuf, __
 		r->payload_len = n;
 }
 
-/* The first bytes of a message split over up to DNS_IOV_MAX iovecs (a query cut into
- * pieces must not hide its name). Each piece lands at payload + off with off < 256 and
- * length <= 256, so the write may run into pend.slack but never past the map value. */
-static __always_inline void payload_from_iov(struct pend *p, const struct iovec *uiov, __u64 iovlen)
+/* The first bytes of a message split over iovecs: every iovec the kernel accepts (up to
+ * UIO_MAXIOV) is walked with bpf_loop, so a query placed after any number of empty or short
+ * iovecs is still copied. Each piece lands at payload + off with off < 256 and length <= 256,
+ * so the write may run into pend.slack but never past the map value. */
+struct iov_ctx {
+	struct pend *p;
+	const struct iovec *uiov;
+	__u64 off;
+	__u64 total;
+};
+
+static long iov_cb(__u32 i, struct iov_ctx *c)
 {
-	struct net_rec *r = &p->rec;
-	__u64 off = 0, total = 0;
+	struct net_rec *r = &c->p->rec;
+	struct iovec iov = {};
+	__u64 n, o = c->off;
 
-	for (int i = 0; i < DNS_IOV_MAX; i++) {
-		struct iovec iov = {};
-		__u64 n, o;
-
-		if (i >= iovlen)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), &uiov[i])) {
-			r->flags |= F_PAYLOAD_FAULT;
-			break;
-		}
-		total += iov.iov_len;
-		if (off >= PAYLOAD_MAX)
-			continue;
-		n = iov.iov_len < PAYLOAD_MAX - off ? iov.iov_len : PAYLOAD_MAX - off;
-		o = off;
-		barrier_var(o);
-		o &= PAYLOAD_MAX - 1;
-		barrier_var(n);
-		if (n > PAYLOAD_MAX)
-			break;
-		if (n && bpf_probe_read_user(r->payload + o, n, iov.iov_base)) {
-			r->flags |= F_PAYLOAD_FAULT;
-			break;
-		}
-		off += n;
+	if (bpf_probe_read_user(&iov, sizeof(iov), &c->uiov[i])) {
+		r->flags |= F_PAYLOAD_FAULT;
+		return 1;
 	}
-	r->payload_len = off > PAYLOAD_MAX ? PAYLOAD_MAX : off;
-	r->payload_total = total > 0xffffffff ? 0xffffffff : total;
+	c->total += iov.iov_len;
+	if (o >= PAYLOAD_MAX || !iov.iov_len)
+		return 0; /* full (only the total still counts), or an empty piece */
+	n = iov.iov_len < PAYLOAD_MAX - o ? iov.iov_len : PAYLOAD_MAX - o;
+	barrier_var(o);
+	o &= PAYLOAD_MAX - 1;
+	barrier_var(n);
+	if (n > PAYLOAD_MAX)
+		return 1;
+	if (bpf_probe_read_user(r->payload + o, n, iov.iov_base)) {
+		r->flags |= F_PAYLOAD_FAULT;
+		return 1;
+	}
+	c->off += n;
+	return 0;
+}
+
+/* Global (verified once), so sendmsg, sendmmsg's per-message function and writev share it. */
+__noinline int net_iov_payload(struct pend *p, __u64 uiov, __u64 iovlen)
+{
+	struct iov_ctx c = { .p = p, .uiov = (const struct iovec *)uiov };
+
+	if (!p)
+		return 0;
+	bpf_loop(iovlen > UIO_MAXIOV ? UIO_MAXIOV : iovlen, iov_cb, &c, 0);
+	p->rec.payload_len = c.off > PAYLOAD_MAX ? PAYLOAD_MAX : c.off;
+	p->rec.payload_total = c.total > 0xffffffff ? 0xffffffff : c.total;
+	return 0;
 }
 
 static __always_inline int is_inet(__u16 fam)
@@ -363,14 +444,29 @@ static __always_inline struct dns_dst *remembered(int fd)
 	return bpf_map_lookup_elem(&dns_fds, &k);
 }
 
-/* The pending entry of this thread if it was stashed by syscall `sc` (a stale entry of a
- * killed thread whose tid got reused must not be reported at another syscall's exit). */
-static __always_inline struct pend *pending(__u64 key, __u32 sc)
+/* The pending record of this thread if it was stashed by syscall `sc`. */
+static __always_inline struct pend *pending(__u32 sc)
 {
-	struct pend *p = bpf_map_lookup_elem(&net_pending, &key);
+	struct task_net *t = task_slot(0);
 
-	if (p && p->rec.syscall != sc) {
-		bpf_map_delete_elem(&net_pending, &key);
+	if (!t || t->p.rec.syscall != sc)
+		return NULL;
+	return &t->p;
+}
+
+/* The exit consumed the slot. */
+static __always_inline void done(struct pend *p)
+{
+	p->rec.syscall = 0;
+}
+
+/* sendmmsg record `idx` of this thread. */
+static __always_inline struct pend *pending_mmsg(__u64 key)
+{
+	struct pend *p = bpf_map_lookup_elem(&net_mmsg, &key);
+
+	if (p && p->rec.syscall != SC_SENDMMSG) {
+		bpf_map_delete_elem(&net_mmsg, &key);
 		return NULL;
 	}
 	return p;
@@ -417,7 +513,8 @@ static __always_inline void remember_dns(struct pend *p, long ret)
 	struct dns_key k = { .tgid = r->h.pid, .fd = r->fd };
 	struct dns_dst d = {};
 
-	if (ret != 0 || r->sock_type != SOCK_DGRAM || !is_inet(r->family))
+	/* UDP (glibc's resolver) and TCP (DNS over TCP, length-prefixed) */
+	if (ret != 0 || (r->sock_type != SOCK_DGRAM && r->sock_type != SOCK_STREAM) || !is_inet(r->family))
 		return;
 	if (r->dst_port != DNS_PORT) {
 		/* re-connected elsewhere: forget it */
@@ -442,41 +539,61 @@ static __always_inline void emit(struct pend *p, __u32 kind, long ret, int full)
 	output_rec(&p->rec, full ? NET_REC_FULL : NET_REC_SMALL, kind, 0);
 }
 
+/* Keep what user memory said as the claim, then take the peer from the socket itself: the
+ * address the kernel connected to, whatever another thread wrote into the buffer before or
+ * after the kernel's copy. User space compares the two (decode_net: peer_mismatch). Returns
+ * 1 when the socket had a peer. */
+static __always_inline int peer_from_sock(struct net_rec *r, struct sock *sk, int claim)
+{
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+
+	if (!is_inet(fam) || !port)
+		return 0;
+	if (claim && !(r->flags & F_ADDR_FAULT) && is_inet(r->family)) {
+		__builtin_memcpy(r->claim_addr, r->dst_addr, 16);
+		r->claim_port = r->dst_port;
+		r->claim_family = r->family;
+	}
+	__builtin_memset(r->dst_addr, 0, sizeof(r->dst_addr));
+	r->family = fam;
+	r->dst_port = port;
+	if (fam == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(r->dst_addr, &a, 4);
+	} else {
+		BPF_CORE_READ_INTO(&r->dst_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	r->flags = (r->flags & ~F_ADDR_FAULT) | F_PEER_SOCKET;
+	return 1;
+}
+
 SEC("tracepoint/syscalls/sys_exit_connect")
 int net_exit_connect(struct syscall_trace_exit *ctx)
 {
-	__u64 key = pend_key(0);
-	struct pend *p = pending(key, SC_CONNECT);
+	struct pend *p = pending(SC_CONNECT);
+	long ret = ctx->ret;
+	__u16 type = 0;
+	struct sock *sk;
 
-	if (!p) {
-		/* every tracked connect stashes at enter: a miss means the entry was evicted
-		 * (LRU pressure from thousands of threads blocked in connect) */
-		if (is_tracked())
-			count_kind(&drops, K_NET_CONNECT);
-		return 0;
-	}
+	if (!p)
+		return 0; /* not stashed: untracked, or the failed stash was counted at enter */
 	/* the kernel copied the sockaddr, so its page is resident now */
 	if (p->rec.flags & F_ADDR_FAULT) {
 		__u16 fam = p->rec.family;
-		if (!read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0)) {
+		if (!read_sockaddr(&p->rec, (void *)p->uptr, p->ulen, 0))
 			p->rec.flags &= ~F_ADDR_FAULT;
-		} else {
-			/* still unreadable: the socket knows its peer once connect got going */
-			__u16 type = 0;
-			struct sock *sk = file_sock((struct file *)p->file, &type);
-
+		else
 			p->rec.family = fam;
-			if (sk && (ctx->ret == 0 || ctx->ret == -EINPROGRESS)) {
-				sock_addrs(&p->rec, sk, 1);
-				p->rec.src_port = 0;
-				__builtin_memset(p->rec.src_addr, 0, sizeof(p->rec.src_addr));
-				p->rec.flags &= ~F_ADDR_FAULT;
-			}
-		}
 	}
-	emit(p, K_NET_CONNECT, ctx->ret, 0);
-	remember_dns(p, ctx->ret);
-	bpf_map_delete_elem(&net_pending, &key);
+	/* this connect set the socket's peer (0, or a non-blocking connect under way); any other
+	 * result leaves an older peer (EISCONN, EALREADY) or none (refused, timed out) */
+	sk = file_sock((struct file *)p->file, &type);
+	if (sk && (ret == 0 || ret == -EINPROGRESS))
+		peer_from_sock(&p->rec, sk, 1);
+	emit(p, K_NET_CONNECT, ret, 0);
+	remember_dns(p, ret);
+	done(p);
 	return 0;
 }
 
@@ -518,6 +635,7 @@ static __always_inline int send_dst(struct pend *p, int fd, const void *uaddr, _
 {
 	struct net_rec *r = &p->rec;
 	struct dns_dst *d;
+	struct sock *sk;
 
 	if (uaddr) {
 		if (read_sockaddr(r, uaddr, alen, 0)) {
@@ -539,15 +657,17 @@ static __always_inline int send_dst(struct pend *p, int fd, const void *uaddr, _
 		}
 		return 1;
 	}
+	/* no address: the destination is the socket's peer, read from the socket (a remembered
+	 * connect is only a shortcut: an inherited, dup'ed or passed socket has no entry) */
 	d = remembered(fd);
-	if (!d)
+	sk = sock_info(p, fd);
+	if (!sk || !is_inet(r->family))
 		return 0;
-	if (!sock_info(p, fd) || p->file != d->file)
+	if (!peer_from_sock(r, sk, 0) || r->dst_port != DNS_PORT)
 		return 0;
-	r->family = d->family;
-	r->dst_port = d->port;
-	__builtin_memcpy(r->dst_addr, d->addr, 16);
 	r->flags |= F_DST_REMEMBERED;
+	if (!d || p->file != d->file)
+		r->flags |= F_DNS_SOCKET;
 	return 1;
 }
 
@@ -589,11 +709,25 @@ static __always_inline int parse_msg(struct pend *p, int fd, const struct user_m
 	if (rc <= 0)
 		return rc;
 	if (p->rec.dst_port == DNS_PORT) {
-		payload_from_iov(p, m.msg_iov, m.msg_iovlen);
+		net_iov_payload(p, (__u64)m.msg_iov, m.msg_iovlen);
 		if (p->rec.flags & F_PAYLOAD_FAULT)
 			return -1;
 	}
 	return 1;
+}
+
+/* writev/pwritev2 on a socket connected to port 53: the payload is the iovec array. */
+static __always_inline int parse_writev(struct pend *p, int fd, __u64 uiov, __u64 cnt, __u32 sc)
+{
+	int rc;
+
+	p->rec.fd = fd;
+	p->rec.syscall = sc;
+	rc = send_dst(p, fd, NULL, 0, 0);
+	if (rc <= 0)
+		return rc;
+	net_iov_payload(p, uiov, cnt);
+	return (p->rec.flags & F_PAYLOAD_FAULT) ? -1 : 1;
 }
 
 /* Stash the result of a parse. A parse that hit unreadable user memory (a page not faulted
@@ -628,6 +762,8 @@ __noinline int net_send_retry(struct pend *p)
 	s->ulen = p->ulen;
 	if (p->rec.syscall == SC_SENDMSG || p->rec.syscall == SC_SENDMMSG)
 		rc = parse_msg(s, p->rec.fd, (const struct user_msghdr *)p->uptr, p->uflags, p->rec.syscall);
+	else if (p->rec.syscall == SC_WRITEV || p->rec.syscall == SC_PWRITEV2)
+		rc = parse_writev(s, p->rec.fd, p->ubuf, p->ubuf_len, p->rec.syscall);
 	else
 		rc = parse_sendto(s, p->rec.fd, (const void *)p->uptr, p->ulen, p->uflags, (const void *)p->ubuf,
 				  p->ubuf_len, p->rec.syscall);
@@ -689,18 +825,56 @@ int net_enter_sendto(struct syscall_trace_enter *ctx)
 	return 0;
 }
 
+/* A datagram's sockaddr read again at exit: the kernel copied it somewhere in between, so a
+ * value that differs from the one read at enter means another thread rewrote it while the
+ * syscall ran (which one the kernel sent to cannot be known): F_ADDR_CHANGED, the exit value
+ * kept as the claim. Global (verified once). */
+__noinline int net_addr_recheck(struct pend *p)
+{
+	struct user_msghdr m = {};
+	const void *ua;
+	struct pend *s;
+	__u32 alen;
+	__u64 *x, *y;
+
+	if (!p || !p->uptr || (p->rec.flags & (F_PEER_SOCKET | F_ADDR_FAULT)) || !is_inet(p->rec.family))
+		return 0;
+	if (p->rec.syscall == SC_SENDMSG || p->rec.syscall == SC_SENDMMSG) {
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)p->uptr))
+			return 0;
+		ua = m.msg_name;
+		alen = m.msg_namelen;
+	} else {
+		ua = (const void *)p->uptr;
+		alen = p->ulen;
+	}
+	s = scratch();
+	if (!s || !ua || read_sockaddr(&s->rec, ua, alen, 0))
+		return 0;
+	x = (__u64 *)s->rec.dst_addr;
+	y = (__u64 *)p->rec.dst_addr;
+	if (s->rec.family == p->rec.family && s->rec.dst_port == p->rec.dst_port && x[0] == y[0] && x[1] == y[1])
+		return 0;
+	__builtin_memcpy(p->rec.claim_addr, s->rec.dst_addr, 16);
+	p->rec.claim_port = s->rec.dst_port;
+	p->rec.claim_family = s->rec.family;
+	p->rec.flags |= F_ADDR_CHANGED;
+	return 1;
+}
+
 static __always_inline int exit_simple_send(long ret, __u32 sc)
 {
-	__u64 key = pend_key(0);
-	struct pend *p = pending(key, sc);
+	struct pend *p = pending(sc);
 	struct pend *e;
 
 	if (!p)
 		return 0;
 	e = send_final(p);
+	if (e == p)
+		net_addr_recheck(p);
 	if (e)
 		emit_send(e, ret, ret > 0 ? ret : 0);
-	bpf_map_delete_elem(&net_pending, &key);
+	done(p);
 	return 0;
 }
 
@@ -735,23 +909,15 @@ int net_exit_sendmsg(struct syscall_trace_exit *ctx)
 
 /* sendmmsg: every message (the kernel caps vlen at UIO_MAXIOV) is inspected with
  * bpf_loop, so a destination hidden at message 500 is not missed. Messages that yield a
- * record are stashed under consecutive indices 0..n-1 and n is kept in mmsg_count, so the
- * exit can count entries that LRU pressure evicted (a batch of 1024 DNS queries is 1024
- * pending entries) as drops. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32); /* tid */
-	__type(value, __u32);
-} mmsg_count SEC(".maps");
-
+ * record are stashed in net_mmsg under consecutive indices 0..n-1; n is kept in the task's
+ * slot (task_net.mmsg_n), so the exit reads exactly those and counts any missing one. */
 struct mmsg_ctx {
 	struct mmsghdr *um;
 	long ret;
 	int fd;
 	int flags;
-	__u32 n;    /* exit: records stashed at enter (0: unknown) */
-	__u32 *cnt; /* enter: records stashed so far, in mmsg_count */
+	__u32 n;    /* exit: records stashed at enter */
+	__u32 *cnt; /* enter: records stashed so far, in the task's slot */
 };
 
 /* A global (not inlined) function is verified once on its own: inlined into the bpf_loop
@@ -785,46 +951,45 @@ int net_enter_sendmmsg(struct syscall_trace_enter *ctx)
 {
 	struct mmsg_ctx c = {};
 	__u32 vlen = (__u32)ctx->args[2];
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u32 zero = 0;
+	struct task_net *t;
 
 	if (!is_tracked())
 		return 0;
-	if (bpf_map_update_elem(&mmsg_count, &tid, &zero, BPF_ANY) ||
-	    !(c.cnt = bpf_map_lookup_elem(&mmsg_count, &tid))) {
+	t = task_slot(1);
+	if (!t) {
 		count_kind(&drops, K_NET_SEND);
 		return 0;
 	}
+	t->mmsg_n = 0;
+	c.cnt = &t->mmsg_n;
 	c.um = (struct mmsghdr *)ctx->args[1];
 	c.fd = (int)ctx->args[0];
 	c.flags = (int)ctx->args[3];
 	bpf_loop(vlen > UIO_MAXIOV ? UIO_MAXIOV : vlen, mmsg_enter_cb, &c, 0);
-	if (!*c.cnt)
-		bpf_map_delete_elem(&mmsg_count, &tid);
 	return 0;
 }
 
 static long mmsg_exit_cb(__u32 j, struct mmsg_ctx *c)
 {
 	__u64 key = pend_key(j);
-	struct pend *p = pending(key, SC_SENDMMSG);
+	struct pend *p = pending_mmsg(key);
 	struct pend *e;
 	__u32 sent = 0;
 
 	if (!p) {
-		if (!c->n)
-			return 1; /* count unknown: the records end at the first gap */
 		count_kind(&drops, K_NET_SEND);
 		return 0;
 	}
 	e = send_final(p);
+	if (e == p)
+		net_addr_recheck(p);
 	if (e) {
 		/* msg_len of each transmitted message is written back by the kernel */
 		if ((long)e->ulen < c->ret)
 			bpf_probe_read_user(&sent, sizeof(sent), &((struct mmsghdr *)e->uptr)->msg_len);
 		emit_send(e, c->ret, sent);
 	}
-	bpf_map_delete_elem(&net_pending, &key);
+	bpf_map_delete_elem(&net_mmsg, &key);
 	return 0;
 }
 
@@ -832,29 +997,26 @@ SEC("tracepoint/syscalls/sys_exit_sendmmsg")
 int net_exit_sendmmsg(struct syscall_trace_exit *ctx)
 {
 	struct mmsg_ctx c = {};
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u32 *n = bpf_map_lookup_elem(&mmsg_count, &tid);
-	__u64 key = pend_key(0);
+	struct task_net *t = task_slot(0);
 
-	if (n) {
-		c.n = *n;
-		bpf_map_delete_elem(&mmsg_count, &tid);
-	} else if (!bpf_map_lookup_elem(&net_pending, &key)) {
+	if (!t || !t->mmsg_n)
 		return 0;
-	}
+	c.n = t->mmsg_n;
+	t->mmsg_n = 0;
 	c.ret = ctx->ret;
-	bpf_loop(c.n && c.n < PEND_IDX_MAX ? c.n : PEND_IDX_MAX, mmsg_exit_cb, &c, 0);
+	bpf_loop(c.n < PEND_IDX_MAX ? c.n : PEND_IDX_MAX, mmsg_exit_cb, &c, 0);
 	return 0;
 }
 
-/* write() on a UDP socket connected to port 53 (rare; gated by dns_fd_hint). */
+/* write()/writev()/pwritev2() on a socket connected to port 53 (rare; gated by dns_fd_hint:
+ * every other process on the host leaves after one load). */
 SEC("tracepoint/syscalls/sys_enter_write")
 int net_enter_write(struct syscall_trace_enter *ctx)
 {
 	int fd = (int)ctx->args[0];
 	struct pend *p;
 
-	if (!dns_fd_hint() || !is_tracked() || !remembered(fd))
+	if (!dns_fd_hint() || !is_tracked())
 		return 0;
 	p = scratch();
 	if (!p)
@@ -871,6 +1033,50 @@ int net_exit_write(struct syscall_trace_exit *ctx)
 	if (!dns_fd_hint())
 		return 0;
 	return exit_simple_send(ctx->ret, SC_WRITE);
+}
+
+static __always_inline int enter_writev(struct syscall_trace_enter *ctx, __u32 sc)
+{
+	struct pend *p;
+
+	if (!dns_fd_hint() || !is_tracked())
+		return 0;
+	p = scratch();
+	if (!p)
+		return 0;
+	p->ubuf = ctx->args[1];
+	p->ubuf_len = ctx->args[2];
+	stash_send(p, parse_writev(p, (int)ctx->args[0], p->ubuf, p->ubuf_len, sc), 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int net_enter_writev(struct syscall_trace_enter *ctx)
+{
+	return enter_writev(ctx, SC_WRITEV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int net_exit_writev(struct syscall_trace_exit *ctx)
+{
+	if (!dns_fd_hint())
+		return 0;
+	return exit_simple_send(ctx->ret, SC_WRITEV);
+}
+
+/* pwritev2(fd, iov, n, -1, ...) on a socket is a writev */
+SEC("tracepoint/syscalls/sys_enter_pwritev2")
+int net_enter_pwritev2(struct syscall_trace_enter *ctx)
+{
+	return enter_writev(ctx, SC_PWRITEV2);
+}
+
+SEC("tracepoint/syscalls/sys_exit_pwritev2")
+int net_exit_pwritev2(struct syscall_trace_exit *ctx)
+{
+	if (!dns_fd_hint())
+		return 0;
+	return exit_simple_send(ctx->ret, SC_PWRITEV2);
 }
 
 /* Not attached on x86 when the exec object is loaded: its raw sys_enter program does the
@@ -902,8 +1108,7 @@ int net_enter_bind(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_bind")
 int net_exit_bind(struct syscall_trace_exit *ctx)
 {
-	__u64 key = pend_key(0);
-	struct pend *p = pending(key, SC_BIND);
+	struct pend *p = pending(SC_BIND);
 	struct sock *sk;
 	__u16 type = 0;
 
@@ -928,7 +1133,7 @@ int net_exit_bind(struct syscall_trace_exit *ctx)
 		p->rec.src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (is_inet(p->rec.family) || p->rec.family == AF_UNIX || (p->rec.flags & F_ADDR_FAULT))
 		emit(p, K_NET_BIND, ctx->ret, 0);
-	bpf_map_delete_elem(&net_pending, &key);
+	done(p);
 	return 0;
 }
 
@@ -956,8 +1161,7 @@ int net_enter_listen(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_listen")
 int net_exit_listen(struct syscall_trace_exit *ctx)
 {
-	__u64 key = pend_key(0);
-	struct pend *p = pending(key, SC_LISTEN);
+	struct pend *p = pending(SC_LISTEN);
 	struct sock *sk;
 
 	if (!p)
@@ -966,7 +1170,145 @@ int net_exit_listen(struct syscall_trace_exit *ctx)
 	if (sk)
 		sock_addrs(&p->rec, sk, 0);
 	emit(p, K_NET_LISTEN, ctx->ret, 0);
-	bpf_map_delete_elem(&net_pending, &key);
+	done(p);
+	return 0;
+}
+
+/* ------------------------------------------- connection outcome and volume */
+
+/* TCP connections of tracked tasks, keyed by struct sock *: who opened it (the header of
+ * the connecting or accepting task: state changes run in softirq or timer context, where the
+ * current task is anyone) and when. Inserted at SYN_SENT (inside connect, the task's own
+ * context) or at accept; removed at TCP_CLOSE, which every such socket reaches. A plain hash:
+ * nothing evicts an entry; an insert that fails (table full) is a counted drop of net_close. */
+struct conn {
+	struct rec_hdr h;
+	__u64 start_ns;
+	__u64 established_ns;
+	__s32 fd;
+	__u16 syscall;
+	__u16 family; /* 0 until the ends below are known (established or accepted) */
+	__u16 dst_port;
+	__u16 src_port;
+	__u32 _pad;
+	__u8 dst_addr[16];
+	__u8 src_addr[16];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* Both ends, kept once known: on the way to CLOSE the kernel releases the local port
+ * (inet_put_port zeroes it) before the state change that reports the volume. */
+static __always_inline void conn_ends(struct conn *c, struct sock *sk)
+{
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	c->family = fam;
+	c->src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->dst_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (fam == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(c->src_addr, &a, 4);
+		a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->dst_addr, &a, 4);
+	} else {
+		BPF_CORE_READ_INTO(&c->src_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->dst_addr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void conn_track(struct sock *sk, __u32 sc, int fd, __u64 established)
+{
+	struct conn c = {};
+	__u64 key = (__u64)sk;
+
+	fill_hdr(&c.h, K_NET_CLOSE, NET_REC_SMALL);
+	c.start_ns = c.h.ts_ns;
+	c.established_ns = established ? c.h.ts_ns : 0;
+	c.syscall = sc;
+	c.fd = fd;
+	if (established)
+		conn_ends(&c, sk);
+	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY))
+		count_kind(&drops, K_NET_CLOSE);
+}
+
+/* Both ends and the counters of a tracked connection into a record in scratch. */
+static __always_inline void conn_emit(struct conn *c, struct sock *sk, __u32 kind, int old, int new)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct pend *p = scratch();
+	struct net_rec *r;
+
+	if (!p) {
+		count_kind(&drops, kind);
+		return;
+	}
+	r = &p->rec;
+	__builtin_memcpy(&r->h, &c->h, sizeof(r->h));
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.kind = kind;
+	r->h.size = NET_REC_SMALL;
+	r->fd = c->fd;
+	r->syscall = c->syscall;
+	r->sock_type = SOCK_STREAM;
+	r->sock_proto = BPF_CORE_READ(sk, sk_protocol);
+	if (c->family) {
+		r->family = c->family;
+		r->dst_port = c->dst_port;
+		r->src_port = c->src_port;
+		__builtin_memcpy(r->dst_addr, c->dst_addr, 16);
+		__builtin_memcpy(r->src_addr, c->src_addr, 16);
+	} else {
+		sock_addrs(r, sk, 1);
+	}
+	r->bytes = BPF_CORE_READ(tp, bytes_sent);
+	r->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	r->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	r->segs_out = BPF_CORE_READ(tp, segs_out);
+	r->retrans = BPF_CORE_READ(tp, total_retrans);
+	r->sk_err = BPF_CORE_READ(sk, sk_err);
+	r->start_ns = c->start_ns;
+	r->established_ns = c->established_ns;
+	r->old_state = old;
+	r->new_state = new;
+	r->ret = -(long)r->sk_err;
+	output_rec(r, NET_REC_SMALL, kind, 0);
+}
+
+/* Every TCP state change on the host: a tracked connect reaching SYN_SENT starts a record;
+ * the handshake's end and TCP_CLOSE of a tracked socket are reported. Untracked sockets cost
+ * one hash lookup per state change (a handful per connection). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(net_sock_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct conn *c;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_SYN_SENT) {
+		/* inside connect() (or a fast-open send) of the task itself */
+		if (is_tracked())
+			conn_track((struct sock *)sk, SC_CONNECT, -1, 0);
+		return 0;
+	}
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT) {
+		c->established_ns = bpf_ktime_get_ns();
+		conn_ends(c, (struct sock *)sk);
+		conn_emit(c, (struct sock *)sk, K_NET_ESTABLISHED, oldstate, newstate);
+	} else if (newstate == TCP_CLOSE) {
+		conn_emit(c, (struct sock *)sk, K_NET_CLOSE, oldstate, newstate);
+		bpf_map_delete_elem(&conns, &key);
+	}
 	return 0;
 }
 
@@ -989,6 +1331,10 @@ static __always_inline int exit_accept(long ret, __u32 sc)
 	if (sk)
 		sock_addrs(&p->rec, sk, 1);
 	emit(p, K_NET_ACCEPT, ret, 0);
+	/* an accepted TCP connection: its close reports the volume too */
+	if (sk && p->rec.sock_type == SOCK_STREAM && is_inet(p->rec.family) &&
+	    BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		conn_track(sk, sc, (int)ret, 1);
 	return 0;
 }
 

@@ -91,7 +91,11 @@ class FileOp(KernelEvent, kw_only=True, tag="file"):
     ino: int = 0
 
 
-NET_OPS = ("connect", "send", "bind", "listen", "accept")
+NET_OPS = ("connect", "send", "bind", "listen", "accept", "established", "close")
+# close outcomes: closed | reset (RST from the peer) | aborted (this end reset it, or closed it
+# before the handshake) | refused | timeout | unreachable | error; established records say
+# "established"
+NET_OUTCOMES = ("established", "closed", "reset", "aborted", "refused", "timeout", "unreachable", "error")
 
 
 class NetOp(KernelEvent, kw_only=True, tag="net"):
@@ -108,6 +112,21 @@ class NetOp(KernelEvent, kw_only=True, tag="net"):
     bytes: int = 0
     dns_qname: str = ""  # query name when the payload to port 53 parsed as DNS
     dns_qtype: int = 0
+    dns_qnames: list[str] = []  # every question's name when the message had several
+    dns_response: bool = False  # the QR bit was set (a "response" sent to port 53)
+    dns_truncated: bool = False  # the captured bytes ended inside the message: names are prefixes
+    # connect/send: dst read from the kernel socket (True) or from user memory (False)
+    peer_verified: bool = False
+    peer_mismatch: str = ""  # "socket": user memory named another peer; "changed": rewritten mid-call
+    claimed_dst_ip: str = ""  # what user memory named, when peer_mismatch is set
+    claimed_dst_port: int = 0
+    # established/close (TCP connections of the run, reported from the socket's state changes)
+    outcome: str = ""  # NET_OUTCOMES
+    bytes_received: int = 0  # close: tcp_sock.bytes_received (bytes: bytes_sent)
+    bytes_acked: int = 0
+    retransmits: int = 0
+    connect_ns: int = 0  # SYN_SENT -> ESTABLISHED
+    duration_ns: int = 0  # connect (or accept) -> this record
 
 
 class BlindSpot(KernelEvent, kw_only=True, tag="blindspot"):

@@ -47,8 +47,14 @@ def net_summary(ev: NetOp) -> str:
     if not ip and ev.op in ("bind", "listen"):
         ip, port = ev.src_ip, ev.src_port
     text = f"net {ev.op} {ev.proto} {ip}:{port}"
+    if ev.op == "close":
+        text += f" {ev.outcome} sent={ev.bytes} received={ev.bytes_received} {ev.duration_ns / 1e9:.3f}s"
     if ev.dns_qname:
         text += f" dns={ev.dns_qname}"
+        if len(ev.dns_qnames) > 1:
+            text += f" (+{len(ev.dns_qnames) - 1} more)"
+    if ev.peer_mismatch:
+        text += f" claimed={ev.claimed_dst_ip}:{ev.claimed_dst_port}"
     return text
 
 
@@ -107,7 +113,11 @@ def _net(ev: NetOp, run_id: str, seq: int) -> Record:
     data = NetData(op=ev.op, proto=ev.proto, family=ev.family, dst_ip=ev.dst_ip, dst_port=ev.dst_port,
                    src_ip=ev.src_ip, src_port=ev.src_port, unix_path=ev.unix_path, syscall=ev.syscall, ret=ret,
                    errno=-ret if ret < 0 else 0, bytes=ev.bytes, dns_qname=ev.dns_qname, dns_qtype=ev.dns_qtype,
-                   comm=ev.comm, tid=ev.tid)  # fmt: skip
+                   dns_qnames=ev.dns_qnames, dns_response=ev.dns_response, dns_truncated=ev.dns_truncated,
+                   peer_verified=ev.peer_verified, peer_mismatch=ev.peer_mismatch,
+                   claimed_dst_ip=ev.claimed_dst_ip, claimed_dst_port=ev.claimed_dst_port, outcome=ev.outcome,
+                   bytes_received=ev.bytes_received, bytes_acked=ev.bytes_acked, retransmits=ev.retransmits,
+                   connect_ns=ev.connect_ns, duration_ns=ev.duration_ns, comm=ev.comm, tid=ev.tid)  # fmt: skip
     return Record(run_id=run_id, seq=seq, ts=ev.ts, type="net", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
                   summary=net_summary(ev), data_json=data)  # fmt: skip
 

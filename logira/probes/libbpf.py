@@ -107,6 +107,7 @@ class _MapCreateOpts(ctypes.Structure):
 _sig("bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32, ctypes.POINTER(_MapCreateOpts))
 _sig("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 _sig("bpf_map_delete_elem", c_int, c_int, c_void_p)
+_sig("bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
 _sig("libbpf_num_possible_cpus", c_int)
 _sig("ring_buffer__new", c_void_p, c_int, RingCallback, c_void_p, c_void_p)
 _sig("ring_buffer__epoll_fd", c_int, c_void_p)
@@ -363,6 +364,17 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
             return None
         raise LibbpfError(e, "bpf_map_lookup_elem")
     return buf.raw
+
+
+def map_clear(fd: int, key_size: int) -> int:
+    """Delete every key of a hash map; returns how many were deleted."""
+    n = 0
+    nxt = ctypes.create_string_buffer(key_size)
+    while _lib.bpf_map_get_next_key(fd, None, nxt) == 0:
+        if not map_delete(fd, nxt.raw):
+            break
+        n += 1
+    return n
 
 
 # ---------------------------------------------------------------- ring buffer

@@ -400,6 +400,8 @@ class Probes:
 
     def _attach_missing(self) -> None:
         libbpf.clear_log()
+        if not self._attached:
+            self._forget_stale_connections()
         try:
             for o in self._objs:
                 if not o.links:
@@ -414,6 +416,14 @@ class Probes:
                 f"cannot {exc.what} ({os.strerror(exc.errno)}){': ' + tail if tail else ''}"
             ) from None
         self._attached = True
+
+    def _forget_stale_connections(self) -> None:
+        """Empty net's `conns` (tracked TCP sockets) before attaching again: a socket whose
+        close happened while nothing was attached would otherwise stay in it, and a later
+        socket at the same address would be reported as the old run's connection."""
+        for o in self._objs:
+            if o.obj.has_map("conns"):
+                libbpf.map_clear(o.obj.map("conns").fd, 8)
 
     def _detach_later(self, gen: int) -> None:
         deadline = time.monotonic() + self.detach_linger

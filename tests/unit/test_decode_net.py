@@ -11,7 +11,7 @@ import pytest
 from logira.model.kernel import NET_OPS, NetOp
 from logira.probes import decode as registry
 from logira.probes import decode_net as dn
-from logira.probes.dns import DnsQuery, parse_query
+from logira.probes.dns import DnsQuery, parse_message, parse_query
 from logira.probes.layout import HDR, HDR_SIZE
 
 
@@ -44,21 +44,66 @@ def test_parse_query_escapes_binary_and_dots_inside_labels():
     assert q == DnsQuery("a\\046b\\000.x\\092y", 16)
 
 
+H1 = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0)  # a header with one question
+
+
 @pytest.mark.parametrize(
     "payload",
     [
         b"",
-        b"\x00" * 12,  # qdcount 0
-        dns_query("example.test", flags=0x8180),  # a response, not a query
-        dns_query("example.test")[:15],  # cut inside a label
-        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01",  # pointer in a query
-        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\x40" + b"a" * 64 + b"\x00",  # label > 63
-        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + (b"\x3f" + b"a" * 63) * 4 + b"\x00",  # name > 255
-        struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\x05abc",  # no terminator
+        b"\x00" * 12,  # header only
+        H1 + b"\xc0\x0c\x00\x01\x00\x01",  # a pointer to itself: no label ever
+        H1 + b"\x40" + b"a" * 64 + b"\x00",  # reserved label type first
+        H1 + b"\xc0",  # a pointer cut in half
     ],
 )
-def test_parse_query_rejects_malformed(payload):
+def test_parse_query_without_any_name_is_none(payload):
     assert parse_query(payload) is None
+
+
+def test_response_bit_and_zero_qdcount_still_give_the_name():
+    # an agent sets QR or qdcount=0 so that a "query" parser skips it: the name still left
+    assert parse_query(dns_query("exfil.example.test", flags=0x8180)) == DnsQuery(
+        "exfil.example.test", 1, (), True, False
+    )
+    assert parse_query(dns_query("zero.example.test", qdcount=0)).qname == "zero.example.test"
+
+
+def test_compression_pointers_are_followed_with_bounds():
+    # question 1 "a.example.test"; question 2 "b" + pointer to "example.test" at offset 14
+    q1 = b"\x01a\x07example\x04test\x00" + struct.pack(">HH", 1, 1)
+    q2 = b"\x01b\xc0\x0e" + struct.pack(">HH", 28, 1)
+    msg = struct.pack(">HHHHHH", 9, 0x0100, 2, 0, 0, 0) + q1 + q2
+    assert parse_query(msg) == DnsQuery("a.example.test", 1, ("a.example.test", "b.example.test"), False, False)
+    # a pointer loop ends at the hop bound, keeping what was read
+    loop = H1 + b"\x01x\xc0\x0c"
+    q = parse_query(loop)
+    assert q is not None and q.qname.startswith("x.x") and q.truncated
+    # a pointer past the captured bytes
+    q = parse_query(H1 + b"\x01y\xc0\xff")
+    assert q == DnsQuery("y", 0, (), False, True)
+
+
+def test_cut_and_overlong_names_are_kept_as_prefixes():
+    q = parse_query(dns_query("example.test")[:15])  # cut inside the first label
+    assert q is not None and q.qname == "ex" and q.truncated
+    q = parse_query(H1 + (b"\x3f" + b"a" * 63) * 4 + b"\x00")  # over 255 bytes
+    assert q is not None and q.qname == ".".join(["a" * 63] * 3) and q.truncated
+    assert parse_query(H1 + b"\x05abc") == DnsQuery("abc", 0, (), False, True)
+
+
+def test_dns_over_tcp_length_prefix():
+    msg = dns_query("tcp.example.test", 16)
+    framed = len(msg).to_bytes(2, "big") + msg
+    assert parse_message(framed, tcp=True).qname == "tcp.example.test"
+    assert parse_message(msg, tcp=True).qname == "tcp.example.test"  # prefix sent separately
+    assert parse_message(b"\x00\x2a", tcp=True) is None  # the prefix alone
+
+
+def test_many_questions_are_bounded():
+    qs = b"".join(b"\x02q" + bytes([48 + i % 10]) + b"\x00" + struct.pack(">HH", 1, 1) for i in range(40))
+    q = parse_query(struct.pack(">HHHHHH", 1, 0x0100, 40, 0, 0, 0) + qs)
+    assert q is not None and len(q.qnames) == 16
 
 
 def test_parse_query_never_raises_on_garbage():
@@ -136,7 +181,7 @@ def decode(raw: bytes) -> NetOp:
 def test_registry_has_every_net_kind():
     decs = registry.decoders()
     names = registry.all_kind_names()
-    for kind in range(32, 37):
+    for kind in range(32, 39):
         assert decs[kind] is dn.decode_net
         assert names[kind] == "net_" + dn._OPS[kind]
     assert set(dn._OPS.values()) == set(NET_OPS)
