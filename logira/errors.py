@@ -31,7 +31,9 @@ class LogiraError(Exception):
 
     exit_code: int = 1
 
-    def __init__(self, *args: object, exit_code: int | None = None) -> None:
-        super().__init__(*args)
+    # One message only: a second positional argument (an exit status passed by position) would
+    # make str() a tuple and the user would read "error: ('…', 1)".
+    def __init__(self, message: str = "", *, exit_code: int | None = None) -> None:
+        super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code

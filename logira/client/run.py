@@ -356,11 +356,11 @@ def run(opts: RunOptions) -> RunResult:
     except LogiraError as exc:
         _kill_held(pid, w)
         conn.close()
-        raise LogiraError(f"{exc}; the command was not run", exc.exit_code) from None
+        raise LogiraError(f"{exc}; the command was not run", exit_code=exc.exit_code) from None
     except KeyboardInterrupt:
         _kill_held(pid, w)
         conn.close()
-        raise LogiraError("interrupted before the run started; the command was not run", 130) from None
+        raise LogiraError("interrupted before the run started; the command was not run", exit_code=130) from None
 
     sigs = _Signals(pid, run_cgroup_of(pid))
     sigs.install()
