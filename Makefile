@@ -8,7 +8,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(patsubst bpf/%.bpf.c,logira/bpf/%.bpf.o,$(BPF_SRC))
 APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gcc make \
-            util-linux iproute2 procps curl git gcc-multilib zsh systemd
+            util-linux iproute2 procps curl git gcc-multilib zsh systemd \
+            chromium systemd-journal-remote
 
 # The real agent CLIs the tests drive offline (tests/agents), pinned; installed into build/agents.
 AGENT_PKGS := @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0

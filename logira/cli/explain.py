@@ -7,7 +7,6 @@ import textwrap
 
 import msgspec
 
-from logira.cli import aggregates as agg
 from logira.cli import readside
 from logira.cli.errors import CliError
 from logira.cli.query import OutRecord, to_out
@@ -15,6 +14,7 @@ from logira.cli.view import status_word
 from logira.model.record import SEVERITIES
 from logira.read.query import COLUMNS, Row, RunSource
 from logira.render.escape import esc, esc_argv
+from logira.report import aggregates as agg
 
 EXAMPLES = """\
   logira explain                      # last run
@@ -46,6 +46,9 @@ def register(subparsers) -> None:
         help="evidence for the first N detections of each rule (default 1)",
     )
     readside.add_output(p, json_help="groups and evidence as one JSON document")
+    from logira.cli.check import add_fail_on
+
+    add_fail_on(p)  # CI gate: the exit status says whether the run passes (logira check)
     p.set_defaults(func=run)
 
 
@@ -81,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = readside.resolve(args)
     meta = reader.read_meta(run_dir)
     out.set_start(meta.start_ts)
+    if args.fail_on:
+        from logira.cli.check import check_level
+
+        check_level(args.fail_on)  # an invalid level fails before any output
     if args.samples < 1:
         raise CliError(f"invalid --samples {args.samples} (expected 1 or more)", exit_code=2)
     with RunSource(run_dir, running=meta.status == "running") as src:
@@ -99,9 +106,13 @@ def run(args: argparse.Namespace) -> int:
     doc = ExplainDoc(meta.run_id, status_word(meta), sum(by_sev.values()), by_sev, docs)
     if args.json:
         readside.print_json(doc)
-        return 0
-    _render(out, meta, doc)
-    out.flush()
+    else:
+        _render(out, meta, doc)
+        out.flush()
+    if args.fail_on:
+        from logira.cli.check import gate
+
+        return gate(meta, by_sev, args.fail_on, args.allow_incomplete)
     return 0
 
 

@@ -8,13 +8,13 @@ from collections import Counter, defaultdict
 
 import msgspec
 
-from logira.cli import aggregates as agg
 from logira.cli import readside
 from logira.model.record import RECORD_TYPES, SEVERITIES
 from logira.read.query import RunSource
 from logira.render.escape import esc, esc_argv
 from logira.render.table import Column, render_table, truncate
 from logira.render.timefmt import fmt_date, fmt_seconds
+from logira.report import aggregates as agg
 
 TREE_MAX = 50  # above this many processes the tree is summarised
 CHILDREN_SHOWN = 6
@@ -181,6 +181,7 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
     out.line("")
     _render_files(out, files, args.all)
     _render_net(out, dests, dns, args.all)
+    _render_new(out, meta)
     rid = esc(meta.run_id)
     out.line(pal.bold("Next"))
     if groups:
@@ -188,6 +189,33 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
     out.line(f"  logira query {rid} --type exec        # every command, with argv and cwd")
     out.line(f"  logira query {rid} --type file --op delete")
     out.line(f"  logira query {rid} --type net         # every connection")
+
+
+NEW_SHOWN = 5  # items per kind in the "new in this run" block
+
+
+def _render_new(out, meta) -> None:
+    """A short "new in this run" block when the workspace has history (logira diff has it all)."""
+    from logira.cli.diff import LABELS
+    from logira.read import reader
+    from logira.report.diff import new_in_run_of
+
+    new = new_in_run_of(reader.resolve_home(), meta)
+    if new is None or not new.baseline_runs:
+        return
+    pal = out.palette
+    out.line(pal.bold(f"New in this run (vs {new.baseline_runs} earlier runs of the workspace)"))
+    empty = True
+    for field, label in LABELS:
+        items = getattr(new, field)
+        if items:
+            empty = False
+            more = f", … {len(items) - NEW_SHOWN} more" if len(items) > NEW_SHOWN else ""
+            out.line(f"  {label}: " + ", ".join(esc(i) for i in items[:NEW_SHOWN]) + more)
+    if empty:
+        out.line("  nothing new")
+    out.line(f"  logira diff {esc(meta.run_id)}             # everything new, in full")
+    out.line("")
 
 
 def pal_code(sev: str) -> str | None:

@@ -54,3 +54,29 @@ def _quote(a: str) -> str:
     if not _NEEDS_QUOTE.search(a):
         return a
     return "'" + a.replace("'", "'\\''") + "'"
+
+
+def esc_html(s: str) -> str:
+    """Text for HTML (element content or a quoted attribute): markup characters become entities.
+
+    Terminal-unsafe characters are made visible first (`esc`), so a bidi override or a control
+    character in a recorded name cannot disguise it in the page either.
+    """
+    return (
+        esc(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace('"', "&quot;").replace("'", "&#x27;")
+    )  # fmt: skip
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()|~])")
+
+
+def esc_md(s: str) -> str:
+    """Text for GitHub-flavoured Markdown (tables included): no markup, no HTML, no line breaks.
+
+    GitHub renders raw HTML in Markdown (sanitised, but still markup), so `<`, `>` and `&` become
+    entities; the punctuation that opens emphasis, code, links or table cells is backslash-escaped
+    (`|` included); recorded text never starts a line, so block markers need no escape.
+    """
+    t = esc(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", t)

@@ -270,7 +270,7 @@ def write_run(
             dets[r.data_json.severity] = dets.get(r.data_json.severity, 0) + 1
     meta = RunMeta(
         run_id=run_id, tool=run_id.split("-", 2)[-1], command=" ".join(meta_kw.pop("argv", ["claude", "--yolo"])),
-        command_argv=["claude", "--yolo"], cwd="/home/u/proj", uid=1000, gid=1000, user="u", host="box",
+        command_argv=["claude", "--yolo"], cwd=meta_kw.pop("cwd", "/home/u/proj"), uid=1000, gid=1000, user="u", host="box",
         start_ts=start_ts, end_ts=None if end is None else start_ts + int(end * S), status=status,
         complete=status == "complete", exit_code=None if end is None else 0, counts=counts, detections=dets,
         suspicious_count=sum(dets.values()), event_count=len(records), **meta_kw,

@@ -1,4 +1,4 @@
-"""Imports flow one way: cli → client/daemon → pipeline → probes/detect/sinks → read/storage/format → model.
+"""Imports flow one way: cli → client/daemon/report → pipeline → probes/detect/sinks → read/storage/format → model.
 
 Parses every module of the package (no import side effects) and fails on any import of a layer
 above the importer's, and on any import of logira.cli from outside it. Same-layer imports across
@@ -30,6 +30,7 @@ RANK = {
     "pipeline": 5,
     "client": 6,
     "daemon": 6,
+    "report": 6,  # the report model and its renderers (read + detect texts + render), used by cli
     "cli": 7,
 }
 

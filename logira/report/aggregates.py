@@ -1,4 +1,4 @@
-"""Aggregations over one run shared by `view` and `explain` (plain SQL over `events`)."""
+"""Aggregations over one run shared by `view`, `explain` and `report` (plain SQL over `events`)."""
 
 from __future__ import annotations
 
