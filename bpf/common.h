@@ -26,6 +26,8 @@ enum rec_kind {
 	K_EXIT = 4,
 	K_BLIND_IO_URING = 5,
 	K_BLIND_COMPAT = 6,
+	K_NS = 7,    /* unshare/clone/clone3 with CLONE_NEW*, setns */
+	K_MOUNT = 8, /* mount, umount2, pivot_root, open_tree, move_mount, fsopen, fsmount, mount_setattr */
 	/* file domain (file.bpf.c): 16..31 */
 	K_FILE_FIRST = 16,
 	K_FILE_LAST = 31,

@@ -14,7 +14,9 @@ EVENT_TYPES = ("exec", "file", "net", "proc")
 FILE_OPS = ("create", "modify", "read", "delete", "rmdir", "rename", "chmod", "truncate", "link",
             "symlink", "mkdir")  # fmt: skip
 NET_OPS = ("connect", "send", "bind", "listen", "accept")
-PROC_OPS = ("io_uring_setup", "compat_syscall", "fork", "exit")
+PROC_OPS = ("io_uring_setup", "compat_syscall", "fork", "exit", "unshare", "clone", "clone3", "setns", "mount",
+            "umount", "pivot_root", "open_tree", "open_tree_attr", "move_mount", "fsopen", "fsmount",
+            "mount_setattr")  # fmt: skip
 SCOPES = ("process", "tree", "siblings", "run")
 
 

@@ -30,7 +30,13 @@ class ProcFork(KernelEvent, kw_only=True, tag="fork"):
 
 
 class ProcExec(KernelEvent, kw_only=True, tag="exec"):
-    """A successful exec. `filename` is the absolute path of the binary actually run."""
+    """A successful exec. `filename` is the absolute path of the binary actually run.
+
+    When argv was longer than the capture cap, `argv` holds its head and its tail:
+    `argv[:argv_cut]` is the head, `argv[argv_cut:]` the tail, `argv_omitted` bytes are
+    missing between them; `argv_head_partial` says `argv[argv_cut-1]` is only the start of an
+    argument, `argv_tail_partial` that `argv[argv_cut]` is only the end of one.
+    """
 
     filename: str
     argv: list[str]
@@ -38,6 +44,24 @@ class ProcExec(KernelEvent, kw_only=True, tag="exec"):
     cwd: str = ""
     cwd_truncated: bool = False
     old_pid: int = 0  # tid that called exec when it was not the thread-group leader
+    argv_cut: int = 0
+    argv_omitted: int = 0
+    argv_head_partial: bool = False
+    argv_tail_partial: bool = False
+    requested: str = ""  # bprm->filename: the name the kernel was asked to run, as given
+    interp: str = ""  # bprm->interp when it differs (#! script): the interpreter line's path
+    fd_path: str = ""  # real path of the fd exec'd through (/dev/fd/N, AT_EMPTY_PATH, dirfd)
+    fd_path_is_dir: bool = False  # fd_path is the directory a relative name was resolved in
+    exe_uid: int = -1  # inode of the binary that ran: owner, group, mode, link count, identity
+    exe_gid: int = -1
+    exe_mode: int = -1
+    exe_nlink: int = -1
+    exe_dev: int = 0
+    exe_ino: int = 0
+    fds: dict[int, str] = {}  # fd -> "pipe:<ino>:r|w", "fifo:<dev>:<ino>:r|w", fd 0/1 also "file:…", "tty:…"
+    fds_more: bool = False  # more pipe fds than the record holds
+    env_markers: dict[str, str] = {}  # agent marker variables found in the environment at exec
+    env_truncated: bool = False  # the bounded scan stopped before the end, or a value was cut
 
 
 class ProcExecFailed(KernelEvent, kw_only=True, tag="exec_failed"):
@@ -129,6 +153,33 @@ class NetOp(KernelEvent, kw_only=True, tag="net"):
     duration_ns: int = 0  # connect (or accept) -> this record
 
 
+NS_OPS = (
+    "unshare", "clone", "clone3", "setns",  # kind "namespace"
+    "mount", "umount", "pivot_root", "open_tree", "open_tree_attr", "move_mount", "fsopen", "fsmount",
+    "mount_setattr",  # kind "mount"
+)  # fmt: skip
+
+
+class NsOp(KernelEvent, kw_only=True, tag="nsop"):
+    """A namespace or mount change (or attempt) of a tracked process.
+
+    `namespaces`: the CLONE_NEW* flags by name (unshare/clone/clone3; setns: nstype).
+    mount: source/target/fstype; umount: target; pivot_root: source=new_root, target=put_old;
+    open_tree/mount_setattr: source=path; move_mount: source=from_path, target=to_path;
+    fsopen: fstype=fsname; setns: source = what the fd really is (e.g. "nsfs:[4026531840]").
+    Relative paths are joined to the directory they were resolved in (dirfd or cwd).
+    """
+
+    op: str  # one of NS_OPS
+    flags: int = 0
+    namespaces: list[str] = []
+    source: str = ""
+    target: str = ""
+    fstype: str = ""
+    fd: int = -100  # dirfd / fd argument (AT_FDCWD = -100 when none)
+    ret: int = 0  # >= 0 success (clone: child pid, open_tree/fsopen/fsmount: the new fd), else -errno
+
+
 class BlindSpot(KernelEvent, kw_only=True, tag="blindspot"):
     """A tracked process used a facility the syscall probes cannot see into."""
 
@@ -136,4 +187,4 @@ class BlindSpot(KernelEvent, kw_only=True, tag="blindspot"):
     syscall_nr: int = -1
 
 
-AnyKernelEvent = ProcFork | ProcExec | ProcExecFailed | ProcExit | FileOp | NetOp | BlindSpot
+AnyKernelEvent = ProcFork | ProcExec | ProcExecFailed | ProcExit | FileOp | NetOp | NsOp | BlindSpot

@@ -24,10 +24,29 @@ class ExecData(msgspec.Struct, kw_only=True, gc=False):
     tid: int = 0
     gid: int = 0
     cgroup_id: int = 0
+    # argv longer than the capture cap: argv[:argv_cut] is its head, argv[argv_cut:] its tail,
+    # argv_omitted bytes are missing between them (0 = nothing cut)
+    argv_cut: int = 0
+    argv_omitted: int = 0
+    argv_head_partial: bool = False  # argv[argv_cut-1] is only the start of an argument
+    argv_tail_partial: bool = False  # argv[argv_cut] is only the end of an argument
+    requested: str = ""  # the name the kernel was asked to run, as given (bprm->filename)
+    script: str = ""  # the script that was asked to run (#! script, ld.so operand), absolute
+    interp: str = ""  # the #! line's interpreter path (the kernel's bprm->interp)
+    exe_kind: str = ""  # file | fd | loader | memfd | anon | deleted ("" in older records)
+    fileless: bool = False  # the image or the script has no file on disk (memfd, anon, deleted)
+    exe_uid: int = -1  # owner of the binary that ran (its inode, read in the kernel)
+    exe_mode: int = -1
+    exe_writable: bool = False  # the process's uid could rewrite that binary
+    exe_dev: int = 0
+    exe_ino: int = 0
+    fds: dict[int, str] = {}  # fd -> pipe/FIFO identity at exec (0/1 also file/tty/socket)
+    agent_markers: dict[str, str] = {}  # agent env markers at exec (hints: a process can clear them)
+    agent_markers_truncated: bool = False  # the bounded environment scan did not see everything
 
 
 class ProcData(msgspec.Struct, kw_only=True, gc=False):
-    op: str  # fork | exit | io_uring_setup | compat_syscall
+    op: str  # fork | exit | io_uring_setup | compat_syscall | a namespace/mount op (kernel.NS_OPS)
     comm: str = ""
     exe: str = ""
     child_pid: int = 0
@@ -35,6 +54,14 @@ class ProcData(msgspec.Struct, kw_only=True, gc=False):
     signal: int = 0
     core_dumped: bool = False
     syscall_nr: int = -1
+    # namespace / mount ops (logira.model.kernel.NsOp)
+    flags: int = 0
+    namespaces: list[str] = []
+    source: str = ""
+    target: str = ""
+    fstype: str = ""
+    ret: int = 0
+    errno: int = 0
 
 
 class FileData(msgspec.Struct, kw_only=True, gc=False):

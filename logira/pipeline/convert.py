@@ -15,6 +15,7 @@ from logira.model.kernel import (
     BlindSpot,
     FileOp,
     NetOp,
+    NsOp,
     ProcExec,
     ProcExecFailed,
     ProcExit,
@@ -22,6 +23,7 @@ from logira.model.kernel import (
 )
 from logira.model.paths import errno_name, is_pseudo, result_of
 from logira.model.record import ExecData, FileData, NetData, ProcData, Record
+from logira.pipeline import execinfo
 
 SUMMARY_ARGV_MAX = 200
 
@@ -59,8 +61,16 @@ def net_summary(ev: NetOp) -> str:
 
 
 def _exec(ev: ProcExec, run_id: str, seq: int) -> Record:
+    script = execinfo.script_of(ev)
+    kind = execinfo.exe_kind(ev, script)
     data = ExecData(filename=ev.filename, argv=ev.argv, argv_truncated=ev.argv_truncated, comm=ev.comm,
-                    cwd=ev.cwd, tid=ev.tid, gid=ev.gid, cgroup_id=ev.cgroup_id)  # fmt: skip
+                    cwd=ev.cwd, tid=ev.tid, gid=ev.gid, cgroup_id=ev.cgroup_id, argv_cut=ev.argv_cut,
+                    argv_omitted=ev.argv_omitted, argv_head_partial=ev.argv_head_partial,
+                    argv_tail_partial=ev.argv_tail_partial, requested=ev.requested, script=script,
+                    interp=ev.interp, exe_kind=kind, fileless=execinfo.is_fileless(kind, script),
+                    exe_uid=ev.exe_uid, exe_mode=ev.exe_mode, exe_writable=execinfo.exe_writable(ev),
+                    exe_dev=ev.exe_dev, exe_ino=ev.exe_ino, fds=ev.fds, agent_markers=ev.env_markers,
+                    agent_markers_truncated=ev.env_truncated)  # fmt: skip
     return Record(run_id=run_id, seq=seq, ts=ev.ts, type="exec", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
                   summary=exec_summary(ev.argv, ev.filename), data_json=data)  # fmt: skip
 
@@ -92,6 +102,30 @@ def _blindspot(ev: BlindSpot, run_id: str, seq: int) -> Record:
     summary = ev.kind + (f" nr={ev.syscall_nr}" if ev.syscall_nr >= 0 else "")
     return Record(run_id=run_id, seq=seq, ts=ev.ts, type="proc", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
                   summary=summary, data_json=data)  # fmt: skip
+
+
+def _nsop(ev: NsOp, run_id: str, seq: int) -> Record:
+    ret = ev.ret
+    data = ProcData(op=ev.op, comm=ev.comm, flags=ev.flags, namespaces=ev.namespaces, source=ev.source,
+                    target=ev.target, fstype=ev.fstype, ret=ret, errno=-ret if ret < 0 else 0)  # fmt: skip
+    return Record(run_id=run_id, seq=seq, ts=ev.ts, type="proc", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
+                  summary=ns_summary(ev), data_json=data)  # fmt: skip
+
+
+def ns_summary(ev: NsOp) -> str:
+    """`<op> [ns=a,b] [<fstype>] [<source>] [-> <target>] [errno=N]`"""
+    parts = [ev.op]
+    if ev.namespaces:
+        parts.append("ns=" + ",".join(ev.namespaces))
+    if ev.fstype:
+        parts.append(ev.fstype)
+    if ev.source:
+        parts.append(ev.source)
+    if ev.target:
+        parts.append("-> " + ev.target)
+    if ev.ret < 0:
+        parts.append(f"errno={-ev.ret}")
+    return " ".join(parts)
 
 
 def _file(ev: FileOp, run_id: str, seq: int) -> Record:
@@ -129,6 +163,7 @@ _CONVERTERS: dict[type, Callable[[Any, str, int], Record]] = {
     ProcFork: _fork,
     ProcExit: _exit,
     BlindSpot: _blindspot,
+    NsOp: _nsop,
     FileOp: _file,
     NetOp: _net,
 }

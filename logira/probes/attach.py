@@ -17,6 +17,12 @@ _PATH_OPS = (
     "mkdirat", "mknod", "mknodat",
 )  # fmt: skip
 
+# namespace / mount syscalls besides unshare (umount2's tracepoint is named "umount")
+_NS_MOUNT_OPS = (
+    "clone", "clone3", "setns", "mount", "umount", "pivot_root", "open_tree", "open_tree_attr",
+    "move_mount", "fsopen", "fsmount", "mount_setattr",
+)  # fmt: skip
+
 # program name -> tracepoints ("category/name") it is attached to besides its own section
 EXTRA_TRACEPOINTS: dict[str, tuple[str, ...]] = {
     # bpf/file.bpf.c: file_exit_op is on sys_exit_unlink
@@ -25,6 +31,13 @@ EXTRA_TRACEPOINTS: dict[str, tuple[str, ...]] = {
     "file_exit_open": ("syscalls/sys_exit_openat", "syscalls/sys_exit_openat2", "syscalls/sys_exit_creat"),
     # bpf/exec.bpf.c: on_exit_execve is on sys_exit_execve
     "on_exit_execve": ("syscalls/sys_exit_execveat",),
+    # bpf/nsmount.h: enter programs by argument count, one exit program for all
+    "on_enter_ns1": ("syscalls/sys_enter_clone", "syscalls/sys_enter_clone3"),
+    "on_enter_ns2": ("syscalls/sys_enter_umount", "syscalls/sys_enter_pivot_root", "syscalls/sys_enter_fsopen"),
+    "on_enter_ns3": ("syscalls/sys_enter_fsmount",),
+    "on_enter_ns5": ("syscalls/sys_enter_move_mount", "syscalls/sys_enter_open_tree_attr",
+                     "syscalls/sys_enter_mount_setattr"),
+    "on_exit_nsmount": tuple(f"syscalls/sys_exit_{s}" for s in _NS_MOUNT_OPS),
 }
 
 # program name -> domain whose object does the same job more cheaply on x86-64: the program

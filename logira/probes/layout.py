@@ -15,6 +15,8 @@ K_EXEC_FAILED = 3
 K_EXIT = 4
 K_BLIND_IO_URING = 5
 K_BLIND_COMPAT = 6
+K_NS = 7  # unshare/clone/clone3 with CLONE_NEW*, setns
+K_MOUNT = 8  # mount, umount2, pivot_root, open_tree(_attr), move_mount, fsopen, fsmount, mount_setattr
 K_FILE_FIRST = 16
 K_FILE_LAST = 31
 K_NET_FIRST = 32
@@ -30,6 +32,8 @@ KIND_NAMES: dict[int, str] = {
     K_EXIT: "exit",
     K_BLIND_IO_URING: "io_uring_setup",
     K_BLIND_COMPAT: "compat_syscall",
+    K_NS: "namespace",
+    K_MOUNT: "mount",
 }
 
 # struct rec_hdr: ts_ns, cgroup_id, pid, tid, ppid, uid, gid, kind, size, comm[16], run_cgroup_id

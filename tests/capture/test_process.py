@@ -87,16 +87,31 @@ def test_shell_pipeline_ppid_chain(tracked):
     assert {e.pid for e in execs[1:]} <= forks and len(forks) == 3  # echo runs in a forked subshell
 
 
-def test_long_argv_truncated_to_exact_prefix(tracked):
+def test_long_argv_keeps_exact_head_and_tail(tracked):
+    """Past argv_max (4096) the first 3072 and the last 1024 bytes are kept, the cut marked."""
     args = [f"arg{i:04d}-" + "x" * 90 for i in range(60)]  # ~6 KiB
     argv = ["/bin/true", *args]
     tracked.run(argv)
     (ex,) = _execs(tracked.events())
     assert ex.argv_truncated is True
     full = b"\0".join(a.encode() for a in argv) + b"\0"
-    got = "\0".join(ex.argv).encode()
-    assert len(got) == 4096
-    assert full[:4096] == got
+    head = "\0".join(ex.argv[: ex.argv_cut]).encode()
+    tail = "\0".join(ex.argv[ex.argv_cut :]).encode() + b"\0"
+    assert (len(head), len(tail)) == (3072, 1024)
+    assert full[:3072] == head and full[-1024:] == tail
+    assert ex.argv_omitted == len(full) - 4096
+    assert ex.argv[-1] == args[-1]  # the last argument is whole
+    assert ex.argv_head_partial and ex.argv_tail_partial  # both cuts fell inside an argument
+
+
+def test_padding_cannot_hide_the_end_of_a_command_line(tracked):
+    pad = "A" * 20000
+    script = f": '{pad}'; echo end-of-script"
+    done = tracked.run(["/bin/sh", "-c", script])
+    assert done.stdout == b"end-of-script\n"
+    sh = next(e for e in _execs(tracked.events()) if e.pid == done.pid)
+    assert sh.argv_truncated and sh.argv[-1].endswith("'; echo end-of-script")
+    assert sh.argv[: sh.argv_cut][:2] == ["/bin/sh", "-c"]
 
 
 def test_exec_failed_enoent_relative_is_made_absolute(tracked, cc, world_tmp):

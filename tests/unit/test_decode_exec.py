@@ -14,11 +14,17 @@ def _hdr(kind: int, size: int, pid: int = 100, comm: bytes = b"bash") -> bytes:
     return layout.HDR.pack(5_000, 7, pid, pid + 1, 1, 1000, 1001, kind, size, comm, 9)
 
 
-def _exec_rec(kind, fname: bytes, argv: bytes, cwd: bytes, flags=0, err=0, old_pid=0) -> bytes:
-    tail = (
-        decode_exec.EXEC_FIXED.pack(old_pid, err, len(fname), len(argv), len(cwd), flags) + fname + argv + cwd
+def _exec_rec(kind, fname: bytes, argv: bytes, cwd: bytes, flags=0, err=0, old_pid=0, *, tail=b"",
+              script=b"", interp=b"", fdpath=b"", env=b"", argv_total=None, fds=(), exe=(0, 0, 0, 0, 0, 0)) -> bytes:
+    uid, gid, mode, nlink, ino, dev = exe
+    total = len(argv) if argv_total is None else argv_total
+    fixed = decode_exec.EXEC_FIXED.pack(
+        old_pid, err, len(fname), len(argv), len(cwd), flags, len(tail), len(script), len(interp), len(fdpath),
+        len(env), len(fds), total, uid, gid, mode, nlink, ino, dev, 0, 0, 0,
     )
-    return _hdr(kind, 64 + len(tail)) + tail
+    ents = b"".join(decode_exec.FD_ENT.pack(*f) for f in fds) + b"\0" * (decode_exec.FD_ENT.size * (8 - len(fds)))
+    body = fixed + ents + fname + argv + tail + cwd + script + interp + fdpath + env
+    return _hdr(kind, 64 + len(body)) + body
 
 
 @pytest.fixture
@@ -112,16 +118,69 @@ def test_short_and_unknown_records_raise_decode_error(clock):
 
 def test_kind_names_cover_the_process_domain():
     names = decode.all_kind_names()
-    assert [names[k] for k in range(1, 7)] == [
+    assert [names[k] for k in range(1, 9)] == [
         "fork",
         "exec",
         "exec_failed",
         "exit",
         "io_uring_setup",
         "compat_syscall",
+        "namespace",
+        "mount",
     ]
 
 
 def test_exec_fallback_filename_is_made_absolute(clock):
     rec = _exec_rec(layout.K_EXEC, b"./run.sh\0", b"sh\0", b"/w\0", flags=decode_exec.EXF_FNAME_FALLBACK)
     assert decode.decode(rec, clock).filename == "/w/run.sh"
+
+
+def test_head_and_tail_of_a_long_argv(clock):
+    # head "sh\0-c\0: AAA" (cut inside the script), 5000 bytes omitted, tail "AA; curl x | sh\0"
+    head = b"sh\0-c\0: AAA"
+    tail = b"A" + b"AA; curl x | sh\0"  # first byte: the one before the tail (not 0: mid-argument)
+    rec = _exec_rec(layout.K_EXEC, b"/usr/bin/dash\0", head, b"/\0", flags=decode_exec.EXF_ARGV_TRUNC,
+                    tail=tail, argv_total=len(head) + 5000 + len(tail) - 1)
+    ev = decode.decode(rec, clock)
+    assert ev.argv == ["sh", "-c", ": AAA", "AA; curl x | sh"]
+    assert (ev.argv_cut, ev.argv_omitted, ev.argv_head_partial, ev.argv_tail_partial) == (3, 5000, True, True)
+
+
+def test_tail_starting_at_an_argument_boundary(clock):
+    rec = _exec_rec(layout.K_EXEC, b"/usr/bin/rm\0", b"rm\0-rf\0", b"/\0", flags=decode_exec.EXF_ARGV_TRUNC,
+                    tail=b"\0/home/u/ws\0", argv_total=9000)
+    ev = decode.decode(rec, clock)
+    assert ev.argv == ["rm", "-rf", "/home/u/ws"]
+    assert (ev.argv_cut, ev.argv_head_partial, ev.argv_tail_partial) == (2, False, False)
+
+
+def test_exec_script_fd_markers_and_exe_inode(clock):
+    rec = _exec_rec(
+        layout.K_EXEC, b"/usr/bin/bash\0", b"/bin/bash\0/dev/fd/3\0", b"/w\0",
+        flags=decode_exec.EXF_SCRIPT, script=b"/dev/fd/3\0", interp=b"/bin/bash\0", fdpath=b"/tmp/x.sh\0",
+        env=b"CLAUDECODE=1\0CLAUDE_CODE_SESSION_ID=abc\0", exe=(0, 0, 0o100755, 1, 77, 8),
+        fds=[(0, 1, 1, 12, 0, 4242), (1, 4, 2, 5, 0, 3)],
+    )
+    ev = decode.decode(rec, clock)
+    assert (ev.requested, ev.interp, ev.fd_path) == ("/dev/fd/3", "/bin/bash", "/tmp/x.sh")
+    assert ev.env_markers == {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "abc"}
+    assert (ev.exe_uid, ev.exe_mode, ev.exe_nlink, ev.exe_ino) == (0, 0o100755, 1, 77)
+    assert ev.fds == {0: "pipe:4242:r", 1: "chr:5:3"}
+
+
+def test_mount_record_joins_relative_target_to_its_base(clock):
+    from logira.model.kernel import NsOp
+
+    strs = [b"/home/u/.ssh", b"alias", b"", b"/home/u/ws"]
+    body = decode_exec.NS_FIXED.pack(0, 0x1000, -100, -100, 165, 13, 6, 0, 11, 0)
+    body += b"".join(x.ljust(256, b"\0") for x in strs)
+    rec = _hdr(layout.K_MOUNT, 64 + len(body)) + body
+    ev = decode.decode(rec, clock)
+    assert isinstance(ev, NsOp)
+    assert (ev.op, ev.source, ev.target, ev.flags, ev.ret) == ("mount", "/home/u/.ssh", "/home/u/ws/alias", 0x1000, 0)
+
+
+def test_unshare_record_names_the_namespaces(clock):
+    body = decode_exec.NS_FIXED.pack(0, 0x10020000, -100, -100, 272, 0, 0, 0, 0, 0) + b"\0" * 1024
+    ev = decode.decode(_hdr(layout.K_NS, 64 + len(body)) + body, clock)
+    assert (ev.op, ev.namespaces) == ("unshare", ["mnt", "user"])
