@@ -31,6 +31,9 @@ COMMAND_MODULES = (
     "rules",
     "retention",
     "completion",
+    "agent",
+    "calls",
+    "hook",
 )
 
 
@@ -77,6 +80,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:1] == ["hook"]:
+        # runs on every tool call of an agent: skip argparse and the command modules (startup time)
+        from logira.client.hook import main as hook_main
+
+        return hook_main(argv[1:])
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

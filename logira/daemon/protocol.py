@@ -11,11 +11,14 @@ daemon, `logira run`, `logira tail` and the tests frame messages identically.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
+from typing import TYPE_CHECKING
 
 import msgspec
+
+if TYPE_CHECKING:  # asyncio is imported lazily: `logira hook` runs on every tool call, startup counts
+    import asyncio
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20  # 1 MiB, body only
@@ -57,6 +60,19 @@ class AgentExited(Msg, kw_only=True, tag="agent_exited"):
 
 class Status(Msg, kw_only=True, tag="status"):
     pass
+
+
+class AgentHook(Msg, kw_only=True, tag="agent_hook"):
+    """`logira hook`: one hook message of an agent, as the agent wrote it on the hook's stdin.
+
+    The daemon attributes it to a run by the sender's SO_PEERCRED pid (pinned by a pidfd) and
+    cgroup, never by anything in `payload`; the payload is recorded as declared by the agent.
+    `payload_bytes` > len(payload) means the client cut an oversized payload (it sends none then).
+    """
+
+    agent: str = ""  # claude | codex | gemini, from the hook command line (--agent)
+    payload: str = ""
+    payload_bytes: int = 0
 
 
 class Follow(Msg, kw_only=True, tag="follow"):
@@ -138,8 +154,15 @@ class Error(Msg, kw_only=True, tag="error"):
     message: str
 
 
-ClientMsg = StartRun | AgentExited | Status | Follow
-DaemonMsg = RunStarted | RunFinished | StatusReply | Following | Records | RunEnded | Error
+class HookAck(Msg, kw_only=True, tag="hook_ack"):
+    """Reply to `agent_hook`: recorded (in the sender's run) or why not."""
+
+    recorded: bool = False
+    reason: str = ""
+
+
+ClientMsg = StartRun | AgentExited | Status | Follow | AgentHook
+DaemonMsg = RunStarted | RunFinished | StatusReply | Following | Records | RunEnded | Error | HookAck
 
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(ClientMsg)
@@ -177,6 +200,8 @@ def _check_len(n: int) -> None:
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
     """One frame body from an asyncio stream; None at a clean EOF between frames."""
+    import asyncio
+
     try:
         head = await reader.readexactly(4)
     except asyncio.IncompleteReadError as exc:

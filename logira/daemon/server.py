@@ -205,6 +205,8 @@ class Server:
             return _NO_REPLY
         if isinstance(msg, p.Status):
             return self.status(conn)
+        if isinstance(msg, p.AgentHook):
+            return self.sessions.agent_hook(conn, msg)
         return p.Error(message=f"unexpected message {type(msg).__name__}")
 
     async def _follow(self, conn: ClientConn, msg: p.Follow) -> None:

@@ -23,6 +23,7 @@ from logira import __version__, cgroup2
 from logira.daemon import protocol as p
 from logira.daemon.config import DaemonConfig
 from logira.daemon.guard import GuardError, HeldPid, check_sizes
+from logira.daemon.hookpeer import MAX_HOOKS_PER_RUN, HookCounters, hook_record, run_key_of
 from logira.daemon.logging import get as get_logger
 from logira.daemon.outcome import Losses, outcome
 from logira.daemon.registry import Registry, RegistryEntry
@@ -74,6 +75,8 @@ class ActiveRun:
     t_end: float = 0.0  # monotonic time the end was requested (for the timing fields of run_finished)
     finished: p.RunFinished | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    hooks: HookCounters = field(default_factory=HookCounters)
+    closing: bool = False  # finalize has begun: records appended now would miss the sinks
 
 
 class SessionManager:
@@ -97,6 +100,7 @@ class SessionManager:
         self._default_rules: Any = None
         self._rules_lock = asyncio.Lock()
         self._starting: dict[int, int] = {}  # uid -> start_runs in progress (counted by the limits)
+        self.hooks_unrouted = 0  # agent_hook messages from senders outside every active run
 
     # -- routing ------------------------------------------------------------------------
 
@@ -432,6 +436,27 @@ class SessionManager:
         self.registry.remove(key)
         log.error("run_start_failed", run_id=files.run_id, error=str(exc))
 
+    # -- agent hooks ----------------------------------------------------------------------
+
+    def agent_hook(self, peer: Peer, msg: p.AgentHook) -> p.HookAck:
+        """`logira hook`: record the message in the sender's run, found by its cgroup (never by the message)."""
+        key = run_key_of(peer.pid, self._run_prefix())
+        run = self.runs.get(key) if key else None
+        if run is None:
+            self.hooks_unrouted += 1
+            return p.HookAck(recorded=False, reason="the sender is not in an active run")
+        if run.closing or run.hooks.received >= MAX_HOOKS_PER_RUN:
+            run.hooks.refused += 1
+            return p.HookAck(recorded=False, reason="the run does not accept more hook messages")
+        if self.reader is not None:
+            self.reader.drain()  # kernel events up to now come first in seq order
+        rec = hook_record(msg.agent, msg.payload, msg.payload_bytes, peer.pid, peer.uid, time.time_ns())
+        run.pipeline.append_record(rec)
+        run.hooks.received += 1
+        if rec.data_json.error:  # type: ignore[union-attr]
+            run.hooks.errors += 1
+        return p.HookAck(recorded=True)
+
     # -- end ----------------------------------------------------------------------------
 
     def agent_exited(self, peer: Peer, msg: p.AgentExited) -> None:
@@ -501,6 +526,9 @@ class SessionManager:
         self.probes.untrack(run.cg_id)
         if self.reader is not None:
             self.reader.drain()
+        run.closing = True  # hook messages from now on are refused (and counted), not lost
+        await pipe.wait_idle()
+        agents = await self._join_agents(run)
         await pipe.stop()
         self.by_cg.pop(run.cg_id, None)
         now_drops = self._kernel_drops()
@@ -535,6 +563,9 @@ class SessionManager:
             )
         else:
             exit_code, exit_signal = None, 0
+        if agents:
+            agents["hooks_refused"] = run.hooks.refused  # hooks refused while the join ran count too
+            meta["agents"] = agents
         meta.update(
             end_ts=time.time_ns(),
             exit_code=exit_code,
@@ -599,6 +630,23 @@ class SessionManager:
             await run.owner.send(run.finished)
         if self.paused:
             self._on_drain()
+
+    async def _join_agents(self, run: ActiveRun) -> dict[str, Any]:
+        """Tool calls joined to the kernel record (logira/agents); never fails the run."""
+        from logira.agents.finalize import finalize_agents
+
+        try:
+            home = pwd.getpwuid(run.uid).pw_dir
+        except KeyError:
+            home = ""
+        try:
+            return await finalize_agents(
+                run.pipeline, run.tree, read_fd=run.files.jsonl_read_fd, home=home, uid=run.uid,
+                end_ts=time.time_ns(), hooks=run.hooks.as_dict(),
+            )  # fmt: skip
+        except Exception as exc:  # the record of the run matters more than the join
+            log.error("agent_join_failed", run_id=run.run_id, error=f"{type(exc).__name__}: {exc}")
+            return {**run.hooks.as_dict(), "join_errors": 1, "notes": [f"join failed: {type(exc).__name__}: {exc}"]}
 
     def _log_detection(self, rec: Record) -> None:
         d: Any = rec.data_json

@@ -102,6 +102,8 @@ def event_row(rec: Record) -> tuple[Any, ...]:
         dst_ip, dst_port, dns = d.dst_ip or None, d.dst_port or None, d.dns_qname or None
     elif t == "detection":
         rule_id, severity, related = d.rule_id, d.severity, d.related_event_seq or None
+    elif t == "agent":
+        op, path = d.op, d.file_path or None
     row = (rec.seq, rec.ts, t, op, rec.pid, rec.ppid, rec.uid, rec.summary, data.decode("utf-8"), exe, path,
            path2, dst_ip, dst_port, dns, rule_id, severity, related, rec.run_id)
     if dirty or has_surrogates(rec.summary) or has_surrogates(rec.run_id):

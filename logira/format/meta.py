@@ -6,6 +6,8 @@ side decodes it tolerantly (unknown fields from newer versions are ignored).
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from logira.errors import LogiraError
@@ -77,6 +79,8 @@ class RunMeta(msgspec.Struct, kw_only=True):
     stragglers: list[int] = []
     root_pid: int = 0
     incomplete_reasons: list[str] = []
+    # agent-aware runs (docs/agents.md): hook/transcript/join counts, session ids, notes; {} = no agent
+    agents: dict[str, Any] = {}
 
 
 def _display_safe(obj: object) -> object:

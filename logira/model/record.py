@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-RECORD_TYPES = ("exec", "proc", "file", "net", "detection")
+RECORD_TYPES = ("exec", "proc", "file", "net", "detection", "agent")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
@@ -140,9 +140,76 @@ class DetectionData(msgspec.Struct, kw_only=True):
     tags: list[str] = []
     lineage: list[LineageEntry] = []  # related process first, then its ancestors
     steps: list[int] = []  # seqs of every step of a sequence rule, in order
+    # which tool call of the agent caused the related event (logira/agents/join.py), "" = none known,
+    # and how that was established: marker | hook_window | transcript | none (docs/agents.md)
+    tool_call_id: str = ""
+    attribution: str = ""
 
 
-RecordData = ExecData | ProcData | FileData | NetData | DetectionData
+class AgentCall(msgspec.Struct, kw_only=True):
+    """One tool call as joined to the kernel record at finalize (AgentData op `tool_call`)."""
+
+    call_id: str  # tool_use_id (Claude/Gemini) or call_id (Codex), as the agent declared it
+    session_id: str = ""
+    agent: str = ""  # claude | codex | gemini
+    tool: str = ""
+    command: str = ""  # tool_input.command / cmd (Bash-like tools)
+    description: str = ""
+    file_path: str = ""  # Edit/Write/Read tools
+    start_ts: int = 0  # wall-clock ns: PreToolUse received / transcript tool_use time
+    end_ts: int = 0  # PostToolUse(Failure) / tool_result time; 0 = never ended
+    status: str = ""  # ok | error | interrupted | running | unknown
+    source: str = ""  # hook | transcript (where the call itself is known from)
+    agent_pid: int = 0  # the agent process whose children the call spawned (kernel tree)
+    subagent: str = ""  # agent_id when the call was made inside a subagent
+    execs: int = 0
+    files: int = 0
+    destinations: int = 0
+    detections: int = 0
+    # every attributed record, as [first_seq, last_seq] ranges, with how each range was attributed
+    seqs: list[list[int]] = []
+    how: list[str] = []  # parallel to seqs: marker | hook_window | transcript
+    left_running: list[int] = []  # pids of the call still active after it ended
+    mismatch: str = ""  # declared command not seen exec'd (declared vs done)
+
+
+class AgentData(msgspec.Struct, kw_only=True):
+    """What an agent declared (hook message, transcript line) or what logira joined from it.
+
+    `declared` is True for the agent's claims (op `hook`, `transcript`): they are stored in the
+    hash chain but never override a kernel fact. Records made by logira's join at finalize
+    (`tool_call`, `runtime`, `summary`) have declared False and source `join`.
+    """
+
+    op: str  # hook | transcript | tool_call | runtime | summary
+    source: str = ""  # hook | transcript | join
+    declared: bool = True
+    agent: str = ""  # claude | codex | gemini | "" (unknown)
+    event: str = ""  # hook_event_name, or the transcript item kind (tool_use, tool_result, ...)
+    session_id: str = ""
+    tool_use_id: str = ""
+    tool_name: str = ""
+    command: str = ""
+    description: str = ""
+    file_path: str = ""
+    prompt_id: str = ""
+    agent_id: str = ""  # subagent id
+    agent_type: str = ""
+    transcript_path: str = ""
+    cwd: str = ""
+    permission_mode: str = ""
+    status: str = ""  # ok | error | interrupted (PostToolUse / PostToolUseFailure / tool_result)
+    duration_ms: int = -1
+    exit_code: int | None = None
+    sender_pid: int = 0  # SO_PEERCRED pid of the hook sender (a kernel fact, unlike the rest)
+    payload_bytes: int = 0
+    error: str = ""  # why the message could not be parsed (it is still recorded)
+    call: AgentCall | None = None  # op tool_call
+    seqs: list[list[int]] = []  # op runtime: records classified as agent runtime, as ranges
+    counts: dict[str, int] = {}  # op summary: attribution counts, parse errors, ...
+
+
+RecordData = ExecData | ProcData | FileData | NetData | DetectionData | AgentData
 
 DATA_TYPES: dict[str, type[msgspec.Struct]] = {
     "exec": ExecData,
@@ -150,6 +217,7 @@ DATA_TYPES: dict[str, type[msgspec.Struct]] = {
     "file": FileData,
     "net": NetData,
     "detection": DetectionData,
+    "agent": AgentData,
 }
 
 

@@ -83,6 +83,14 @@ class RunPipeline:
         self._idle.clear()
         self._wake.set()
 
+    def append_record(self, rec: Record) -> None:
+        """A non-kernel record (an agent's claim, a finalize result) in queue order.
+
+        It takes the next seq and goes through the same hash chain and sinks as kernel records;
+        it is neither fed to the process tree nor to the rules.
+        """
+        self.enqueue(rec)  # type: ignore[arg-type]
+
     def __len__(self) -> int:
         return len(self.queue)
 
@@ -143,6 +151,15 @@ class RunPipeline:
         detect = self.detector.process if self.detector is not None else None
         run_id = self.run_id
         for ev in batch:
+            if type(ev) is Record:  # appended by append_record: already a record, only seq is ours
+                self.seq += 1
+                ev.seq, ev.run_id = self.seq, run_id
+                append(ev)
+                counts[ev.type] = counts.get(ev.type, 0) + 1
+                if ev.type == "detection":
+                    sev = ev.data_json.severity  # type: ignore[union-attr]
+                    self.detections[sev] = self.detections.get(sev, 0) + 1
+                continue
             if filtering:
                 dom = domain(ev)
                 if not domains.get(dom, True):

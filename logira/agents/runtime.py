@@ -1,0 +1,103 @@
+"""The agent's own bookkeeping (shown collapsed as "agent runtime") and its loud configuration.
+
+Paths are classified, not hidden: `query` still returns every runtime record, `view` folds them
+into one line per agent. Configuration that decides what the agent may do (permissions, hooks,
+MCP servers) is NEVER runtime, wherever it lives: a change to it is a finding.
+"""
+
+from __future__ import annotations
+
+import re
+
+# {home} is the run user's passwd home, {uid} the run's uid. Checked in order; first match wins.
+_CONFIG = (
+    r"{home}/\.claude/settings[^/]*\.json",
+    r".*/\.claude/settings[^/]*\.json",
+    r".*/\.mcp\.json",
+    r"{home}/\.claude\.json\.mcp.*",  # never seen; reserved
+    r"/etc/claude-code/.*",
+    r"{home}/\.codex/config\.toml",
+    r".*/\.codex/config\.toml",
+    r".*/\.codex/hooks\.json",
+    r".*/\.gemini/settings\.json",
+    r"/etc/gemini-cli/.*",
+    r"{home}/\.logira(/.*)?",  # logira's own record
+)
+_RUNTIME = (
+    ("claude", r"{home}/\.claude(/.*)?"),
+    ("claude", r"{home}/\.claude\.json(\.backup[^/]*|\.lock|\.tmp[^/]*)?"),
+    ("claude", r"{home}/\.cache/claude(-cli-nodejs)?(/.*)?"),
+    ("claude", r"{home}/\.local/(state|share)/claude(/.*)?"),
+    ("claude", r"/tmp/claude-{uid}(/.*)?"),
+    ("claude", r"/tmp/claude-[^/]*"),
+    ("claude", r"/tmp/cc-socks-{uid}(/.*)?"),
+    ("claude", r"/proc/self/fd/\d+/.*"),  # Bun's pool threads: dirfd-relative bookkeeping paths
+    ("codex", r"{home}/\.codex(/.*)?"),
+    ("codex", r"/tmp/codex[^/]*(/.*)?"),
+    ("codex", r"/tmp/\.tmp[A-Za-z0-9]{{6}}(/.*)?"),  # Rust tempfile crate (Codex's arg0 shims)
+    ("gemini", r"{home}/\.gemini(/.*)?"),
+    ("any", r"/dev/(null|tty|pts/\d+|ptmx|zero|u?random|fd/\d+|stdin|stdout|stderr)"),
+    ("any", r"{home}/\.npm/_logs(/.*)?"),
+)
+
+# Process images that are part of an agent's runtime when the agent spawns them outside any
+# tool call (Claude builds its shell snapshot and probes git at start; every hook runs logira).
+_RUNTIME_ARGV = (
+    ("claude", re.compile(r"SNAPSHOT_FILE=.*shell-snapshots/snapshot-")),
+    ("logira", re.compile(r"(?:^|[/\s])logira(?:\.cli\.main)?\s+hook(?:\s|$)")),
+    ("claude", re.compile(r"^(?:\S*/)?git (?:rev-parse|status|log|branch|config|remote|worktree|ls-files|diff)\b")),
+    ("claude", re.compile(r"^(?:\S*/)?(?:which|command -v|uname|ps|pgrep|rg --version|sh -c (?:which|command -v))\b")),
+)
+
+
+class RuntimeClassifier:
+    """Classifies paths and argvs of one run (home/uid fixed)."""
+
+    def __init__(self, home: str, uid: int) -> None:
+        home = re.escape(home.rstrip("/") or "/nonexistent-home")
+        sub = {"home": home, "uid": str(uid)}
+        self._config = re.compile("|".join(f"(?:{p.format(**sub)})" for p in _CONFIG))
+        self._runtime = [(agent, re.compile(p.format(**sub))) for agent, p in _RUNTIME]
+
+    def is_config(self, path: str) -> bool:
+        """Permission/hook/MCP configuration of an agent (or logira's own record): never runtime."""
+        return bool(path) and self._config.fullmatch(path) is not None
+
+    def runtime_agent(self, path: str) -> str:
+        """The agent whose bookkeeping `path` is ("any" for /dev/null & co), "" if it is not runtime."""
+        if not path or self.is_config(path):
+            return ""
+        for agent, rx in self._runtime:
+            if rx.fullmatch(path):
+                return agent
+        return ""
+
+    @staticmethod
+    def runtime_exec(argv: list[str]) -> str:
+        """The agent whose housekeeping this command line is, "" if none."""
+        text = " ".join(argv)[:4096]
+        for agent, rx in _RUNTIME_ARGV:
+            if rx.search(text):
+                return agent
+        return ""
+
+
+AGENT_BINARIES = {"claude": "claude", "codex": "codex", "gemini": "gemini"}
+
+
+def agent_of_exec(filename: str, argv: list[str]) -> str:
+    """claude | codex | gemini when this exec starts an agent's main process, else ""."""
+    names = [filename.rsplit("/", 1)[-1]] + [a.rsplit("/", 1)[-1] for a in argv[:2]]
+    for n in names:
+        if n in AGENT_BINARIES:
+            return AGENT_BINARIES[n]
+        if n in ("codex-linux-x64", "codex-x86_64-unknown-linux-musl"):
+            return "codex"
+    joined = " ".join(argv[:3])
+    if "@anthropic-ai/claude-code" in joined or "claude-code/cli" in joined:
+        return "claude"
+    if "@openai/codex" in joined:
+        return "codex"
+    if "@google/gemini-cli" in joined:
+        return "gemini"
+    return ""

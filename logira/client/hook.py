@@ -1,0 +1,108 @@
+"""`logira hook`: forward one agent hook message (JSON on stdin) to logirad, and never hurt the agent.
+
+The agent runs this on every tool call and waits for it, so it must be fast and harmless:
+- it always exits 0 and never writes to stdout (an agent may read a hook's stdout as a decision);
+- no daemon, a socket not served by root, a sender outside any run, a slow daemon: exit 0 at once
+  (connect and reply are bounded by short timeouts);
+- stdin is read up to a cap; an oversized payload is not sent, only its size (the daemon records
+  that an oversized message was seen);
+- only `socket`, `struct`, `os` and the protocol module are imported (startup is most of its cost).
+Set LOGIRA_HOOK_DEBUG=1 to get one line on stderr saying what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+from logira.daemon import protocol as p
+
+MAX_PAYLOAD = 256 << 10  # = logira.agents.hookmsg.MAX_PAYLOAD (not imported: startup time)
+STDIN_TIMEOUT = 2.0  # an agent writes the JSON then closes stdin; a hook never waits longer than this
+CONNECT_TIMEOUT = 0.5
+REPLY_TIMEOUT = 2.0
+DEFAULT_SOCK = "/run/logira.sock"
+
+
+def _debug(msg: str) -> None:
+    if os.environ.get("LOGIRA_HOOK_DEBUG"):
+        sys.stderr.write(f"logira hook: {msg}\n")
+
+
+def read_stdin(fd: int, cap: int, timeout: float) -> tuple[bytes, int]:
+    """(data up to cap bytes, total bytes seen). Stops at EOF, at the timeout, or after cap+1 bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            ready, _, _ = select.select([fd], [], [], left)
+        except (OSError, ValueError):
+            break
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        total += len(chunk)
+        if total <= cap:
+            chunks.append(chunk)
+        elif total > cap + (1 << 20):
+            break  # far past the cap: only its size matters, stop reading
+    return b"".join(chunks), total
+
+
+def forward(agent: str, data: bytes, total: int, sock_path: str) -> str:
+    """Send one agent_hook and wait briefly for the ack; returns what happened (for debugging)."""
+    payload = data.decode("utf-8", "replace") if total <= MAX_PAYLOAD else ""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(sock_path)
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        if uid != 0:
+            return f"{sock_path} is not served by root; nothing sent"
+        p.send_msg(sock, p.AgentHook(agent=agent, payload=payload, payload_bytes=total))
+        sock.settimeout(REPLY_TIMEOUT)
+        reply = p.recv_msg(sock)
+    finally:
+        sock.close()
+    if isinstance(reply, p.HookAck):
+        return "recorded" if reply.recorded else f"not recorded: {reply.reason}"
+    return f"daemon replied {type(reply).__name__}"
+
+
+def main(argv: list[str]) -> int:
+    agent = ""
+    it = iter(argv)
+    for a in it:
+        if a == "--agent":
+            agent = next(it, "")
+        elif a.startswith("--agent="):
+            agent = a.split("=", 1)[1]
+        elif a in ("-h", "--help"):
+            sys.stderr.write(
+                "usage: logira hook [--agent claude|codex|gemini]\n"
+                "Forward the agent hook JSON on stdin to logirad (installed by `logira agent hooks install`).\n"
+                "Always exits 0 and prints nothing on stdout.\n"
+            )
+            return 0
+    try:
+        data, total = read_stdin(0, MAX_PAYLOAD, STDIN_TIMEOUT)
+        what = forward(agent, data, total, os.environ.get("LOGIRA_SOCK") or DEFAULT_SOCK)
+    except (OSError, EOFError, p.FrameError, ValueError) as exc:
+        what = f"no daemon or no reply ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # never hurt the agent
+        what = f"unexpected {type(exc).__name__}: {exc}"
+    _debug(what)
+    return 0

@@ -1,0 +1,58 @@
+"""Hook messages sent by real processes inside real runs, joined to what the kernel saw."""
+
+from __future__ import annotations
+
+import pytest
+from agent_support import attribution_of, calls_of, run_agent
+
+pytestmark = pytest.mark.bpf
+
+
+def test_tool_calls_are_joined_to_processes_files_and_detections(logira):
+    ws = logira.workspace
+    steps = [
+        {"do": "hook", "payload": {"hook_event_name": "SessionStart", "source": "startup"}},
+        {"do": "bash", "id": "toolu_A", "command": f"echo hi > {ws}/out.txt && cat /etc/hostname"},
+        {"do": "write", "id": "toolu_B", "path": f"{ws}/notes.md"},
+        {"do": "spawn", "command": f"touch {ws}/undeclared.txt"},
+        {"do": "bash", "id": "toolu_C", "command": f"echo x >> {logira.user.home}/.bashrc"},
+        {"do": "hook", "payload": {"hook_event_name": "SessionEnd", "reason": "exit"}},
+    ]
+    run = run_agent(logira, steps)
+    hooks = [r for r in run.of_type("agent") if r["data_json"]["op"] == "hook"]
+    assert len(hooks) == 8
+    assert all(h["data_json"]["declared"] is True and h["data_json"]["source"] == "hook" for h in hooks)
+    # the daemon names the sender from SO_PEERCRED: a real process of this run that exec'd logira hook
+    exec_pids = {r["pid"] for r in run.execs() if "hook" in r["data_json"]["argv"]}
+    assert {h["data_json"]["sender_pid"] for h in hooks} <= exec_pids
+    agents = run.meta.get("agents", {})
+    assert agents.get("hooks") == 8 and agents.get("hook_errors", 0) == 0, run.meta
+
+    calls = calls_of(run)
+    assert set(calls) == {"toolu_A", "toolu_B", "toolu_C"}, (agents.get("notes"), [r["summary"] for r in run.of_type("agent")])
+    assert set(calls) == {"toolu_A", "toolu_B", "toolu_C"}
+    a, b, c = calls["toolu_A"], calls["toolu_B"], calls["toolu_C"]
+    assert a.status == "ok" and a.source == "hook" and a.execs >= 2 and a.files >= 1
+    assert a.end_ts > a.start_ts and a.duration_ms is not None
+    att = attribution_of(run)
+    by_path = {r["data_json"]["path"]: r["seq"] for r in run.files() if r["data_json"]["op"] != "read"}
+    assert att[by_path[f"{ws}/out.txt"]] == ("toolu_A", "hook_window")
+    # the agent process wrote notes.md itself: attributed to the Write call by path and time
+    assert att[by_path[f"{ws}/notes.md"]] == ("toolu_B", "hook_window") and b.files == 1
+    # every exec of toolu_A's subtree carries it (bash and cat)
+    cat = [r for r in run.execs() if r["data_json"]["argv"][:1] == ["cat"]]
+    assert cat and att[cat[0]["seq"]][0] == "toolu_A"
+    # the spawn outside any tool call is a finding naming the process
+    undeclared = [d for d in run.of_type("detection") if d["data_json"]["rule_id"] == "agent-undeclared-activity"]
+    assert any("undeclared.txt" in d["data_json"]["message"] for d in undeclared), undeclared
+    assert by_path[f"{ws}/undeclared.txt"] not in att
+    # the persistence detection on .bashrc is attributed to toolu_C, and counted on its row
+    rc = [d for d in run.of_type("detection") if d["related_seq" if False else "data_json"]["related_event_seq"]
+          == by_path.get(f"{logira.user.home}/.bashrc")]
+    assert rc, [d["summary"] for d in run.of_type("detection")]
+    assert all(att[d["seq"]][0] == "toolu_C" for d in rc)
+    assert c.detections and c.detections[0] == rc[0]["data_json"]["rule_id"]
+    # the results are in the hash chain: seqs contiguous, the join's records are not declared
+    assert [r["seq"] for r in run.records] == list(range(1, len(run.records) + 1))
+    joined = [r for r in run.of_type("agent") if r["data_json"]["op"] == "tool_call"]
+    assert len(joined) == 3 and all(r["data_json"]["declared"] is False for r in joined)
