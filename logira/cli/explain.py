@@ -7,6 +7,7 @@ import textwrap
 
 import msgspec
 
+from logira.agents.calls import ToolCall
 from logira.cli import readside
 from logira.cli.errors import CliError
 from logira.cli.query import OutRecord, to_out
@@ -56,6 +57,8 @@ class Evidence(msgspec.Struct):
     detection: OutRecord
     related: OutRecord | None
     steps: list[OutRecord]
+    tool_call: ToolCall | None = None  # the agent tool call the detection is attributed to
+    attribution: str = ""  # how: marker | hook_window | transcript | inherited | "" (none)
 
 
 class GroupDoc(msgspec.Struct):
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise CliError(f"invalid --samples {args.samples} (expected 1 or more)", exit_code=2)
     with RunSource(run_dir, running=meta.status == "running") as src:
+        _load_calls(src)
         if args.drill is not None:
             return _drill(src, args, meta, out)
         groups = agg.rule_groups(src.db)
@@ -116,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_calls(src: RunSource) -> None:
+    from logira.agents import calls as agent_calls
+
+    src.tool_calls = {c.call_id: c for c in agent_calls.tool_calls(src.db)}  # type: ignore[attr-defined]
+    src.attribution = agent_calls.attribution(src.db) if src.tool_calls else {}  # type: ignore[attr-defined]
+
+
 def _samples(src: RunSource, g: agg.RuleGroup, n: int) -> list[Row]:
     rows = src.db.execute(
         f"SELECT {COLUMNS} FROM events WHERE type = 'detection' AND rule_id = ? AND severity = ? ORDER BY seq LIMIT ?",
@@ -128,8 +139,12 @@ def _evidence(src: RunSource, det: Row, run_id: str) -> Evidence:
     d = det.data()
     related = src.get(d.related_event_seq) if d.related_event_seq else None
     steps = [r for s in d.steps if (r := src.get(s)) is not None]
+    att = getattr(src, "attribution", {})
+    cid, how = att.get(det.seq, (getattr(d, "tool_call_id", ""), getattr(d, "attribution", "")))
+    call = getattr(src, "tool_calls", {}).get(cid) if cid else None
     return Evidence(
-        to_out(det, run_id), to_out(related, run_id) if related else None, [to_out(s, run_id) for s in steps]
+        to_out(det, run_id), to_out(related, run_id) if related else None, [to_out(s, run_id) for s in steps],
+        call, how if call else "",
     )
 
 
@@ -167,6 +182,11 @@ def _render_evidence(out: readside.Out, ev: Evidence, label: str) -> None:
     d = msgspec.json.decode(ev.detection.data_json)
     out.line(f"  {label} (detection seq {ev.detection.seq}, {tf(ev.detection.ts)}):")
     out.line(f"    message:  {esc(d.get('message', ''))}")
+    if ev.tool_call is not None:
+        from logira.cli.calls import call_label
+
+        effect = f" → {esc(_effect(ev.related.summary))}" if ev.related is not None else ""
+        out.line(f"    tool call: {esc(ev.tool_call.call_id)} {call_label(ev.tool_call)}{effect}  ({esc(ev.attribution)})")
     if ev.related is not None:
         r = ev.related
         out.line(f"    event:    seq {r.seq} {tf(r.ts)} pid {r.pid}  {esc(r.summary)}")
@@ -179,6 +199,16 @@ def _render_evidence(out: readside.Out, ev: Evidence, label: str) -> None:
         out.line(f"    {who + ':':<9} pid {entry.get('pid', '?')} {argv}{cwd}")
     for i, s in enumerate(ev.steps, 1):
         out.line(f"    step {i}:   seq {s.seq} {tf(s.ts)} pid {s.pid}  {esc(s.summary)}")
+
+
+def _effect(summary: str) -> str:
+    """`file modify /x` -> `modified /x`, for the one-line tool call → effect sentence."""
+    words = {"create": "created", "modify": "wrote", "delete": "deleted", "rename": "renamed", "chmod": "chmod'ed",
+             "read": "read", "connect": "connected to", "send": "sent to"}  # fmt: skip
+    parts = summary.split(" ", 2)
+    if len(parts) == 3 and parts[0] in ("file", "net") and parts[1] in words:
+        return f"{words[parts[1]]} {parts[2]}"
+    return summary
 
 
 def _drill(src: RunSource, args: argparse.Namespace, meta, out: readside.Out) -> int:

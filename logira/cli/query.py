@@ -43,6 +43,13 @@ class OutRecord(msgspec.Struct):
     data_json: msgspec.Raw
     # field path -> hex of the exact bytes, for strings that held undecodable bytes (docs/jsonl.md)
     raw_bytes: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    # the agent tool call this record is attributed to (docs/agents.md), when there is one
+    tool_call: ToolCallRef | msgspec.UnsetType = msgspec.UNSET
+
+
+class ToolCallRef(msgspec.Struct):
+    call_id: str
+    how: str  # marker | hook_window | transcript | inherited
 
 
 def attach_raw_bytes(run_dir, outs: list[OutRecord]) -> None:
@@ -81,6 +88,20 @@ class _SeqOnly(msgspec.Struct):
     seq: int
 
 
+def attach_tool_calls(run_dir, meta, outs: list[OutRecord]) -> None:
+    """Set `tool_call` on each record the agent join attributed to a tool call."""
+    if not getattr(meta, "agents", None):
+        return
+    from logira.agents import calls as agent_calls
+
+    with RunSource(run_dir, running=meta.status == "running") as src:
+        att = agent_calls.attribution(src.db)
+    for o in outs:
+        hit = att.get(o.seq)
+        if hit is not None:
+            o.tool_call = ToolCallRef(*hit)
+
+
 def to_out(row: Row, run_id: str) -> OutRecord:
     return OutRecord(
         row.run_id or run_id, row.seq, row.ts, row.type, row.pid or 0, row.ppid or 0, row.uid or 0,
@@ -94,7 +115,7 @@ def add_filters(p: argparse.ArgumentParser, tail: bool = False) -> None:
     g.add_argument(
         "--type",
         default="all",
-        help="exec|proc|file|net|detection|all, or a list like exec,net (default all)",
+        help="exec|proc|file|net|detection|agent|all, or a list like exec,net (default all)",
     )
     g.add_argument(
         "--pid", type=int, action="append", default=[], metavar="N", help="events of process N (repeatable)"
@@ -125,6 +146,12 @@ def add_filters(p: argparse.ArgumentParser, tail: bool = False) -> None:
     g.add_argument("--severity", metavar="LEVEL", help="info|low|medium|high|critical, a list, or >=LEVEL")
     g.add_argument("--min-severity", metavar="LEVEL", help="same as --severity '>=LEVEL'")
     if not tail:
+        g.add_argument("--tool-call", metavar="ID", help="records attributed to this agent tool call (id or unique prefix)")
+        rt = g.add_mutually_exclusive_group()
+        rt.add_argument("--agent-runtime", dest="agent_runtime", action="store_const", const=True, default=None,
+                        help="only the agent's own bookkeeping records (state dirs, snapshots, locks)")
+        rt.add_argument("--no-agent-runtime", dest="agent_runtime", action="store_const", const=False,
+                        help="leave the agent's own bookkeeping records out")  # fmt: skip
         g.add_argument(
             "--since",
             metavar="T",
@@ -167,10 +194,26 @@ def build_filter(args: argparse.Namespace, src: RunSource | None, start_ts: int,
         since = parse_time_spec(args.since, "--since", start_ts, end_ts)
     if getattr(args, "until", None):
         until = parse_time_spec(args.until, "--until", start_ts, end_ts)
+    seq_in = seq_not_in = None
+    if src is not None and (getattr(args, "tool_call", None) or getattr(args, "agent_runtime", None) is not None):
+        from logira.agents import calls as agent_calls
+
+        if args.tool_call:
+            found = agent_calls.call_seqs(src.db, args.tool_call)
+            if found is None:
+                raise CliError(f"no tool call {args.tool_call!r} in this run (or the prefix is ambiguous); "
+                               "list them with `logira calls`")  # fmt: skip
+            seq_in = tuple(found)
+        if args.agent_runtime is not None:
+            runtime = tuple(sorted(agent_calls.runtime_seqs(src.db)))
+            if args.agent_runtime:
+                seq_in = runtime if seq_in is None else tuple(sorted(set(seq_in) & set(runtime)))
+            else:
+                seq_not_in = runtime
     return EventFilter(
         types=parse_types(args.type), pids=pids, path=args.path or "", ops=tuple(args.op),
         dest=args.dest or "", contains=args.contains or "", rules=tuple(args.rule), severities=sev,
-        since=since, until=until,
+        since=since, until=until, seq_in=seq_in, seq_not_in=seq_not_in,
     )  # fmt: skip
 
 
@@ -215,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
         buf = bytearray()
         outs = [to_out(r, meta.run_id) for r in rows]
         attach_raw_bytes(run_dir, outs)
+        attach_tool_calls(run_dir, meta, outs)
         for o in outs:
             enc.encode_into(o, buf, len(buf))
             buf += b"\n"

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 
 import msgspec
 
+from logira.agents.calls import ToolCall
 from logira.cli import readside
 from logira.model.record import RECORD_TYPES, SEVERITIES
 from logira.read.query import RunSource
@@ -57,6 +58,14 @@ class _ExecLite(msgspec.Struct):
     argv: list[str] = []
 
 
+class RuntimeDoc(msgspec.Struct):
+    """The agent's own bookkeeping, collapsed in the text view (all of it stays in `query`)."""
+
+    records: int = 0
+    paths: int = 0  # changed paths that are agent runtime (left out of `files` below)
+    dirs: list[str] = []
+
+
 class ViewDoc(msgspec.Struct):
     meta: msgspec.Raw
     counts: dict[str, int]
@@ -66,6 +75,8 @@ class ViewDoc(msgspec.Struct):
     files: list[agg.FileChange]
     destinations: list[agg.Destination]
     dns: list[tuple[str, int]]
+    tool_calls: list[ToolCall] = []
+    agent_runtime: RuntimeDoc = msgspec.field(default_factory=RuntimeDoc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = readside.resolve(args)
     meta = reader.read_meta(run_dir)
     out.set_start(meta.start_ts)
+    out.run_dir = run_dir  # the tool calls section looks up sessions in the other runs of the home
     with RunSource(run_dir, running=meta.status == "running") as src:
         db = src.db
         counts = agg.counts_by_type(db)
@@ -83,19 +95,39 @@ def run(args: argparse.Namespace) -> int:
         files = agg.file_changes(db)
         dests = agg.destinations(db)
         dns = agg.dns_names(db)
+        calls, files, runtime = _agent_parts(db, files)
     texts = agg.load_rule_texts()
     for g in groups:  # the rule set's title wins; the stored title covers rules no longer loaded
         title, g.description = texts.get(g.rule_id, ("", ""))
         g.title = title or g.title
     if args.json:
         doc = ViewDoc(
-            msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, files, dests, dns
+            msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, files, dests, dns,
+            calls, runtime,
         )
         readside.print_json(doc)
         return 0
-    _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns)
+    _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns, calls, runtime)
     out.flush()
     return 0
+
+
+def _agent_parts(db, files: list[agg.FileChange]) -> tuple[list[ToolCall], list[agg.FileChange], RuntimeDoc]:
+    """Tool calls, the changed files without the agent's runtime, and what was folded away."""
+    from logira.agents import calls as agent_calls
+
+    calls = agent_calls.tool_calls(db)
+    runtime_seqs = agent_calls.runtime_seqs(db)
+    if not runtime_seqs:
+        return calls, files, RuntimeDoc()
+    runtime_paths: set[str] = set()
+    kept_paths: set[str] = set()
+    for seq, path in db.execute("SELECT seq, path FROM events WHERE type = 'file' AND op != 'read'"):
+        (runtime_paths if seq in runtime_seqs else kept_paths).add(path or "")
+    folded = runtime_paths - kept_paths  # a path the agent's tools also changed stays in the list
+    dirs = sorted({posixpath.dirname(p) for p in folded})
+    kept = [f for f in files if f.path not in folded]
+    return calls, kept, RuntimeDoc(len(runtime_seqs), len(folded), dirs[:20])
 
 
 def process_tree(db) -> tuple[list[ProcNode], int]:
@@ -127,7 +159,7 @@ def status_word(meta) -> str:
     return "COMPLETE" if meta.complete else "INCOMPLETE"
 
 
-def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -> None:
+def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns, calls=(), runtime=None) -> None:
     pal, tf = out.palette, out.tf
     word = status_word(meta)
     word_c = (
@@ -151,7 +183,7 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
     if filtered:
         out.line(f"  filtered:  {filtered}")
     total = sum(counts.values())
-    parts = "  ".join(f"{t} {counts.get(t, 0)}" for t in RECORD_TYPES)
+    parts = "  ".join(f"{t} {counts.get(t, 0)}" for t in RECORD_TYPES if t != "agent" or counts.get(t))
     out.line(f"Events      {parts}  (total {total})")
     sev = Counter({g.severity: 0 for g in groups})
     for g in groups:
@@ -173,6 +205,8 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
                  esc(g.title) or "-"] for g in groups]  # fmt: skip
         out.lines(render_table(cols, rows, pal))
         out.line("")
+    if calls:
+        _render_calls(out, meta, calls, args.all)
     out.line(pal.bold(f"Processes ({nprocs} that exec'd)"))
     if not roots:
         out.line("  (none)")
@@ -180,6 +214,10 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns) -
         out.lines(_tree_lines(roots, nprocs, args.all))
     out.line("")
     _render_files(out, files, args.all)
+    if runtime is not None and runtime.records:
+        out.line(f"  agent runtime: {runtime.records} records, {runtime.paths} paths folded "
+                 f"(e.g. {esc(', '.join(runtime.dirs[:3]))}); logira query --agent-runtime")  # fmt: skip
+        out.line("")
     _render_net(out, dests, dns, args.all)
     _render_new(out, meta)
     rid = esc(meta.run_id)
@@ -215,6 +253,16 @@ def _render_new(out, meta) -> None:
     if empty:
         out.line("  nothing new")
     out.line(f"  logira diff {esc(meta.run_id)}             # everything new, in full")
+    out.line("")
+
+
+def _render_calls(out, meta, calls: list[ToolCall], full: bool) -> None:
+    from logira.cli.calls import CallsDoc, render_calls, session_docs
+
+    out.line(out.palette.bold(f"Tool calls ({len(calls)})"))
+    run_dir = getattr(out, "run_dir", None)
+    doc = CallsDoc(meta.run_id, session_docs(run_dir, calls) if run_dir else [], {}, calls)
+    out.lines(["  " + ln for ln in render_calls(out, doc, wide=full)])
     out.line("")
 
 

@@ -279,6 +279,9 @@ class EventFilter(msgspec.Struct, kw_only=True):
     severities: tuple[str, ...] = ()
     since: int = 0
     until: int = 0
+    # records of one tool call / the agent's runtime (logira/agents/calls.py); None = no condition
+    seq_in: tuple[int, ...] | None = None
+    seq_not_in: tuple[int, ...] | None = None
 
 
 class CompiledFilter:
@@ -295,6 +298,8 @@ class CompiledFilter:
         self.types = tuple(types)
         self.contains_lc = f.contains.translate(_ASCII_LOWER)
         self.pids = set(f.pids)  # a set so a live follower (tail --tree) can add descendants
+        self.seq_in = frozenset(f.seq_in) if f.seq_in is not None else None
+        self.seq_not_in = frozenset(f.seq_not_in) if f.seq_not_in is not None else None
 
     # -- the exact predicate ------------------------------------------------------
     def event_match(self, row: Row) -> bool:
@@ -317,6 +322,10 @@ class CompiledFilter:
     def common_match(self, row: Row) -> bool:
         f = self.f
         if row.type not in self.types:
+            return False
+        if self.seq_in is not None and row.seq not in self.seq_in:
+            return False
+        if self.seq_not_in is not None and row.seq in self.seq_not_in:
             return False
         if f.since and row.ts < f.since:
             return False
@@ -380,6 +389,12 @@ class CompiledFilter:
         join = want_det and self.has_event_conds
         where.append(f"e.type IN ({','.join('?' * len(self.types))})")
         params.extend(self.types)
+        if f.seq_in is not None:
+            where.append("e.seq IN (SELECT value FROM json_each(?))")
+            params.append(msgspec.json.encode(list(f.seq_in)).decode())
+        if f.seq_not_in:
+            where.append("e.seq NOT IN (SELECT value FROM json_each(?))")
+            params.append(msgspec.json.encode(list(f.seq_not_in)).decode())
         if f.since:
             where.append("e.ts >= ?")
             params.append(f.since)

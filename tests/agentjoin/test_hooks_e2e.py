@@ -56,3 +56,35 @@ def test_tool_calls_are_joined_to_processes_files_and_detections(logira):
     assert [r["seq"] for r in run.records] == list(range(1, len(run.records) + 1))
     joined = [r for r in run.of_type("agent") if r["data_json"]["op"] == "tool_call"]
     assert len(joined) == 3 and all(r["data_json"]["declared"] is False for r in joined)
+
+
+def test_what_users_see_names_the_tool_calls(logira):
+    import json
+
+    ws = logira.workspace
+    steps = [
+        {"do": "bash", "id": "toolu_R", "command": f"echo x >> {logira.user.home}/.bashrc"},
+        {"do": "bash", "id": "toolu_T", "command": f"echo ok > {ws}/t.txt"},
+    ]
+    run = run_agent(logira, steps)
+    r = logira("calls", run.id, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [c["call_id"] for c in doc["calls"]] == ["toolu_R", "toolu_T"]
+    assert doc["sessions"][0]["session_id"] == "sess-1" and doc["sessions"][0]["calls"] == 2
+    assert doc["calls"][0]["detections"] and doc["calls"][1]["files"] == 1
+    view = logira("view", run.id, "--no-color").stdout.decode()
+    assert "Tool calls (2)" in view and "toolu_T" in view and "agent runtime:" in view
+    explain = logira("explain", run.id, "--no-color").stdout.decode()
+    assert f"tool call: toolu_R Bash `echo x >> {logira.user.home}/.bashrc` → " in explain, explain
+    q = logira("query", run.id, "--tool-call", "toolu_T", "--json", "--all")
+    recs = [json.loads(ln) for ln in q.stdout.splitlines()]
+    assert recs and all(x["tool_call"]["call_id"] == "toolu_T" for x in recs)
+    assert any(x["type"] == "file" and x["data_json"]["path"] == f"{ws}/t.txt" for x in recs)
+    rt = [json.loads(ln) for ln in logira("query", run.id, "--agent-runtime", "--json", "--all").stdout.splitlines()]
+    assert rt and any("hook" in " ".join(x["data_json"].get("argv", [])) for x in rt if x["type"] == "exec")
+    no_rt = [json.loads(ln)["seq"] for ln in
+             logira("query", run.id, "--no-agent-runtime", "--json", "--all").stdout.splitlines()]  # fmt: skip
+    assert not set(no_rt) & {x["seq"] for x in rt} and len(no_rt) + len(rt) == len(run.records)
+    bad = logira("query", run.id, "--tool-call", "toolu_nope")
+    assert bad.returncode == 1 and bad.stderr.decode().count("\n") == 1 and b"logira calls" in bad.stderr

@@ -237,7 +237,7 @@ def test_explain_no_detections(cli):
         (["view", "../etc"], "error: "),
         (
             ["query", RID, "--type", "bogus"],
-            "error: invalid --type 'bogus' (expected exec|proc|file|net|detection|all, or a list)",
+            "error: invalid --type 'bogus' (expected exec|proc|file|net|detection|agent|all, or a list)",
         ),
         (
             ["query", RID, "--severity", "urgent"],
