@@ -8,10 +8,10 @@ import msgspec
 
 from logira.agents import calls as agent_calls
 from logira.cli import readside
+from logira.read.query import RunSource
 from logira.render.escape import esc
 from logira.render.table import Column, render_table, truncate
 from logira.render.timefmt import fmt_seconds
-from logira.storage.query import RunSource
 
 EXAMPLES = """\
   logira calls                        # tool calls of the last run
@@ -48,7 +48,7 @@ class CallsDoc(msgspec.Struct):
 
 def other_runs_of_sessions(run_dir, sessions: list[str]) -> dict[str, list[str]]:
     """Runs in the same home whose meta.json lists one of `sessions` (a session spanning runs)."""
-    from logira.storage import reader
+    from logira.read import reader
 
     out: dict[str, list[str]] = {s: [] for s in sessions}
     if not sessions:
@@ -74,7 +74,7 @@ def session_docs(run_dir, calls: list[agent_calls.ToolCall]) -> list[SessionDoc]
 
 
 def run(args: argparse.Namespace) -> int:
-    from logira.storage import reader
+    from logira.read import reader
 
     out = readside.Out(args)
     run_dir = readside.resolve(args)
