@@ -62,6 +62,7 @@ enum net_syscall {
 #define F_PEER_MISMATCH 0x20 /* the user buffer named another peer than the socket has (claim_*) */
 #define F_ADDR_CHANGED 0x40 /* the sockaddr read at exit differs from the one read at enter (claim_*) */
 #define F_DNS_SOCKET 0x80 /* the fd's socket is connected to port 53 (not remembered from connect) */
+#define F_FIN_RECEIVED 0x200 /* close: the peer's FIN arrived (it counts 1 in bytes_received) */
 #define F_RETRY 0x100	  /* internal: user memory unreadable at enter, parse again at exit */
 
 #define AF_UNIX 1
@@ -1273,6 +1274,8 @@ static __always_inline void conn_emit(struct conn *c, struct sock *sk, __u32 kin
 	r->segs_out = BPF_CORE_READ(tp, segs_out);
 	r->retrans = BPF_CORE_READ(tp, total_retrans);
 	r->sk_err = BPF_CORE_READ(sk, sk_err);
+	if (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE))
+		r->flags |= F_FIN_RECEIVED; /* set by tcp_fin() only */
 	r->start_ns = c->start_ns;
 	r->established_ns = c->established_ns;
 	r->old_state = old;

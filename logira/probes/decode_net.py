@@ -70,6 +70,7 @@ F_PEER_SOCKET = 0x10  # dst read from the kernel socket
 F_PEER_MISMATCH = 0x20  # (unused by the kernel side today: the comparison is done here)
 F_ADDR_CHANGED = 0x40  # the sockaddr was rewritten while the syscall ran (claim = exit value)
 F_DNS_SOCKET = 0x80  # a socket connected to port 53 found from the socket, not a remembered connect
+F_FIN_RECEIVED = 0x200  # close: the peer's FIN arrived; it counts 1 in tcp_sock.bytes_received
 
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW = 1, 2, 3
@@ -165,8 +166,10 @@ def _same_peer(fam: int, addr: bytes, port: int, cfam: int, caddr: bytes, cport:
     return False
 
 
-def _conn(ev: NetOp, buf: memoryview, kind: int) -> None:
+def _conn(ev: NetOp, buf: memoryview, kind: int, flags: int) -> None:
     received, acked, start, established, sk_err, old_state, _new, _segs, retrans = CONN.unpack_from(buf, PATH_OFF)
+    if flags & F_FIN_RECEIVED and received:
+        received -= 1  # data bytes only
     ev.bytes_received, ev.bytes_acked, ev.retransmits = received, acked, retrans
     ev.outcome = outcome(kind, established != 0, sk_err, old_state)
     ev.connect_ns = max(0, established - start) if established else 0
@@ -215,7 +218,7 @@ def decode_net(buf: memoryview, hdr: Header, base: dict) -> NetOp | None:
         bytes=nbytes,
     )
     if conn:
-        _conn(ev, buf, hdr.kind)
+        _conn(ev, buf, hdr.kind, flags)
         return ev
     if family in (AF_INET, AF_INET6) and op in ("connect", "send"):
         ev.peer_verified = bool(flags & F_PEER_SOCKET)
