@@ -111,7 +111,7 @@ async def end_to_end(events: list[AnyKernelEvent], rules, tmp: Path, follower: b
     for p in tmp.iterdir():
         p.unlink()
     fd = os.open(jpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    sqlite = await SqliteSink.open(str(tmp / "index.sqlite"), RunMeta(run_id="bench"))
+    sqlite = await SqliteSink.create(str(tmp / "index.sqlite"), RunMeta(run_id="bench"))
     tree = ProcessTree()
     pipe = RunPipeline(
         run_id="bench", jsonl=JsonlSink(fd, "bench"), sqlite=sqlite,

@@ -118,7 +118,7 @@ def write_run(home: Path, run_id: str, n: int, t0: int, seed: int = 1) -> Path:
 async def _write(run_dir: Path, meta: RunMeta, records) -> None:
     fd = os.open(run_dir / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     jsonl = JsonlSink(fd, meta.run_id)
-    sql = await SqliteSink.open(str(run_dir / "index.sqlite"), meta)
+    sql = await SqliteSink.create(str(run_dir / "index.sqlite"), meta)
     batch: list[Record] = []
     counts: dict[str, int] = {}
     dets: dict[str, int] = {}

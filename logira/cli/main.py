@@ -8,12 +8,10 @@ line (argparse intermixes optionals and positionals).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import NoReturn
 
 from logira import __version__
-from logira.cli.errors import CliError
 
 # Order = order in --help.
 COMMAND_MODULES = (
@@ -67,6 +65,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     only = _only_module(argv) if argv is not None else None
     for name in (only,) if only else COMMAND_MODULES:
+        import importlib
+
         try:
             mod = importlib.import_module(f"logira.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         from logira.client.hook import main as hook_main
 
         return hook_main(argv[1:])
+    if argv == ["--version"]:  # the one answer that needs no parser (startup time)
+        print(f"logira {__version__}")
+        return 0
+    from logira.errors import LogiraError
+
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
-    except CliError as exc:
+    except LogiraError as exc:
         # messages can quote run files the agent could have edited: never raw to the terminal
         from logira.render.escape import esc
 

@@ -1,9 +1,8 @@
-"""logirad logging: structlog to stderr (JSON lines or console), mirrored to journald.
+"""logirad's own log: structlog to stderr (JSON lines or console), nothing else.
 
-Every daemon log entry (run start/stop, detections, drops, errors) is rendered on stderr
-and, when journald is enabled, also sent as a native journal entry with its key/values as
-upper-case fields (RUN_ID, RULE_ID, SEVERITY, ...), PRIORITY mapped from the detection
-severity or else the log level, and SYSLOG_IDENTIFIER=logirad.
+Detections and run lifecycle reach journald through the runs' `JournaldSink` (sinks/journald.py),
+not through this log: `setup` only decides whether there is a journal and returns it, and the
+daemon hands it to the session manager. Under systemd, stderr lands in the journal anyway.
 """
 
 from __future__ import annotations
@@ -14,33 +13,15 @@ from typing import Any
 import structlog
 
 from logira.errors import LogiraError
-from logira.sinks.journald import LEVEL_PRIORITY, SEVERITY_PRIORITY, JournaldSink
-
-_journal: JournaldSink | None = None
+from logira.sinks.journald import DEFAULT_SOCKET, Journal
 
 
 class LoggingError(LogiraError):
     """A one-line logging setup problem."""
 
 
-def _to_journald(_logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    if _journal is not None:
-        event = str(event_dict.get("event", ""))
-        fields = {k: v for k, v in event_dict.items() if k not in ("event", "timestamp", "level")}
-        sev = str(event_dict.get("severity", ""))
-        prio = SEVERITY_PRIORITY.get(sev, LEVEL_PRIORITY.get(method, 6))
-        if event == "detection":
-            # what a human reads in `journalctl -t logirad`: the record's summary line
-            text = f"[{sev}] {fields.get('rule_id', '')}: {fields.pop('message', '')}"
-            fields["detection_message"] = event_dict.get("message", "")
-        else:
-            text = event
-        _journal.send(text, priority=prio, logira_event=event, **fields)
-    return event_dict
-
-
 def _escape_strings(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Terminal-safe values for the console renderer (journald got the exact values already)."""
+    """Terminal-safe values for the console renderer."""
     from logira.render.escape import esc
 
     def clean(v: Any) -> Any:
@@ -53,19 +34,20 @@ def _escape_strings(_logger: Any, _method: str, event_dict: dict[str, Any]) -> d
     return {k: clean(v) for k, v in event_dict.items()}
 
 
-def setup(log_format: str = "json", journald: str = "auto", journald_socket: str = "") -> JournaldSink | None:
-    """Configure structlog; returns the journald sink in use (or None)."""
-    global _journal
-    from logira.sinks.journald import DEFAULT_SOCKET
-
+def open_journal(journald: str = "auto", journald_socket: str = "") -> Journal | None:
+    """The journal to send detections and run lifecycle to, per the `journald` setting."""
     path = journald_socket or DEFAULT_SOCKET
-    _journal = None
-    if journald == "on" and not JournaldSink.available(path):
+    if journald == "on" and not Journal.available(path):
         raise LoggingError(
             f"journald=on but journald is not listening on {path}; start systemd-journald or set journald=auto"
         )
-    if journald in ("on", "auto") and JournaldSink.available(path):
-        _journal = JournaldSink(path)
+    if journald in ("on", "auto") and Journal.available(path):
+        return Journal(path)
+    return None
+
+
+def setup(log_format: str = "json") -> None:
+    """Configure structlog for the daemon's stderr."""
     # JSON escapes every control and non-ASCII character (ensure_ascii); the console format
     # would print the agent's argv/paths raw into the operator's terminal, so it escapes first.
     renderer: Any = (
@@ -78,19 +60,12 @@ def setup(log_format: str = "json", journald: str = "auto", journald_socket: str
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _to_journald,
             *escape,
             renderer,
         ],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    return _journal
-
-
-def journal() -> JournaldSink | None:
-    """The active journald sink, for status/counters."""
-    return _journal
 
 
 def get(name: str = "logirad") -> Any:

@@ -17,6 +17,7 @@ import stat
 import struct
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logira import cgroup2
 from logira.daemon import config as config_mod
@@ -24,6 +25,11 @@ from logira.daemon import logging as dlog
 from logira.daemon.config import DaemonConfig
 from logira.daemon.registry import Registry, ensure_state_dir
 from logira.daemon.sessions import SessionManager
+from logira.pipeline.flow import FlowControl
+from logira.pipeline.router import Router
+
+if TYPE_CHECKING:
+    from logira.probes.loader import Probes
 from logira.errors import LogiraError
 
 
@@ -106,7 +112,16 @@ def reconcile(sessions: SessionManager, state_dir: Path) -> None:
             log.warning("stale_cgroup_removed", cgroup=str(child), removed=removed)
 
 
-async def serve(cfg: DaemonConfig, probes: object, sessions: SessionManager, cg_mount: Path) -> None:
+SHUTDOWN_S = 20.0  # the whole shutdown (runs finalized, server closed, reader stopped) is bounded by this
+
+
+async def serve(cfg: DaemonConfig, probes: Probes, sessions: SessionManager, cg_mount: Path) -> None:
+    """The daemon's task group: the write path wired once, then the socket server until a signal.
+
+        RingReader ─► Router ─► RunPipeline (one per run) ─► chain (JSONL → live) ─► FanOut ─► sinks
+            ▲                                                            (SQLite, journald, ...)
+            └──── FlowControl (pause/resume: the only control path back to the source)
+    """
     from logira.daemon.server import Server
     from logira.daemon.status import DaemonState
     from logira.probes.ringbuf import RingReader
@@ -116,28 +131,38 @@ async def serve(cfg: DaemonConfig, probes: object, sessions: SessionManager, cg_
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reader = RingReader(probes, sessions.on_batch)  # type: ignore[arg-type]
-    sessions.reader = reader
-    reader.start()
+    reader = RingReader(probes, sessions.router.route)
+    sessions.router.flow.attach(reader)
+    sessions.source = reader
     state = DaemonState(cfg, probes, sessions, cg_mount)
     server = Server(sessions, cfg.socket, lambda conn: state.reply(conn.uid), cfg.follower_buffer)
     state.server = server
-    await server.start()
-    log.info(
-        "logirad_started",
-        pid=os.getpid(),
-        socket=cfg.socket,
-        state_dir=cfg.state_dir,
-        cgroup_parent=str(sessions.cg_parent),
-        probes=list(getattr(probes, "domains", ())),
-        ready_s=round(getattr(probes, "ready_s", 0.0), 3),
-    )
-    await stop.wait()
-    log.info("logirad_stopping", active_runs=len(sessions.runs))
-    await sessions.shutdown()
-    await server.close()
-    reader.drain()
-    reader.stop()
+    async with asyncio.TaskGroup() as tg:
+        sessions.bind(tg)
+        reader.start()
+        try:
+            await server.start()
+            log.info(
+                "logirad_started",
+                pid=os.getpid(),
+                socket=cfg.socket,
+                state_dir=cfg.state_dir,
+                cgroup_parent=str(sessions.cg_parent),
+                probes=list(probes.domains),
+                ready_s=round(probes.ready_s, 3),
+            )
+            await stop.wait()
+            log.info("logirad_stopping", active_runs=len(sessions.runs))
+            try:
+                async with asyncio.timeout(SHUTDOWN_S):
+                    await sessions.shutdown()
+                    await server.close()
+            except TimeoutError:
+                log.error("shutdown_timeout", active_runs=len(sessions.runs), seconds=SHUTDOWN_S)
+        finally:
+            reader.drain()
+            reader.stop()
+            sessions.cancel_all()  # runs left after the deadline: crash recovery closes them next start
     log.info("logirad_stopped", unrouted=sessions.unrouted)
 
 
@@ -145,7 +170,8 @@ def run(argv: list[str] | None = None) -> int:
     """Entry point body; returns the exit status."""
     try:
         cfg = config_mod.load(argv)
-        dlog.setup(cfg.log_format, cfg.journald, cfg.journald_socket)
+        dlog.setup(cfg.log_format)
+        journal = dlog.open_journal(cfg.journald, cfg.journald_socket)
     except (config_mod.ConfigError, dlog.LoggingError) as exc:
         print(f"logirad: error: {exc}", file=sys.stderr)
         return 1
@@ -171,7 +197,8 @@ def run(argv: list[str] | None = None) -> int:
         )
         probes.detach_linger = cfg.detach_linger
         probes.load()
-        sessions = SessionManager(cfg, probes, cg_mount, state_dir)
+        flow = FlowControl(cfg.queue_high, cfg.queue_low)
+        sessions = SessionManager(cfg, probes, cg_mount, state_dir, router=Router(flow), journal=journal)
         reconcile(sessions, state_dir)
         try:
             import uvloop

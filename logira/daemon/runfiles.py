@@ -1,8 +1,9 @@
 """The files of one run (run dir, events.jsonl, index.sqlite, meta.json, seal), daemon side.
 
 A thin layer over logira.storage so the session manager deals with one object: it creates
-the run dir through dirfds (never following the user's symlinks), opens the sinks, writes
-meta.json, and at the end closes everything, seals and hands the directory over to the user.
+the run dir through dirfds (never following the user's symlinks), names the run's sinks
+(`RunFiles.sinks`: the one place they are wired), writes meta.json, and at the end seals and
+hands the directory over to the user.
 `recover_run` does the same for a run a crashed daemon left open.
 """
 
@@ -13,83 +14,67 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from logira.errors import LogiraError
+from logira.format.jsonl import scan_chain_fd
 from logira.format.meta import RunMeta, decode_meta, encode_meta
-from logira.storage.safefs import RunDir, open_runs_dir
+from logira.sinks.base import Sink
+from logira.sinks.journald import Journal, JournaldSink
+from logira.sinks.jsonl import JsonlSink
+from logira.sinks.sqlite import SqliteSink
+from logira.storage.safefs import RunDir, RunDirError, UnsafePathError, open_runs_dir
+from logira.storage.seal import write_seal
 
 
 class RunFilesError(LogiraError):
     """The run's files could not be created or reopened (one line, shown to the client)."""
 
 
-def to_meta(meta: dict[str, Any]) -> RunMeta:
-    """The storage RunMeta for the daemon's meta dict."""
-    return msgspec.convert(meta, RunMeta)
-
-
 class RunFiles:
-    def __init__(self, rundir: RunDir, state_dir: Path) -> None:
-        from logira.sinks.jsonl import JsonlSink
+    """One run's directory and the writers in it: the chain (events.jsonl) and the sinks."""
 
+    def __init__(self, rundir: RunDir, state_dir: Path) -> None:
         self.rundir = rundir
         self.state_dir = state_dir
         self.run_id = rundir.run_id
         self.display_path = rundir.display_path
-        fd = rundir.create_file("events.jsonl")
-        self.jsonl = JsonlSink(fd, rundir.run_id)
+        self.chain = JsonlSink(rundir.create_file("events.jsonl"), rundir.run_id)
+        # root's own read fd of events.jsonl, for finalize steps that read the run back (agents join)
         self.jsonl_read_fd = rundir.open_read("events.jsonl")
-        self.sqlite: Any = None
-        self.closed = False
+        self.published = False
 
-    async def open_sqlite(self, meta: dict[str, Any]) -> None:
-        from logira.sinks.sqlite import SqliteSink
+    def sinks(self, journal: Journal | None, fields: dict[str, Any]) -> list[Sink]:
+        """Every sink of the run, in fan-out order. A new sink is one module and one line here."""
+        sinks: list[Sink] = [SqliteSink(self.rundir.proc_path("index.sqlite"))]
+        if journal is not None:
+            sinks.append(JournaldSink(journal, fields=fields))
+        return sinks
 
-        self.write_meta(meta)
-        self.sqlite = await SqliteSink.open(self.rundir.proc_path("index.sqlite"), to_meta(meta))
+    def write_meta(self, meta: RunMeta) -> None:
+        self.rundir.write_atomic("meta.json", encode_meta(meta))
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        self.rundir.write_atomic("meta.json", encode_meta(to_meta(meta)))
-
-    async def finish(self, meta: dict[str, Any], state_dir: Path) -> list[str]:
-        """Flush and close the sinks, write the final meta, seal, hand the dir over to the user.
+    async def publish(self, meta: RunMeta) -> list[str]:
+        """Write the final meta, seal, hand the dir over to the user (the sinks are closed).
 
         Every step runs even if an earlier one failed (the JSONL is the authoritative record,
         the user must get their directory back); the failures are returned as one-line strings.
         """
-        from logira.storage.seal import write_seal
-
-        if self.closed:
+        if self.published:
             return []
-        self.closed = True
+        self.published = True
         errors: list[str] = []
-        try:
-            self.jsonl.close()
-        except OSError as exc:
-            errors.append(f"events.jsonl: {exc}")
         with contextlib.suppress(OSError):
             os.close(self.jsonl_read_fd)
-        if self.sqlite is not None:
-            try:
-                await self.sqlite.update_run(to_meta(meta))
-            except Exception as exc:
-                errors.append(f"index.sqlite update: {type(exc).__name__}: {exc}")
-            try:
-                await self.sqlite.close()
-            except Exception as exc:
-                errors.append(f"index.sqlite close: {type(exc).__name__}: {exc}")
-        if errors:
-            meta["incomplete_reasons"] = [*meta.get("incomplete_reasons", []), *errors]
-        m = to_meta(meta)
 
         def publish() -> None:
             for step, fn in (
-                ("meta.json", lambda: self.rundir.write_atomic("meta.json", encode_meta(m))),
-                ("seal", lambda: write_seal(state_dir, m)),
+                ("meta.json", lambda: self.write_meta(meta)),
+                ("seal", lambda: write_seal(self.state_dir, meta)),
                 ("hand over", self.rundir.hand_over),
             ):
                 try:
@@ -104,7 +89,7 @@ class RunFiles:
         return errors
 
 
-def _id_taken(state_dir: Path, uid: int):
+def _id_taken(state_dir: Path, uid: int) -> Callable[[str], bool]:
     """Run ids in use for uid in any home: sealed, or active (staging). Root's own dirs: lexists is safe."""
     seals, staging = state_dir / "seals" / str(uid), state_dir / "staging"
 
@@ -116,8 +101,6 @@ def _id_taken(state_dir: Path, uid: int):
 
 def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_dir: Path) -> RunFiles:
     """Create a fresh run dir under `<home>/runs` for uid and open its sinks."""
-    from logira.storage.safefs import RunDirError, UnsafePathError
-
     try:
         runs_fd = open_runs_dir(home, uid)
     except UnsafePathError as exc:
@@ -139,8 +122,6 @@ def open_run_files(home: str, uid: int, gid: int, tool: str, now_ns: int, state_
 
 def _chain_end(rundir: RunDir) -> tuple[int, str, bool]:
     """(records, hash of the last complete line, partial tail) of events.jsonl, read through the dirfd."""
-    from logira.format.jsonl import scan_chain_fd
-
     try:
         fd = rundir.open_read("events.jsonl")
     except OSError:
@@ -151,9 +132,6 @@ def _chain_end(rundir: RunDir) -> tuple[int, str, bool]:
 
 def recover_run(home: str, uid: int, gid: int, run_id: str, state_dir: Path, reason: str) -> RunMeta:
     """Close a run left open by a crashed daemon: meta incomplete, sealed, handed over."""
-    from logira.storage.safefs import RunDirError, UnsafePathError
-    from logira.storage.seal import write_seal
-
     try:
         runs_fd = open_runs_dir(home, uid)
     except UnsafePathError as exc:

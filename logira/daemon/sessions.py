@@ -1,17 +1,19 @@
-"""Active runs: start, route kernel events, decide when a run ends, finalize.
+"""Active runs: start, end, finalize. The SessionManager owns every run of the daemon.
 
-The SessionManager owns every run of the daemon. Kernel events arrive in batches from the
-RingReader (`on_batch`) and are routed by `run_cgroup_id` to the run's pipeline; unknown
-ids are counted as `unrouted`. A run ends when its owner said `agent_exited` (or its
+A run is: admitted (daemon/admission.py) → its files and sinks opened (daemon/runfiles.py) →
+its pipeline registered with the router by run cgroup id → tracked → the held pid moved in.
+Each run then lives in its own task group (its pipeline's consumer and its lifecycle), owned by
+the daemon's task group (`bind`). It ends when its owner said `agent_exited` (or its
 connection dropped) and its cgroup tree is empty, or after the straggler wait; it is then
-drained, untracked, drained again and finalized (meta, SQLite, seal, hand-over).
+drained, untracked, drained again and finalized (daemon/finalize.py). If a stage of the run
+fails outright, the run is finalized as incomplete with the failure and its queued events
+counted as lost; the daemon and the other runs carry on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import pwd
 import time
@@ -19,27 +21,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from logira import __version__, cgroup2
+from logira import cgroup2
+from logira.daemon import finalize
 from logira.daemon import protocol as p
+from logira.daemon.admission import StartError, StartPlan, check_request, initial_meta, plan
 from logira.daemon.config import DaemonConfig
-from logira.daemon.guard import GuardError, HeldPid, check_sizes
+from logira.daemon.guard import GuardError, HeldPid
 from logira.daemon.hookpeer import MAX_HOOKS_PER_RUN, HookCounters, hook_record, run_key_of
 from logira.daemon.logging import get as get_logger
-from logira.daemon.outcome import Losses, outcome
 from logira.daemon.registry import Registry, RegistryEntry
+from logira.daemon.rulecache import RuleCache, RulesRefused
 from logira.daemon.runfiles import RunFiles, RunFilesError, open_run_files
-from logira.errors import LogiraError
-from logira.model.kernel import AnyKernelEvent
+from logira.detect.engine import Detector
+from logira.format.meta import RunMeta
 from logira.model.proctree import ProcessTree
-from logira.model.record import Record
+from logira.pipeline.router import Router
 from logira.pipeline.session import RunPipeline
-from logira.storage.runids import sanitize_tool
+from logira.sinks.journald import Journal
+
+__all__ = ["Peer", "SessionManager", "StartError"]
 
 log = get_logger()
-
-
-class StartError(LogiraError):
-    """start_run refused: the message goes back to the client as one line."""
+SHUTDOWN_RUN_S = 15.0  # a run still finalizing after this, at shutdown, is left to crash recovery
 
 
 class Peer(Protocol):
@@ -50,25 +53,37 @@ class Peer(Protocol):
     async def send(self, msg: p.Msg) -> bool: ...
 
 
+class Tracker(Protocol):
+    """What the session manager needs of the probes."""
+
+    def track(self, run_cgroup_id: int) -> None: ...
+
+    def untrack(self, run_cgroup_id: int) -> None: ...
+
+    def drop_counts(self) -> dict[str, int]: ...
+
+
+class Source(Protocol):
+    """What the session manager needs of the ring reader: drain it now, and its decode errors."""
+
+    decode_errors: int
+
+    def drain(self) -> int: ...
+
+
 @dataclass(eq=False)
 class ActiveRun:
     key: str  # unique daemon-wide (cgroup dir name)
+    plan: StartPlan
     run_id: str
-    uid: int
-    gid: int
-    user: str
-    home: str
-    root_pid: int
     cg_path: Path
     cg_id: int
     files: RunFiles
     pipeline: RunPipeline
     tree: ProcessTree
-    meta: dict[str, Any]
+    meta: RunMeta
     owner: Peer | None
-    kernel_base: dict[str, int]
-    reader_base: int
-    start_ts: int
+    baseline: finalize.Baseline
     end_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupted: bool = False
     client_exit: tuple[int, int] | None = None
@@ -78,63 +93,75 @@ class ActiveRun:
     hooks: HookCounters = field(default_factory=HookCounters)
     closing: bool = False  # finalize has begun: records appended now would miss the sinks
 
+    @property
+    def uid(self) -> int:
+        return self.plan.uid
+
+    @property
+    def root_pid(self) -> int:
+        return self.plan.msg.pid
+
+    @property
+    def start_ts(self) -> int:
+        return self.plan.now_ns
+
 
 class SessionManager:
-    def __init__(self, cfg: DaemonConfig, probes: Any, cg_mount: Path, state_dir: Path) -> None:
+    def __init__(self, cfg: DaemonConfig, probes: Tracker, cg_mount: Path, state_dir: Path, *,
+                 router: Router, journal: Journal | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.probes = probes
-        self.reader: Any = None
+        self.router = router
+        self.journal = journal
+        self.source: Source | None = None  # set by the daemon once the reader exists (drained at run ends)
         self.cg_mount = cg_mount
         self.cg_parent = cgroup2.ensure_parent(cg_mount, cfg.cgroup_parent)
         self.state_dir = state_dir
         self.registry = Registry(state_dir)
-        self.by_cg: dict[int, ActiveRun] = {}
+        self.rules = RuleCache(cfg.site_rules_dir)
         self.runs: dict[str, ActiveRun] = {}
-        self.unrouted = 0
-        self.queue_drops = 0  # user space never drops; kept so the counter exists and is reported
-        self.paused = False
-        self.pauses = 0
         self.shutting_down = False
         self._counter = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._default_rules: Any = None
-        self._rules_lock = asyncio.Lock()
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # the runs' task groups, children of the daemon's
         self._starting: dict[int, int] = {}  # uid -> start_runs in progress (counted by the limits)
         self.hooks_unrouted = 0  # agent_hook messages from senders outside every active run
 
-    # -- routing ------------------------------------------------------------------------
+    def bind(self, tg: asyncio.TaskGroup) -> None:
+        """The daemon's task group: it owns every run's task group."""
+        self._tg = tg
 
-    def on_batch(self, events: list[AnyKernelEvent]) -> None:
-        """RingReader callback: route each event to its run, pause the reader on back-pressure."""
-        by_cg = self.by_cg
-        for ev in events:
-            run = by_cg.get(ev.run_cgroup_id)
-            if run is None:
-                self.unrouted += 1
-            else:
-                run.pipeline.enqueue(ev)
-        if not self.paused and any(len(r.pipeline) > self.cfg.queue_high for r in self.runs.values()):
-            self._pause()
+    # -- counters for status ---------------------------------------------------------------
 
-    def _on_drain(self) -> None:
-        if self.paused and all(len(r.pipeline) < self.cfg.queue_low for r in self.runs.values()):
-            self._resume()
+    @property
+    def unrouted(self) -> int:
+        return self.router.unrouted
 
-    def _pause(self) -> None:
-        # The kernel ring absorbs the burst meanwhile; what it cannot hold is counted there.
-        self.paused = True
-        self.pauses += 1
-        if self.reader is not None:
-            self.reader.pause()
+    @property
+    def queue_drops(self) -> int:
+        """Events lost in user space since the daemon started (ended runs + active ones)."""
+        return self.router.lost + sum(r.pipeline.errors for r in self.runs.values())
 
-    def _resume(self) -> None:
-        self.paused = False
-        if self.reader is not None:
-            self.reader.resume()
+    @property
+    def pauses(self) -> int:
+        return self.router.flow.pauses
 
-    # -- start --------------------------------------------------------------------------
+    def rules_problem(self) -> str:
+        return self.rules.problem()
 
-    def _check_pid(self, peer: Peer, pid: int) -> HeldPid:
+    # -- start -------------------------------------------------------------------------------
+
+    def _run_prefix(self) -> str:
+        return f"/{self.cfg.cgroup_parent}/"
+
+    def _check_limits(self, uid: int) -> None:
+        if len(self.runs) + sum(self._starting.values()) >= self.cfg.max_runs_total:
+            raise StartError(f"too many concurrent runs (limit={self.cfg.max_runs_total})")
+        mine = sum(1 for r in self.runs.values() if r.uid == uid) + self._starting.get(uid, 0)
+        if mine >= self.cfg.max_runs_per_uid:
+            raise StartError(f"too many concurrent runs for uid {uid} (limit={self.cfg.max_runs_per_uid})")
+
+    def _hold(self, peer: Peer, pid: int) -> HeldPid:
         """Pin the held pid (pidfd) and check it is the peer's own child with exactly its uid."""
         try:
             held = HeldPid(pid)
@@ -147,198 +174,69 @@ class SessionManager:
             raise StartError(str(exc)) from None
         return held
 
-    def _run_prefix(self) -> str:
-        return f"/{self.cfg.cgroup_parent}/"
-
-    def _check_limits(self, uid: int) -> None:
-        if len(self.runs) + sum(self._starting.values()) >= self.cfg.max_runs_total:
-            raise StartError(f"too many concurrent runs (limit={self.cfg.max_runs_total})")
-        mine = sum(1 for r in self.runs.values() if r.uid == uid) + self._starting.get(uid, 0)
-        if mine >= self.cfg.max_runs_per_uid:
-            raise StartError(f"too many concurrent runs for uid {uid} (limit={self.cfg.max_runs_per_uid})")
-
-    def _rules(self, msg: p.StartRun) -> Any:
-        try:
-            from logira.detect.loader import load_rules
-        except ImportError:
-            return None
-        site = Path(self.cfg.site_rules_dir)
-        site_dir = site if site.is_dir() else None
-        try:
-            if not msg.rules_yaml:
-                if self._default_rules is None:
-                    self._default_rules = load_rules(builtin=True, site_dir=site_dir)
-                return self._default_rules
-            return load_rules(
-                builtin=True, site_dir=site_dir, extra=[(msg.rules_path or "rules", msg.rules_yaml)]
-            )
-        except Exception as exc:  # RuleError: one line naming file:line
-            raise StartError(f"rules: {exc}") from None
-
-    def rules_problem(self) -> str:
-        """Why the default ruleset cannot be loaded ("" when it can), for `status`."""
-        try:
-            self._rules(p.StartRun(tool="", argv=["-"], cwd="/", pid=0))
-        except StartError as exc:
-            return str(exc)
-        return ""
-
-    def _detector(self, rules: Any, home: str, workspace: str, tree: ProcessTree) -> Any:
-        if rules is None:
-            return None
-        from logira.detect.engine import Detector
-
-        return Detector(rules, home=home, workspace=workspace, tree=tree)
-
     async def start_run(self, peer: Peer, msg: p.StartRun) -> p.RunStarted:
         """Validate, create the run dir and cgroup, track, move the held pid in. Raises StartError."""
         if self.shutting_down:
             raise StartError("logirad is shutting down")
-        if not msg.argv:
-            raise StartError("argv is empty")
-        try:
-            check_sizes(
-                argv=msg.argv,
-                cwd=msg.cwd,
-                home=msg.home,
-                rules_path=msg.rules_path,
-                tool=msg.tool,
-                rules_yaml=msg.rules_yaml,
-            )
-        except GuardError as exc:
-            raise StartError(str(exc)) from None
-        if msg.pid <= 1:
-            raise StartError(f"invalid pid {msg.pid}")
+        check_request(self.cfg, msg)
         if any(r.owner is peer for r in self.runs.values()):
             raise StartError("this connection already has a run")
         if any(r.root_pid == msg.pid for r in self.runs.values()):
             raise StartError(f"pid {msg.pid} is already in a run")
-        for dom in ("exec", "file", "net"):
-            if getattr(msg, dom) and not getattr(self.cfg, dom):
-                raise StartError(
-                    f"logirad runs without the {dom} probes; pass --no-{dom} or enable {dom} in logirad.toml"
-                )
-        held = self._check_pid(peer, msg.pid)
+        held = self._hold(peer, msg.pid)
         try:
-            return await self._start_checked(peer, msg, held)
+            self._check_limits(peer.uid)
+            try:
+                rules = await self.rules.for_run(msg)
+            except RulesRefused as exc:
+                raise StartError(str(exc)) from None
+            self._check_limits(peer.uid)  # other starts may have taken slots meanwhile
+            admitted = plan(msg, peer.uid, peer.gid, rules)
+            # Reserve the slot before the next await so limits stay exact under concurrency.
+            self._starting[peer.uid] = self._starting.get(peer.uid, 0) + 1
+            try:
+                return await self._start(peer, admitted, held)
+            finally:
+                self._starting[peer.uid] -= 1
+                if not self._starting[peer.uid]:
+                    del self._starting[peer.uid]
         finally:
             held.close()
 
-    async def _start_checked(self, peer: Peer, msg: p.StartRun, held: HeldPid) -> p.RunStarted:
-        self._check_limits(peer.uid)
-        uid, gid = peer.uid, peer.gid
+    def _pipeline(self, sp: StartPlan, files: RunFiles, tree: ProcessTree) -> RunPipeline:
         try:
-            pw = pwd.getpwuid(uid)
-            user, passwd_home = pw.pw_name, pw.pw_dir
-        except KeyError:
-            user, passwd_home = str(uid), ""
-        if msg.home:
-            if not os.path.isabs(msg.home):
-                raise StartError(f"home must be an absolute path, not {msg.home!r}")
-            home = os.path.normpath(msg.home)
-        elif passwd_home:
-            home = os.path.join(passwd_home, ".logira")
-        else:
-            raise StartError(f"uid {uid} has no home directory; set LOGIRA_HOME")
-        if msg.rules_yaml:
-            # A user's rules file is parsed off the event loop, one at a time: up to 256 KiB of YAML
-            # takes ~0.6 s, which on the loop would stall the ring reader for every other run.
-            async with self._rules_lock:
-                rules = await asyncio.to_thread(self._rules, msg)
-            self._check_limits(peer.uid)  # other starts may have taken slots meanwhile
-        else:
-            rules = self._rules(msg)
-        cwd = msg.cwd if os.path.isabs(msg.cwd) else "/"
-        now = time.time_ns()
-        tree = ProcessTree()
-        try:
-            detector = self._detector(rules, passwd_home or home, cwd, tree)
+            detector = (Detector(sp.rules, home=sp.passwd_home or sp.home, workspace=sp.cwd, tree=tree)
+                        if sp.rules is not None else None)  # fmt: skip
         except Exception as exc:  # a broken engine must refuse the run, not record it blind
             raise StartError(f"detection engine: {type(exc).__name__}: {exc}") from None
-        # Reserve the slot before the first await so limits stay exact under concurrency.
-        self._starting[uid] = self._starting.get(uid, 0) + 1
-        try:
-            return await self._start(peer, msg, uid, gid, user, home, cwd, now, tree, rules, detector, held)
-        finally:
-            self._starting[uid] -= 1
-            if not self._starting[uid]:
-                del self._starting[uid]
+        return RunPipeline(run_id=files.run_id, chain=files.chain, sinks=files.sinks(self.journal, {
+            "pid": sp.msg.pid, "cgroup": ""}), detector=detector, tree=tree, domains=sp.domains,
+            flow=self.router.flow, flush_interval=self.cfg.flush_interval)  # fmt: skip
 
-    async def _start(
-        self,
-        peer: Peer,
-        msg: p.StartRun,
-        uid: int,
-        gid: int,
-        user: str,
-        home: str,
-        cwd: str,
-        now: int,
-        tree: ProcessTree,
-        rules: Any,
-        detector: Any,
-        held: HeldPid,
-    ) -> p.RunStarted:
+    async def _start(self, peer: Peer, sp: StartPlan, held: HeldPid) -> p.RunStarted:
         self._counter += 1
-        key = f"r{os.getpid()}-{self._counter}-{uid}"
+        key = f"r{os.getpid()}-{self._counter}-{sp.uid}"
         try:
-            files = open_run_files(home, uid, gid, msg.tool, now, self.state_dir)
+            files = open_run_files(sp.home, sp.uid, sp.gid, sp.msg.tool, sp.now_ns, self.state_dir)
         except RunFilesError as exc:
             raise StartError(str(exc)) from None
-        run_id = files.run_id
-        meta = self._initial_meta(msg, run_id, uid, gid, user, cwd, now, rules)
-        meta["run_dir"] = files.display_path  # canonical (no symlinks: every component was O_NOFOLLOW)
+        meta = initial_meta(sp, files.run_id, files.display_path)
+        run: ActiveRun | None = None
         cg_path: Path | None = None
         try:
-            await files.open_sqlite(meta)
+            tree = ProcessTree()
+            pipeline = self._pipeline(sp, files, tree)
+            files.write_meta(meta)
+            await pipeline.open(meta)
             cg_path = cgroup2.create(self.cg_parent, key)
             cg_id = cgroup2.cgroup_id(cg_path)
-            pipeline = RunPipeline(
-                run_id=run_id,
-                jsonl=files.jsonl,
-                sqlite=files.sqlite,
-                detector=detector,
-                tree=tree,
-                domains={"exec": msg.exec, "file": msg.file, "net": msg.net},
-                jsonl_read_fd=files.jsonl_read_fd,
-                flush_interval=self.cfg.flush_interval,
-                on_detection=self._log_detection,
-                on_drain=self._on_drain,
-            )
-            run = ActiveRun(
-                key=key,
-                run_id=run_id,
-                uid=uid,
-                gid=gid,
-                user=user,
-                home=home,
-                root_pid=msg.pid,
-                cg_path=cg_path,
-                cg_id=cg_id,
-                files=files,
-                pipeline=pipeline,
-                tree=tree,
-                meta=meta,
-                owner=peer,
-                kernel_base=self._kernel_drops(),
-                reader_base=self._reader_errors(),
-                start_ts=now,
-            )
-            self.registry.add(
-                key,
-                RegistryEntry(
-                    uid=uid,
-                    gid=gid,
-                    home=home,
-                    run_id=run_id,
-                    cgroup=str(cg_path),
-                    root_pid=msg.pid,
-                    start_ts=now,
-                ),
-            )
-            self.by_cg[cg_id] = run
+            run = ActiveRun(key=key, plan=sp, run_id=files.run_id, cg_path=cg_path, cg_id=cg_id, files=files,
+                            pipeline=pipeline, tree=tree, meta=meta, owner=peer,
+                            baseline=finalize.Baseline(self._kernel_drops(), self._reader_errors()))  # fmt: skip
+            self.registry.add(key, RegistryEntry(uid=sp.uid, gid=sp.gid, home=sp.home, run_id=files.run_id,
+                                                 cgroup=str(cg_path), root_pid=sp.msg.pid, start_ts=sp.now_ns))
             self.runs[key] = run
-            pipeline.start()
+            self.router.add(cg_id, pipeline)
             # Track BEFORE moving the pid so the agent's first instruction is already recorded.
             self.probes.track(cg_id)
             try:
@@ -347,88 +245,44 @@ class SessionManager:
             except GuardError as exc:
                 raise StartError(str(exc)) from None
             except OSError as exc:
-                raise StartError(f"cannot move pid {msg.pid} into the run cgroup: {exc.strerror}") from None
-            files.write_meta(meta)
+                raise StartError(f"cannot move pid {sp.msg.pid} into the run cgroup: {exc.strerror}") from None
+            self._spawn(run)
         except BaseException as exc:
-            await self._abort_start(key, files, meta, cg_path, exc)
+            await self._abort_start(key, files, meta, run, cg_path, exc)
             if isinstance(exc, StartError):
                 raise
             if isinstance(exc, Exception):  # OSError, ProbeError, storage errors: one line for the client
                 raise StartError(f"start failed: {exc}") from None
             raise
-        task = asyncio.get_running_loop().create_task(self._lifecycle(run), name=f"life-{run_id}")
+        log.info("run_started", run_id=run.run_id, uid=sp.uid, user=sp.user, pid=sp.msg.pid, tool=sp.msg.tool,
+                 run_dir=files.display_path, cgroup=str(cg_path))  # fmt: skip
+        return p.RunStarted(run_id=run.run_id, run_dir=files.display_path)
+
+    def _spawn(self, run: ActiveRun) -> None:
+        if self._tg is None:
+            raise StartError("logirad is not serving yet")
+        task = self._tg.create_task(self._life(run), name=f"run-{run.run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        log.info(
-            "run_started",
-            run_id=run_id,
-            uid=uid,
-            user=user,
-            pid=msg.pid,
-            tool=msg.tool,
-            run_dir=files.display_path,
-            cgroup=str(cg_path),
-        )
-        return p.RunStarted(run_id=run_id, run_dir=files.display_path)
 
-    def _initial_meta(
-        self, msg: p.StartRun, run_id: str, uid: int, gid: int, user: str, cwd: str, now: int, rules: Any
-    ) -> dict[str, Any]:
-        return {
-            "version": 4,
-            "run_id": run_id,
-            "tool": sanitize_tool(msg.tool),
-            "command": " ".join(msg.argv),
-            "command_argv": list(msg.argv),
-            "cwd": cwd,
-            "uid": uid,
-            "gid": gid,
-            "user": user,
-            "host": os.uname().nodename,
-            "run_dir": "",
-            "start_ts": now,
-            "end_ts": None,
-            "status": "running",
-            "complete": False,
-            "exit_code": None,
-            "exit_signal": None,
-            "probes": {"exec": msg.exec, "file": msg.file, "net": msg.net},
-            "counts": {},
-            "detections": {},
-            "suspicious_count": 0,
-            "drops": {"kernel": {}, "kernel_total": 0, "reader": 0, "queue": 0, "total": 0},
-            "filtered": {"exec": 0, "file": 0, "net": 0},
-            "detect_errors": 0,
-            "sqlite_missing": 0,
-            "event_count": 0,
-            "final_hash": "",
-            "rules_sha256": getattr(rules, "sha256", "") or "",
-            "custom_rules_path": msg.rules_path if msg.rules_yaml else "",
-            "custom_rules_sha256": hashlib.sha256(msg.rules_yaml.encode()).hexdigest()
-            if msg.rules_yaml
-            else "",
-            "logira_version": __version__,
-            "kernel_release": os.uname().release,
-            "stragglers": [],
-            "root_pid": msg.pid,
-            "incomplete_reasons": [],
-        }
+    def cancel_all(self) -> None:
+        """Cancel the runs still alive (after the shutdown deadline; their registry entries stay)."""
+        for task in list(self._tasks):
+            task.cancel()
 
-    async def _abort_start(
-        self, key: str, files: RunFiles, meta: dict[str, Any], cg_path: Path | None, exc: BaseException
-    ) -> None:
-        run = self.runs.pop(key, None)
-        if run is not None:
-            self.by_cg.pop(run.cg_id, None)
+    async def _abort_start(self, key: str, files: RunFiles, meta: RunMeta, run: ActiveRun | None,
+                           cg_path: Path | None, exc: BaseException) -> None:  # fmt: skip
+        if run is not None:  # never spawned: its consumer did not run
+            self.runs.pop(key, None)
+            self.router.remove(run.cg_id)
             with contextlib.suppress(Exception):
                 self.probes.untrack(run.cg_id)
-            with contextlib.suppress(Exception):
-                await run.pipeline.stop()
-        meta["status"] = "incomplete"
-        meta["end_ts"] = time.time_ns()
-        meta["incomplete_reasons"] = [f"start failed: {exc}"]
+            run.pipeline.queue.clear()  # events of the moment the start failed in: the run never was
+        meta.status = "incomplete"
+        meta.end_ts = time.time_ns()
+        meta.incomplete_reasons = [f"start failed: {exc}"]
         with contextlib.suppress(Exception):
-            await files.finish(meta, self.state_dir)
+            await self._close_files(files, meta, run.pipeline if run is not None else None)
         if cg_path is not None:
             with contextlib.suppress(Exception):
                 cgroup2.kill_all(cg_path)
@@ -436,7 +290,13 @@ class SessionManager:
         self.registry.remove(key)
         log.error("run_start_failed", run_id=files.run_id, error=str(exc))
 
-    # -- agent hooks ----------------------------------------------------------------------
+    async def _close_files(self, files: RunFiles, meta: RunMeta, pipe: RunPipeline | None) -> list[str]:
+        errors = await pipe.close(meta) if pipe is not None else []
+        if pipe is None:
+            files.chain.close()
+        return errors + await files.publish(meta)
+
+    # -- agent hooks ---------------------------------------------------------------------------
 
     def agent_hook(self, peer: Peer, msg: p.AgentHook) -> p.HookAck:
         """`logira hook`: record the message in the sender's run, found by its cgroup (never by the message)."""
@@ -448,188 +308,13 @@ class SessionManager:
         if run.closing or run.hooks.received >= MAX_HOOKS_PER_RUN:
             run.hooks.refused += 1
             return p.HookAck(recorded=False, reason="the run does not accept more hook messages")
-        if self.reader is not None:
-            self.reader.drain()  # kernel events up to now come first in seq order
+        self._drain_source()  # kernel events up to now come first in seq order
         rec = hook_record(msg.agent, msg.payload, msg.payload_bytes, peer.pid, peer.uid, time.time_ns())
         run.pipeline.append_record(rec)
         run.hooks.received += 1
         if rec.data_json.error:  # type: ignore[union-attr]
             run.hooks.errors += 1
         return p.HookAck(recorded=True)
-
-    # -- end ----------------------------------------------------------------------------
-
-    def agent_exited(self, peer: Peer, msg: p.AgentExited) -> None:
-        """Only the connection that started the run can end its wait; raises StartError otherwise."""
-        for run in self.runs.values():
-            if run.owner is peer:
-                run.client_exit = (msg.exit_code, msg.signal)
-                run.end_requested.set()
-                return
-        raise StartError("no active run was started on this connection")
-
-    def connection_lost(self, peer: Peer) -> None:
-        """The owner went away: the run continues until its process tree is gone."""
-        for run in self.runs.values():
-            if run.owner is peer:
-                run.owner = None
-                log.info("run_owner_disconnected", run_id=run.run_id)
-                run.end_requested.set()
-
-    async def _lifecycle(self, run: ActiveRun) -> None:
-        try:
-            await run.end_requested.wait()
-            run.t_end = time.monotonic()
-            deadline = time.monotonic() + self.cfg.straggler_wait if run.client_exit is not None else None
-            stragglers: list[int] = []
-            while cgroup2.populated(run.cg_path):
-                if run.interrupted or (deadline is not None and time.monotonic() >= deadline):
-                    stragglers = sorted(set(cgroup2.procs(run.cg_path)))
-                    if self.cfg.straggler_action == "kill" or run.interrupted:
-                        cgroup2.kill_all(run.cg_path)
-                        await self._wait_empty(run.cg_path, 2.0)
-                    break
-                await asyncio.sleep(0.05)
-            await self._finalize(run, stragglers)
-        except Exception as exc:
-            err = f"{type(exc).__name__}: {exc}"
-            log.error("run_finalize_failed", run_id=run.run_id, error=err)
-            self.runs.pop(run.key, None)
-            self.by_cg.pop(run.cg_id, None)
-            with contextlib.suppress(Exception):
-                self.probes.untrack(run.cg_id)
-            # the registry entry stays: the next daemon start closes this run as incomplete
-            run.done.set()
-            if run.owner is not None:
-                await run.owner.send(p.Error(message=f"run {run.run_id} could not be finalized: {err}"))
-
-    async def _wait_empty(self, cg: Path, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while cgroup2.populated(cg) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-
-    def _kernel_drops(self) -> dict[str, int]:
-        try:
-            return dict(self.probes.drop_counts())
-        except Exception:
-            return {}
-
-    def _reader_errors(self) -> int:
-        return int(getattr(self.reader, "decode_errors", 0) or 0)
-
-    async def _finalize(self, run: ActiveRun, stragglers: list[int]) -> None:
-        pipe = run.pipeline
-        t_fin = time.monotonic()
-        if self.reader is not None:
-            self.reader.drain()
-        await pipe.wait_idle()
-        self.probes.untrack(run.cg_id)
-        if self.reader is not None:
-            self.reader.drain()
-        run.closing = True  # hook messages from now on are refused (and counted), not lost
-        await pipe.wait_idle()
-        agents = await self._join_agents(run)
-        await pipe.stop()
-        self.by_cg.pop(run.cg_id, None)
-        now_drops = self._kernel_drops()
-        kernel = {
-            k: v - run.kernel_base.get(k, 0)
-            for k, v in now_drops.items()
-            if v - run.kernel_base.get(k, 0) > 0
-        }
-        kernel_total = sum(kernel.values())
-        reader = max(0, self._reader_errors() - run.reader_base)
-        queue = pipe.errors  # events lost in user space (conversion or JSONL write failures), never silent
-        total = kernel_total + reader + queue
-        meta = run.meta
-        complete, reasons = outcome(
-            Losses(
-                kernel_total=kernel_total,
-                reader=reader,
-                queue=queue,
-                detect_errors=pipe.detect_errors,
-                sqlite_missing=pipe.sqlite_missing,
-                interrupted=run.interrupted,
-                last_error=pipe.last_error,
-            )
-        )
-        info = run.tree.get(run.root_pid)
-        if info is not None and info.exit_ts:
-            exit_code, exit_signal = (info.exit_code if not info.exit_signal else None), info.exit_signal
-        elif run.client_exit is not None:
-            exit_code, exit_signal = (
-                (run.client_exit[0] if not run.client_exit[1] else None),
-                run.client_exit[1],
-            )
-        else:
-            exit_code, exit_signal = None, 0
-        if agents:
-            agents["hooks_refused"] = run.hooks.refused  # hooks refused while the join ran count too
-            meta["agents"] = agents
-        meta.update(
-            end_ts=time.time_ns(),
-            exit_code=exit_code,
-            exit_signal=exit_signal,
-            counts=dict(pipe.counts),
-            detections=dict(pipe.detections),
-            suspicious_count=sum(pipe.detections.values()),
-            drops={
-                "kernel": kernel,
-                "kernel_total": kernel_total,
-                "reader": reader,
-                "queue": queue,
-                "total": total,
-            },
-            filtered=dict(pipe.filtered),
-            detect_errors=pipe.detect_errors,
-            sqlite_missing=pipe.sqlite_missing,
-            event_count=pipe.event_count,
-            final_hash=run.files.jsonl.last_hash,
-            stragglers=stragglers,
-            complete=complete,
-            incomplete_reasons=reasons,
-            status="interrupted" if run.interrupted else ("complete" if complete else "incomplete"),
-        )
-        t_files = time.monotonic()
-        for err in await run.files.finish(meta, self.state_dir):
-            log.error("run_files_error", run_id=run.run_id, error=err)
-        if not cgroup2.remove(run.cg_path):
-            log.warning("cgroup_busy", run_id=run.run_id, cgroup=str(run.cg_path))
-        self.registry.remove(run.key)
-        self.runs.pop(run.key, None)
-        run.finished = p.RunFinished(
-            run_id=run.run_id,
-            run_dir=run.files.display_path,
-            events=pipe.event_count,
-            detections=meta["suspicious_count"],
-            dropped=total,
-            complete=complete,
-            stragglers=stragglers,
-            status=meta["status"],
-        )
-        run.done.set()
-        log.info(
-            "run_finished",
-            run_id=run.run_id,
-            uid=run.uid,
-            status=meta["status"],
-            events=pipe.event_count,
-            detections=meta["suspicious_count"],
-            dropped=total,
-            stragglers=stragglers,
-            exit_code=exit_code,
-            exit_signal=exit_signal,
-            filtered=sum(pipe.filtered.values()),
-            ms_wait=round(1000 * (t_fin - run.t_end)),
-            ms_drain=round(1000 * (t_files - t_fin)),
-            ms_files=round(1000 * (time.monotonic() - t_files)),
-        )
-        if total:
-            log.warning("run_drops", run_id=run.run_id, kernel=kernel_total, reader=reader, queue=queue)
-        if run.owner is not None:
-            await run.owner.send(run.finished)
-        if self.paused:
-            self._on_drain()
 
     async def _join_agents(self, run: ActiveRun) -> dict[str, Any]:
         """Tool calls joined to the kernel record (logira/agents); never fails the run."""
@@ -648,20 +333,146 @@ class SessionManager:
             log.error("agent_join_failed", run_id=run.run_id, error=f"{type(exc).__name__}: {exc}")
             return {**run.hooks.as_dict(), "join_errors": 1, "notes": [f"join failed: {type(exc).__name__}: {exc}"]}
 
-    def _log_detection(self, rec: Record) -> None:
-        d: Any = rec.data_json
-        log.warning(
-            "detection",
-            run_id=rec.run_id,
-            rule_id=d.rule_id,
-            severity=d.severity,
-            message=d.message,
-            seq=rec.seq,
-            related_seq=d.related_event_seq,
-            pid=rec.pid,
-        )
+    # -- end ---------------------------------------------------------------------------------
 
-    # -- follow / status helpers ----------------------------------------------------------
+    def agent_exited(self, peer: Peer, msg: p.AgentExited) -> None:
+        """Only the connection that started the run can end its wait; raises StartError otherwise."""
+        for run in self.runs.values():
+            if run.owner is peer:
+                run.client_exit = (msg.exit_code, msg.signal)
+                run.end_requested.set()
+                return
+        raise StartError("no active run was started on this connection")
+
+    def connection_lost(self, peer: Peer) -> None:
+        """The owner went away: the run continues until its process tree is gone."""
+        for run in self.runs.values():
+            if run.owner is peer:
+                run.owner = None
+                log.info("run_owner_disconnected", run_id=run.run_id)
+                run.end_requested.set()
+
+    async def _life(self, run: ActiveRun) -> None:
+        """The run's task group: its pipeline's consumer and its lifecycle. A failure of either is
+        this run's, reported and finalized as incomplete; it never reaches the daemon's group."""
+        failure = ""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(run.pipeline.run(), name=f"pipeline-{run.run_id}")
+                tg.create_task(self._lifecycle(run), name=f"lifecycle-{run.run_id}")
+        except* Exception as group:
+            failure = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
+        if failure and not run.done.is_set():
+            await self._fail(run, failure)
+
+    async def _lifecycle(self, run: ActiveRun) -> None:
+        await run.end_requested.wait()
+        run.t_end = time.monotonic()
+        stragglers = await self._wait_tree(run)
+        await self._finalize(run, stragglers)
+
+    async def _wait_tree(self, run: ActiveRun) -> list[int]:
+        """Wait for the run's process tree to be gone; returns the stragglers (killed or left)."""
+        deadline = time.monotonic() + self.cfg.straggler_wait if run.client_exit is not None else None
+        while cgroup2.populated(run.cg_path):
+            if run.interrupted or (deadline is not None and time.monotonic() >= deadline):
+                stragglers = sorted(set(cgroup2.procs(run.cg_path)))
+                if self.cfg.straggler_action == "kill" or run.interrupted:
+                    cgroup2.kill_all(run.cg_path)
+                    await self._wait_empty(run.cg_path, 2.0)
+                return stragglers
+            await asyncio.sleep(0.05)
+        return []
+
+    async def _wait_empty(self, cg: Path, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while cgroup2.populated(cg) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    def _kernel_drops(self) -> dict[str, int]:
+        try:
+            return dict(self.probes.drop_counts())
+        except Exception:
+            return {}
+
+    def _reader_errors(self) -> int:
+        return int(getattr(self.source, "decode_errors", 0) or 0)
+
+    def _drain_source(self) -> None:
+        if self.source is not None:
+            self.source.drain()
+
+    async def _finalize(self, run: ActiveRun, stragglers: list[int], failure: str = "") -> None:
+        pipe = run.pipeline
+        t_fin = time.monotonic()
+        if not failure:
+            self._drain_source()
+            await pipe.wait_idle()
+        self.probes.untrack(run.cg_id)
+        agents: dict[str, Any] = {}
+        if not failure:
+            self._drain_source()
+            run.closing = True  # hook messages from now on are refused (and counted), not lost
+            await pipe.wait_idle()
+            agents = await self._join_agents(run)
+            await pipe.stop()
+        self.router.remove(run.cg_id)
+        lost_queued = len(pipe.queue)  # a failed consumer left these behind: lost, and counted
+        pipe.queue.clear()
+        pipe.errors += lost_queued
+        self.router.lost += pipe.errors
+        drops = finalize.drops(run.baseline, self._kernel_drops(), self._reader_errors(), pipe)
+        exit_code, exit_signal = finalize.exit_status(run.tree, run.root_pid, run.client_exit)
+        meta = finalize.final_meta(run.meta, pipe, drops, exit_code=exit_code, exit_signal=exit_signal,
+                                   stragglers=stragglers, interrupted=run.interrupted,
+                                   failure=f"pipeline failed: {failure}" if failure else "")  # fmt: skip
+        if agents:
+            agents["hooks_refused"] = run.hooks.refused  # hooks refused while the join ran count too
+            meta.agents = agents
+        t_files = time.monotonic()
+        for err in await self._close_files(run.files, meta, pipe):
+            log.error("run_files_error", run_id=run.run_id, error=err)
+        if not cgroup2.remove(run.cg_path):
+            log.warning("cgroup_busy", run_id=run.run_id, cgroup=str(run.cg_path))
+        self.registry.remove(run.key)
+        self.runs.pop(run.key, None)
+        run.finished = p.RunFinished(run_id=run.run_id, run_dir=run.files.display_path, events=pipe.event_count,
+                                     detections=meta.suspicious_count, dropped=drops.total,
+                                     complete=meta.complete, stragglers=stragglers, status=meta.status)  # fmt: skip
+        run.done.set()
+        log.info("run_finished", run_id=run.run_id, uid=run.uid, status=meta.status, events=pipe.event_count,
+                 detections=meta.suspicious_count, dropped=drops.total, stragglers=stragglers,
+                 exit_code=exit_code, exit_signal=exit_signal, filtered=sum(pipe.filtered.values()),
+                 ms_wait=round(1000 * (t_fin - run.t_end)), ms_drain=round(1000 * (t_files - t_fin)),
+                 ms_files=round(1000 * (time.monotonic() - t_files)))  # fmt: skip
+        if drops.total:
+            log.warning("run_drops", run_id=run.run_id, kernel=drops.kernel_total, reader=drops.reader,
+                        queue=drops.queue)  # fmt: skip
+        if run.owner is not None:
+            await run.owner.send(run.finished)
+
+    async def _fail(self, run: ActiveRun, failure: str) -> None:
+        """A stage of the run failed outright: finalize it as incomplete, saying why."""
+        log.error("run_pipeline_failed", run_id=run.run_id, error=failure)
+        try:
+            if cgroup2.populated(run.cg_path):
+                run.interrupted = True
+                cgroup2.kill_all(run.cg_path)
+                await self._wait_empty(run.cg_path, 2.0)
+            await self._finalize(run, [], failure=failure)
+        except Exception as exc:
+            err = f"{type(exc).__name__}: {exc}"
+            log.error("run_finalize_failed", run_id=run.run_id, error=err)
+            self.runs.pop(run.key, None)
+            self.router.remove(run.cg_id)
+            with contextlib.suppress(Exception):
+                self.probes.untrack(run.cg_id)
+            # the registry entry stays: the next daemon start closes this run as incomplete
+            run.done.set()
+            if run.owner is not None:
+                await run.owner.send(p.Error(message=f"run {run.run_id} could not be finalized: {err}"))
+
+    # -- follow / status helpers ---------------------------------------------------------------
 
     def find_for_follow(self, uid: int, run_id: str) -> ActiveRun | None:
         mine = [r for r in self.runs.values() if uid == 0 or r.uid == uid]
@@ -672,28 +483,22 @@ class SessionManager:
 
     def visible_runs(self, uid: int) -> list[p.ActiveRun]:
         return [
-            p.ActiveRun(
-                run_id=r.run_id,
-                uid=r.uid,
-                root_pid=r.root_pid,
-                run_dir=r.files.display_path,
-                start_ts=r.start_ts,
-                events=r.pipeline.event_count,
-                cgroup=str(r.cg_path),
-            )
+            p.ActiveRun(run_id=r.run_id, uid=r.uid, root_pid=r.root_pid, run_dir=r.files.display_path,
+                        start_ts=r.start_ts, events=r.pipeline.event_count, cgroup=str(r.cg_path))
             for r in sorted(self.runs.values(), key=lambda r: r.start_ts)
             if uid == 0 or r.uid == uid
         ]
 
-    # -- shutdown -----------------------------------------------------------------------
+    # -- shutdown ------------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """SIGTERM/SIGINT: finalize every active run as interrupted."""
+        """SIGTERM/SIGINT: finalize every active run as interrupted, bounded as a whole."""
         self.shutting_down = True
         runs = list(self.runs.values())
         for run in runs:
             run.interrupted = True
             run.end_requested.set()
-        for run in runs:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(run.done.wait(), timeout=15)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_RUN_S):
+                for run in runs:
+                    await run.done.wait()

@@ -37,10 +37,11 @@ class DaemonState:
         for kind, n in kernel.items():
             out[f"kernel:{kind}"] = n
         out["kernel_total"] = sum(kernel.values())
-        reader = self.sessions.reader
+        reader = self.sessions.source
         out["reader"] = int(getattr(reader, "decode_errors", 0) or 0)
         out["unrouted"] = self.sessions.unrouted
-        out["queue"] = self.sessions.queue_drops
+        # lost in user space: pipelines (ended and active runs) plus batches the router could not take
+        out["queue"] = self.sessions.queue_drops + int(getattr(reader, "handler_lost", 0) or 0)
         if self.server is not None:
             out["bad_frames"] = self.server.bad_frames
         return out

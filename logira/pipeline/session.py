@@ -1,11 +1,15 @@
-"""The per-run pipeline: kernel events in, stored records out.
+"""The per-run pipeline: kernel events in, stored records out, as a list of stages.
 
-One `RunPipeline` per active run, fed synchronously by the daemon's ring-buffer router
-(`enqueue`) and drained by its own asyncio task: convert -> seq -> process tree ->
-enrich exe -> detection -> JSONL (hash chain) + SQLite (one transaction per batch) + live
-followers + journald for detections. Nothing is ever dropped in user space: the queue is
-unbounded here and the router applies back-pressure by pausing the ring reader above the
-high watermark, so an overload ends up as counted kernel ring drops.
+    router ─► queue ─► convert ─► process tree ─► enrich exe ─► detect ─► chain ─► fan-out
+             (enqueue,  (KernelEvent  (fork/exec/     (file/net/   (rules)    (seq, hash,  (SQLite,
+              records)   → Record)     exit)           proc exe)              JSONL; live  journald,
+                                                                              followers)   exporters)
+
+One `RunPipeline` per active run. The router fills its queue synchronously (`enqueue`); `run()`,
+a task of the run's task group, takes batches off it. Declared (non-kernel) records enter the same
+queue through `append_record` and get their seq, hash and sinks the same way, in arrival order.
+Nothing is dropped in user space: the queue is unbounded and flow control (pipeline/flow.py)
+pauses the source above its high watermark, so an overload ends up as counted kernel ring drops.
 """
 
 from __future__ import annotations
@@ -13,71 +17,75 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
-from logira.model.kernel import AnyKernelEvent
+from logira.format.meta import RunMeta
+from logira.model.kernel import KernelEvent
 from logira.model.proctree import ProcessTree
 from logira.model.record import DetectionData, FileData, NetData, ProcData, Record
 from logira.pipeline.convert import convert, domain
+from logira.pipeline.fanout import FanOut
+from logira.pipeline.flow import FlowControl
+from logira.sinks.base import Sink
+from logira.sinks.jsonl import JsonlSink
 from logira.sinks.live import LiveHub
 
 BATCH_MAX = 4096
+_FILE_OF = {"sqlite": "index.sqlite"}  # how a sink's errors are named to the user
 _ENRICHED = frozenset({FileData, NetData, ProcData})  # records that carry the process's exe
 
 
+class Detect(Protocol):
+    """The detect stage (logira.detect.engine.Detector): findings for one record."""
+
+    def process(self, rec: Record) -> list[DetectionData]: ...
+
+
 class RunPipeline:
-    """Processes one run's events in order and writes them to its sinks."""
+    """Processes one run's events in order and writes them to its chain and sinks."""
 
     def __init__(
         self,
         *,
         run_id: str,
-        jsonl: Any,  # logira.sinks.jsonl.JsonlSink
-        sqlite: Any,  # logira.sinks.sqlite.SqliteSink (async)
-        detector: Any | None,  # logira.detect.engine.Detector
+        chain: JsonlSink,
+        sinks: Sequence[Sink] = (),
+        detector: Detect | None,
         tree: ProcessTree,
         domains: dict[str, bool],
-        jsonl_read_fd: int,
+        flow: FlowControl | None = None,
         flush_interval: float = 0.5,
-        on_detection: Callable[[Record], None] | None = None,
-        on_drain: Callable[[], None] | None = None,
     ) -> None:
         self.run_id = run_id
-        self.jsonl = jsonl
-        self.sqlite = sqlite
+        self.chain = chain
+        self.fanout = FanOut(sinks)
         self.detector = detector
         self.tree = tree
         self.domains = domains
+        self.flow = flow
         self.flush_interval = flush_interval
-        self.on_detection = on_detection
-        self.on_drain = on_drain
-        self.live = LiveHub()
-        self.queue: collections.deque[AnyKernelEvent] = collections.deque()
-        self.seq = 0
+        self.queue: collections.deque[KernelEvent | Record] = collections.deque()
+        self.seq = chain.last_seq
         self.counts: dict[str, int] = {}
         self.detections: dict[str, int] = {}
         self.filtered = {"exec": 0, "file": 0, "net": 0}  # left out by the run's --no-<domain>
-        self.errors = 0  # events that could not be converted: lost, counted as queue drops
+        self.errors = 0  # events that could not be converted or chained: lost, counted as queue drops
         self.detect_errors = 0  # records stored but not evaluated by the rules
-        self.sqlite_missing = 0  # records in events.jsonl that index.sqlite could not take
-        self.last_error = ""
         self.received = 0
-        self._read_fd = jsonl_read_fd
-        self._read_off = 0
+        self._last_error = ""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self._done.set()  # no consumer running (yet)
         self._last_flush = time.monotonic()
-        self._sql_pending: asyncio.Future[None] | None = None
 
-    # -- producer side (synchronous, called from the ring reader callback) -------------
+    # -- producer side (synchronous: the router, or a daemon handler for appended records) ----
 
-    def enqueue(self, ev: AnyKernelEvent) -> None:
+    def enqueue(self, ev: KernelEvent) -> None:
         self.queue.append(ev)
         self.received += 1
         self._idle.clear()
@@ -86,18 +94,60 @@ class RunPipeline:
     def append_record(self, rec: Record) -> None:
         """A non-kernel record (an agent's claim, a finalize result) in queue order.
 
-        It takes the next seq and goes through the same hash chain and sinks as kernel records;
-        it is neither fed to the process tree nor to the rules.
+        It takes the next seq (its `seq` and `run_id` are overwritten), joins the hash chain and
+        goes to every sink exactly like a kernel record, in order with the kernel events already
+        queued. It is neither fed to the process tree nor to the rules (a claim is not a fact).
         """
-        self.enqueue(rec)  # type: ignore[arg-type]
+        self.queue.append(rec)
+        self._idle.clear()
+        self._wake.set()
 
     def __len__(self) -> int:
         return len(self.queue)
 
-    # -- consumer side -----------------------------------------------------------------
+    @property
+    def live(self) -> LiveHub:
+        """The run's live followers (fed by the chain's flushes)."""
+        return self.chain.live
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"run-{self.run_id}")
+    @property
+    def sqlite_missing(self) -> int:
+        """Records in events.jsonl that index.sqlite could not take."""
+        st = self.fanout.stats().get("sqlite")
+        return st.failed if st is not None else 0
+
+    @property
+    def last_error(self) -> str:
+        """The pipeline's last error, else the first sink error (to explain what a sink lacks)."""
+        if self._last_error:
+            return self._last_error
+        for name, st in self.fanout.stats().items():
+            if st.last_error:
+                return f"{_FILE_OF.get(name, name)}: {st.last_error}"
+        return ""
+
+    @property
+    def event_count(self) -> int:
+        return self.seq
+
+    # -- consumer side -------------------------------------------------------------------------
+
+    async def open(self, meta: RunMeta) -> None:
+        """Open every sink for the run (before the first event is routed here)."""
+        await self.fanout.open(meta)
+
+    async def run(self) -> None:
+        """Consume the queue until stop(); a task of the run's task group."""
+        self._done.clear()
+        try:
+            async with asyncio.TaskGroup() as tg:  # owns the sinks' in-flight writes
+                self.fanout.bind(tg)
+                await self._consume()
+                await self.fanout.drain()
+        finally:
+            self.fanout.bind(None)
+            self._done.set()
+            self._idle.set()
 
     async def wait_idle(self) -> None:
         """Wait until everything enqueued so far has been written."""
@@ -106,16 +156,25 @@ class RunPipeline:
             await self._idle.wait()
 
     async def stop(self) -> None:
-        """Process what is queued, flush, and end the task."""
+        """Process what is queued, flush, and end run()."""
         await self.wait_idle()
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        if not self._done.is_set():
+            await self._done.wait()
+        await self.fanout.drain()
         self.flush()
-        self.live.end()
 
-    async def _run(self) -> None:
+    async def close(self, meta: RunMeta) -> list[str]:
+        """Close the fan-out's sinks and the chain with the final meta; one line per failure."""
+        errors = await self.fanout.close(meta)
+        try:
+            self.chain.close()
+        except OSError as exc:
+            errors.append(f"events.jsonl: {exc}")
+        return errors
+
+    async def _consume(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
@@ -123,26 +182,33 @@ class RunPipeline:
             while self.queue:
                 n = min(BATCH_MAX, len(self.queue))
                 batch = [self.queue.popleft() for _ in range(n)]
-                if self.on_drain is not None:
-                    self.on_drain()
+                if self.flow is not None:
+                    self.flow.check()
                 try:
-                    await self._process(batch)
-                except Exception as exc:  # a bug must not stall the run: the batch is counted as lost
+                    out = self._stages(batch)
+                except Exception as exc:  # a stage bug must not stall the run: the batch is counted as lost
                     self.errors += len(batch)
-                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    continue
+                await self._emit(out)
                 if self.live or time.monotonic() - self._last_flush >= self.flush_interval:
                     self._safe_flush()
             if time.monotonic() - self._last_flush >= self.flush_interval:
                 self._safe_flush()
-            await self._sql_wait()
+            if self.queue:
+                continue
+            await self.fanout.drain()
             if self.queue:
                 continue
             self._idle.set()
-            if self._closing and not self.queue:
+            if self._closing:
                 return
 
-    async def _process(self, batch: list[AnyKernelEvent]) -> None:
-        # The per-event loop of the daemon: attribute lookups are hoisted into locals on purpose.
+    def _stages(self, batch: list[KernelEvent | Record]) -> list[Record]:
+        """convert → process tree → enrich exe → detect, for one batch; returns the records in seq order.
+
+        The per-event loop of the daemon: attribute lookups are hoisted into locals on purpose.
+        """
         out: list[Record] = []
         append = out.append
         domains, filtered, counts = self.domains, self.filtered, self.counts
@@ -167,7 +233,7 @@ class RunPipeline:
                     continue
             seq = self.seq + 1
             try:
-                rec = convert(ev, run_id, seq)
+                rec = convert(ev, run_id, seq)  # type: ignore[arg-type]
             except Exception:
                 self.errors += 1
                 continue
@@ -187,29 +253,19 @@ class RunPipeline:
                     continue
                 for det in found:
                     append(self._detection(rec, det))
-        if out:
-            try:
-                self.jsonl.write(out)
-            except Exception as exc:  # e.g. ENOSPC on an auto-flush: these records are lost, and counted
-                self.errors += len(out)
-                self.last_error = f"events.jsonl: {exc}"
-                return
-            # SQLite runs in the sink's thread: keep one batch in flight so the next batch's
-            # convert/detect/JSONL work overlaps with it (order is kept: one write at a time).
-            await self._sql_wait()
-            self._sql_pending = asyncio.ensure_future(self._sql_write(out))
+        return out
 
-    async def _sql_write(self, out: list[Record]) -> None:
+    async def _emit(self, out: list[Record]) -> None:
+        """The chain (seq order, hash, JSONL), then the fan-out to every other sink."""
+        if not out:
+            return
         try:
-            await self.sqlite.write(out)
-        except Exception as exc:  # the JSONL has them; the index is short, and says so
-            self.sqlite_missing += len(out)
-            self.last_error = f"index.sqlite: {exc}"
-
-    async def _sql_wait(self) -> None:
-        if self._sql_pending is not None:
-            await self._sql_pending
-            self._sql_pending = None
+            self.chain.write(out)
+        except Exception as exc:  # e.g. ENOSPC on an auto-flush: these records are lost, and counted
+            self.errors += len(out)
+            self._last_error = f"events.jsonl: {exc}"
+            return
+        await self.fanout.write(out)
 
     def _detection(self, rec: Record, det: DetectionData) -> Record:
         self.seq += 1
@@ -229,43 +285,20 @@ class RunPipeline:
         )
         self.counts["detection"] = self.counts.get("detection", 0) + 1
         self.detections[det.severity] = self.detections.get(det.severity, 0) + 1
-        if self.on_detection is not None:
-            with contextlib.suppress(Exception):
-                self.on_detection(drec)
         return drec
 
     def flush(self) -> None:
-        """Write buffered JSONL to the file and hand the new lines to live followers."""
-        self.jsonl.flush()
+        """Write buffered JSONL to the file (the chain hands the new lines to live followers)."""
+        self.chain.flush()
         self._last_flush = time.monotonic()
-        if self.live:
-            self._publish_new()
-        else:
-            self._read_off = os.fstat(self._read_fd).st_size
 
     def _safe_flush(self) -> None:
         try:
             self.flush()
-        except OSError as exc:  # the buffer is kept by the sink and retried on the next flush
-            self.last_error = f"events.jsonl flush: {exc}"
-
-    def _publish_new(self) -> None:
-        size = os.fstat(self._read_fd).st_size
-        if size <= self._read_off:
-            return
-        data = os.pread(self._read_fd, size - self._read_off, self._read_off)
-        end = data.rfind(b"\n") + 1  # only whole lines
-        if end == 0:
-            return
-        self._read_off += end
-        lines = data[:end].decode("utf-8", "surrogateescape").splitlines()
-        self.live.publish(lines)
+        except OSError as exc:  # the buffer is kept by the chain and retried on the next flush
+            self._last_error = f"events.jsonl flush: {exc}"
 
     def follow_position(self) -> int:
         """Flush and return the next seq a new follower will receive live."""
         self.flush()
-        return self.jsonl.last_seq + 1
-
-    @property
-    def event_count(self) -> int:
-        return self.seq
+        return self.chain.last_seq + 1

@@ -1,4 +1,11 @@
-"""Native journald client: one datagram per entry on /run/systemd/journal/socket.
+"""journald: the native client (`Journal`) and the run sink for detections and run lifecycle.
+
+`JournaldSink` is one run's view of the daemon's `Journal`: `open` logs run_started,
+`write_batch` logs every detection of the batch, `close` logs run_finished with the final
+status. It is the alerting copy, not the record: what journald cannot take is counted, never
+raised, so it can never make a run short.
+
+Native protocol: one datagram per entry on /run/systemd/journal/socket.
 
 The native protocol is `KEY=VALUE\\n` per field; a value containing a newline uses the
 binary-safe form `KEY\\n<u64 little-endian length><value>\\n`. Field names must be
@@ -13,6 +20,12 @@ import contextlib
 import re
 import socket
 import struct
+from collections.abc import Sequence
+from typing import Any
+
+from logira.format.meta import RunMeta
+from logira.model.record import DetectionData, Record
+from logira.sinks.base import SinkStats
 
 DEFAULT_SOCKET = "/run/systemd/journal/socket"
 MAX_VALUE = 16 << 10  # per field; keeps every entry well inside one datagram
@@ -44,7 +57,7 @@ def encode_entry(fields: dict[str, str]) -> bytes:
     return bytes(out)
 
 
-class JournaldSink:
+class Journal:
     """Sends entries to journald; counts what could not be delivered (never raises)."""
 
     def __init__(self, path: str = DEFAULT_SOCKET, identifier: str = "logirad") -> None:
@@ -88,3 +101,48 @@ class JournaldSink:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+class JournaldSink:
+    """Detections and run lifecycle of one run, as journald entries (a `Sink`)."""
+
+    name = "journald"
+
+    def __init__(self, journal: Journal, *, fields: dict[str, Any] | None = None) -> None:
+        self.journal = journal
+        self.fields = fields or {}  # extra run_started fields (pid, cgroup, ...)
+        self.stats = SinkStats()
+        self.undelivered = 0  # entries journald did not take (the record is unaffected)
+        self._closed = False
+
+    def _send(self, message: str, priority: int, **fields: object) -> None:
+        if not self.journal.send(message, priority=priority, **fields):
+            self.undelivered += 1
+
+    async def open(self, meta: RunMeta) -> None:
+        self._send("run_started", 6, logira_event="run_started", run_id=meta.run_id, uid=meta.uid,
+                   user=meta.user, tool=meta.tool, run_dir=meta.run_dir, **self.fields)
+
+    async def write_batch(self, records: Sequence[Record]) -> None:
+        for rec in records:
+            d = rec.data_json
+            if rec.type != "detection" or not isinstance(d, DetectionData):
+                continue
+            # what a human reads in `journalctl -t logirad`: the record's summary line
+            self._send(f"[{d.severity}] {d.rule_id}: {d.message}", SEVERITY_PRIORITY.get(d.severity, 4),
+                       logira_event="detection", run_id=rec.run_id, rule_id=d.rule_id,
+                       severity=d.severity, detection_message=d.message, seq=rec.seq,
+                       related_seq=d.related_event_seq, pid=rec.pid)
+
+    async def flush(self) -> None:
+        return None
+
+    async def close(self, meta: RunMeta | None = None) -> None:
+        if meta is None or self._closed:
+            return
+        self._closed = True
+        d = meta.drops
+        self._send("run_finished", 6 if meta.complete else 4, logira_event="run_finished",
+                   run_id=meta.run_id, uid=meta.uid, status=meta.status, events=meta.event_count,
+                   detections=meta.suspicious_count, dropped=d.total, exit_code=meta.exit_code,
+                   exit_signal=meta.exit_signal)

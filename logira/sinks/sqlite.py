@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from logira.format.index import (
@@ -30,6 +30,7 @@ from logira.format.index import (
 )
 from logira.format.meta import RunMeta
 from logira.model.record import Record
+from logira.sinks.base import SinkStats
 
 
 def _open_sync(path: str, runs_row: tuple[Any, ...]) -> sqlite3.Connection:
@@ -68,8 +69,14 @@ def _insert_batch(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None
     conn.execute("COMMIT")
 
 
-def _close_sync(conn: sqlite3.Connection) -> None:
+def _upsert_run(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
+    conn.execute(UPSERT_RUN, row)
+
+
+def _close_sync(conn: sqlite3.Connection, runs_row: tuple[Any, ...] | None) -> None:
     try:
+        if runs_row is not None:
+            conn.execute(UPSERT_RUN, runs_row)
         conn.executescript(INDEX_SQL)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         conn.execute("PRAGMA journal_mode=DELETE").fetchall()
@@ -78,33 +85,44 @@ def _close_sync(conn: sqlite3.Connection) -> None:
 
 
 class SqliteSink:
-    """Async writer of one run's index.sqlite: the SQLite work runs in the sink's own thread.
+    """Async writer of one run's index.sqlite (a `Sink`): the SQLite work runs in its own thread.
 
     One thread per sink (not aiosqlite): a whole batch (BEGIN, inserts, COMMIT) is one hop to the
-    thread, and the sink decides how statements are stepped (see _insert_batch).
+    thread, and the sink decides how statements are stepped (see _insert_batch). It gets decoded
+    records and derives each row with format.index.event_row (the same function verify uses).
     """
 
-    def __init__(self, conn: sqlite3.Connection, executor: concurrent.futures.ThreadPoolExecutor):
-        self._conn = conn
-        self._ex = executor
+    name = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # RunDir.proc_path("index.sqlite")
+        self.stats = SinkStats()
         self.count = 0
         self.last_seq = 0
+        self._conn: sqlite3.Connection | None = None
+        self._ex: concurrent.futures.ThreadPoolExecutor | None = None
 
     @classmethod
-    async def open(cls, path: str, run_row_meta: RunMeta) -> SqliteSink:
-        """Open/create the database at `path` (RunDir.proc_path("index.sqlite")) and insert the runs row."""
+    async def create(cls, path: str, meta: RunMeta) -> SqliteSink:
+        """A sink at `path`, opened for the run of `meta` (the runs row is inserted)."""
+        sink = cls(path)
+        await sink.open(meta)
+        return sink
+
+    async def open(self, meta: RunMeta) -> None:
+        """Open/create the database and insert the runs row."""
         ex = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="logira-sqlite")
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(ex, _open_sync, path, run_row(run_row_meta))
+            self._conn = await asyncio.get_running_loop().run_in_executor(ex, _open_sync, self.path, run_row(meta))
         except BaseException:
             ex.shutdown(wait=False)
             raise
-        return cls(conn, ex)
+        self._ex = ex
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._ex, fn, *args)
 
-    async def write(self, records: Iterable[Record]) -> None:
+    async def write_batch(self, records: Sequence[Record]) -> None:
         """Insert a batch in one transaction (all or nothing)."""
         rows = [event_row(r) for r in records]
         if not rows:
@@ -113,13 +131,22 @@ class SqliteSink:
         self.count += len(rows)
         self.last_seq = rows[-1][0]
 
+    write = write_batch
+
+    async def flush(self) -> None:
+        return None  # every batch is its own committed transaction
+
     async def update_run(self, meta: RunMeta) -> None:
         """Replace the runs row (end_ts, suspicious_count, meta_json) from the current meta."""
-        await self._call(self._conn.execute, UPSERT_RUN, run_row(meta))
+        await self._call(_upsert_run, self._conn, run_row(meta))
 
-    async def close(self) -> None:
-        """Build the indexes, checkpoint the WAL (TRUNCATE), leave WAL mode so no -wal/-shm remain, close."""
+    async def close(self, meta: RunMeta | None = None) -> None:
+        """Write the final runs row (when given), build the indexes, checkpoint the WAL (TRUNCATE),
+        leave WAL mode so no -wal/-shm remain, close. Idempotent."""
+        if self._conn is None or self._ex is None:
+            return
+        conn, ex, self._conn = self._conn, self._ex, None
         try:
-            await self._call(_close_sync, self._conn)
+            await asyncio.get_running_loop().run_in_executor(ex, _close_sync, conn, run_row(meta) if meta else None)
         finally:
-            self._ex.shutdown(wait=False)
+            ex.shutdown(wait=False)

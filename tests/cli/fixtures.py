@@ -286,7 +286,7 @@ def write_run(
 
 
 async def _write_sqlite(path: str, meta: RunMeta, records: list[Record]) -> None:
-    sink = await SqliteSink.open(path, meta)
+    sink = await SqliteSink.create(path, meta)
     await sink.write(records)
     await sink.update_run(meta)
     await sink.close()

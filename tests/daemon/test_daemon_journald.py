@@ -14,7 +14,7 @@ import pytest
 from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
 
 from logira.daemon import protocol as p
-from logira.sinks.journald import DEFAULT_SOCKET, JournaldSink
+from logira.sinks.journald import DEFAULT_SOCKET, Journal
 
 JOURNALD = "/lib/systemd/systemd-journald"
 MARKER_RULE = """version: 1
@@ -33,7 +33,7 @@ rules:
 @pytest.fixture(scope="module")
 def journald() -> Iterator[None]:
     """Use the running journald, or start one by hand (PID 1 is not systemd here)."""
-    if JournaldSink.available(DEFAULT_SOCKET):
+    if Journal.available(DEFAULT_SOCKET):
         yield
         return
     if not Path(JOURNALD).exists() or shutil.which("journalctl") is None:
@@ -42,7 +42,7 @@ def journald() -> Iterator[None]:
         [JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 10
-    while not JournaldSink.available(DEFAULT_SOCKET):
+    while not Journal.available(DEFAULT_SOCKET):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.skip(f"could not start {JOURNALD} by hand (exit {proc.poll()})")
@@ -71,7 +71,7 @@ def _entries(field: str, value: str, want: int, timeout: float = 10.0) -> list[d
 
 def test_native_entries_are_binary_safe(journald: None) -> None:
     tag = secrets.token_hex(6)
-    sink = JournaldSink()
+    sink = Journal()
     try:
         assert sink.send(
             "line one\nline two",

@@ -38,8 +38,7 @@ def test_two_homes_same_second_get_different_ids_and_own_seals(test_user, tmp_pa
     for f in (fa, fb):
         write_seal(state, RunMeta(run_id=f.run_id, uid=uid, run_dir=f.display_path))
         f.rundir.close()
-        os.close(f.jsonl.fd)
-        os.close(f.jsonl_read_fd)
+        os.close(f.chain.fd)
     # a sealed id is taken too, in any home
     fc = open_run_files(str(hb), uid, gid, "agent", T0, state)
     assert fc.run_id == f"{base}-3"

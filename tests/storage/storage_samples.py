@@ -58,7 +58,7 @@ async def build_run(run_dir, state_dir, records: list[Record], seal: bool = True
                    start_ts=T0, status="running")
     fd = os.open(run_dir / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     jsonl = JsonlSink(fd, run_dir.name)
-    db = await SqliteSink.open(str(run_dir / "index.sqlite"), meta)
+    db = await SqliteSink.create(str(run_dir / "index.sqlite"), meta)
     jsonl.write(records)
     await db.write(records)
     meta.end_ts, meta.status, meta.complete = T0 + 10**9, "complete", True

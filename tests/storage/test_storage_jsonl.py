@@ -137,6 +137,6 @@ async def test_any_lone_surrogate_is_written_not_fatal(tmp_path: Path) -> None:
     _write(path, [rec])
     line = path.read_bytes()
     assert bytes.fromhex(raw_bytes_of(line)["data_json.path"]) == b"/tmp/\xed\xa0\x80x\xff"
-    db = await SqliteSink.open(str(tmp_path / "i.sqlite"), RunMeta(run_id=RUN))
+    db = await SqliteSink.create(str(tmp_path / "i.sqlite"), RunMeta(run_id=RUN))
     await db.write([rec])
     await db.close()

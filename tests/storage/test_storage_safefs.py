@@ -74,7 +74,7 @@ async def test_run_dir_lifecycle(home: Home, state_dir: Path) -> None:
     jfd = rd.create_file("events.jsonl")
     sink = JsonlSink(jfd, rd.run_id)
     meta = RunMeta(run_id=rd.run_id, uid=uid, gid=gid, start_ts=T0)
-    db = await SqliteSink.open(rd.proc_path("index.sqlite"), meta)
+    db = await SqliteSink.create(rd.proc_path("index.sqlite"), meta)
     recs = sample_records(rd.run_id)
     sink.write(recs)
     await db.write(recs)
@@ -259,7 +259,7 @@ def test_publish_after_crash_completes_sqlite_from_jsonl(home: Home, state_dir: 
         from logira.sinks.sqlite import SqliteSink
         from logira.format.meta import RunMeta
         async def main():
-            db = await SqliteSink.open({staged!r}, RunMeta(run_id={rd.run_id!r}))
+            db = await SqliteSink.create({staged!r}, RunMeta(run_id={rd.run_id!r}))
             await db.write(sample_records({rd.run_id!r})[:3])
             os._exit(0)  # no close: the WAL stays behind, as after a crash
         asyncio.run(main())

@@ -115,7 +115,7 @@ async def test_batches_of_any_size_are_stored_exactly_and_indexed_at_close(tmp_p
                    summary=f"file create /tmp/f{i}", data_json=FileData(op="create", path=f"/tmp/f{i}"))
             for i in range(1, 3 * MULTI_ROWS + 6)]  # fmt: skip
     path = tmp_path / "index.sqlite"
-    sink = await SqliteSink.open(str(path), RunMeta(run_id=RUN))
+    sink = await SqliteSink.create(str(path), RunMeta(run_id=RUN))
     # batches around the multi-row statement size: less than, exactly, and more than MULTI_ROWS
     cuts = [0, 5, 5 + MULTI_ROWS, 5 + 3 * MULTI_ROWS, len(recs)]
     for a, b in itertools.pairwise(cuts):
@@ -146,7 +146,7 @@ async def test_backfill_builds_the_indexes_a_crashed_daemon_never_built(tmp_path
     sink = JsonlSink(os.open(jpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), RUN)
     sink.write(recs)
     sink.close()
-    db = await SqliteSink.open(str(tmp_path / "index.sqlite"), RunMeta(run_id=RUN))
+    db = await SqliteSink.create(str(tmp_path / "index.sqlite"), RunMeta(run_id=RUN))
     await db.write(recs[:2])
     db._ex.shutdown(wait=True)  # the daemon dies here: no close(), so no indexes
     conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None)

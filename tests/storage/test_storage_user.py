@@ -64,7 +64,7 @@ async def test_active_run_readable_not_writable_by_user(test_user, user_home: Pa
     sink = JsonlSink(rd.create_file("events.jsonl"), rd.run_id)
     sink.write(sample_records(rd.run_id))
     sink.flush()
-    db = await SqliteSink.open(rd.proc_path("index.sqlite"), RunMeta(run_id=rd.run_id))
+    db = await SqliteSink.create(rd.proc_path("index.sqlite"), RunMeta(run_id=rd.run_id))
     await db.write(sample_records(rd.run_id))
     rd.write_atomic("meta.json", encode_meta(RunMeta(run_id=rd.run_id, uid=test_user.uid, start_ts=T0)))
     run_dir = user_home / "runs" / rd.run_id

@@ -6,6 +6,7 @@ refused a batch) must be counted exactly, and outcome() must turn the losses int
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from pathlib import Path
@@ -50,7 +51,7 @@ async def _pipeline(tmp_path: Path, *, net: bool, poison_seq: int = 0) -> tuple[
     path = tmp_path / "events.jsonl"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     db_path = str(tmp_path / "index.sqlite")
-    sink = await SqliteSink.open(db_path, RunMeta(run_id="r1"))
+    sink = await SqliteSink.create(db_path, RunMeta(run_id="r1"))
     if poison_seq:  # a row the pipeline's batch will collide with: the whole batch is refused
         con = sqlite3.connect(db_path)
         con.execute("INSERT INTO events(seq, ts, type) VALUES (?, 0, 'x')", (poison_seq,))
@@ -58,24 +59,23 @@ async def _pipeline(tmp_path: Path, *, net: bool, poison_seq: int = 0) -> tuple[
         con.close()
     pipe = RunPipeline(
         run_id="r1",
-        jsonl=JsonlSink(fd, "r1"),
-        sqlite=sink,
+        chain=JsonlSink(fd, "r1"),
+        sinks=[sink],
         detector=FailingDetector(),
         tree=ProcessTree(),
         domains={"exec": True, "file": True, "net": net},
-        jsonl_read_fd=os.open(path, os.O_RDONLY),
     )
     return pipe, path
 
 
 async def _feed_all(pipe: RunPipeline) -> None:
     """Run every _events() record through the pipeline, then stop it and close both sinks."""
-    pipe.start()
-    for ev in _events():
-        pipe.enqueue(ev)
-    await pipe.stop()
-    pipe.jsonl.close()
-    await pipe.sqlite.close()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(pipe.run())
+        for ev in _events():
+            pipe.enqueue(ev)
+        await pipe.stop()
+    assert await pipe.close(RunMeta(run_id="r1")) == []
 
 
 async def test_filtered_and_detect_errors_are_counted_per_domain(tmp_path: Path) -> None:
