@@ -29,7 +29,6 @@ RANK = {
     "sinks": 4,
     "pipeline": 5,
     "client": 6,
-    "report": 6,
     "daemon": 6,
     "report": 6,  # the report model and its renderers (read + detect texts + render), used by cli
     "cli": 7,
