@@ -26,6 +26,7 @@ RANK = {
     "read": 3,
     "probes": 4,
     "detect": 4,
+    "agents": 4,  # hook messages, transcripts, the tool-call join (used by daemon and cli)
     "sinks": 4,
     "pipeline": 5,
     "client": 6,
