@@ -85,6 +85,16 @@ def test_user() -> Iterator[TestUser]:
     _drop_user(user)
 
 
+@pytest.fixture
+def fresh_user() -> Iterator[TestUser]:
+    """A throwaway user for ONE test: its home (the passwd entry, which rules' $HOME means) is new."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a throwaway user needs root")
+    user = _make_user()
+    yield user
+    _drop_user(user)
+
+
 @pytest.fixture(scope="session")
 def other_user() -> Iterator[TestUser]:
     """A second throwaway user, for isolation tests."""
@@ -103,6 +113,17 @@ def logirad(require_bpf: None) -> Iterator[object]:
     .cgroup_parent, .proc, .stop(), .kill()); stops it and removes its cgroups afterwards.
     """
     from daemon_helpers import running_daemon  # tests/ is on sys.path (conftest dir)
+
+    with running_daemon() as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def daemon(require_bpf: None) -> Iterator[object]:
+    """One real logirad for all end-to-end tests (tests/e2e, tests/agents): BPF load takes seconds.
+
+    Private socket/state dir/cgroup parent, like `logirad`, but shared by the whole session."""
+    from daemon_helpers import running_daemon
 
     with running_daemon() as handle:
         yield handle

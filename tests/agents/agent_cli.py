@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -75,16 +73,14 @@ def read_dumped_hooks(dump_dir: Path) -> list[dict[str, Any]]:
 
 
 class AgentHome:
-    """A fresh HOME for one agent session, owned by the test user (so the agent sees a first start)."""
+    """The HOME of the agent's sessions: the throwaway user's own (fresh) home, as the passwd entry has
+    it, so the agent sees a first start and the rules' `$HOME` is the HOME the agent uses."""
 
-    def __init__(self, user, parent: Path | None = None):
+    def __init__(self, user):
         self.user = user
-        self.path = (parent or user.home) / f"ah-{secrets.token_hex(3)}"
-        self.path.mkdir(mode=0o700)
+        self.path = user.home
         self.hook_dump = self.path / "hook-dump"
-        for d in (self.path, self.hook_dump):
-            d.mkdir(exist_ok=True, mode=0o700)
-        self.chown(self.path)
+        self.hook_dump.mkdir(mode=0o700, exist_ok=True)
         self.chown(self.hook_dump)
 
     def chown(self, path: Path) -> None:
@@ -102,9 +98,6 @@ class AgentHome:
         self.chown(path)
         return path
 
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
     # -- Claude Code
     def claude_settings(self, settings: dict[str, Any]) -> Path:
         return self.write(".claude/settings.json", json.dumps(settings, indent=2) + "\n")
@@ -120,10 +113,19 @@ class AgentHome:
 
     # -- Codex
     def codex_config(self, mock_url: str, extra: str = "") -> Path:
+        # No traffic beyond the mock: no plugin marketplace sync (a `git ls-remote` to GitHub), no update
+        # check, no analytics.
         text = (
             'model = "gpt-mock-1"\n'
             'model_provider = "mock"\n'
+            "check_for_update_on_startup = false\n"
             f"{extra}\n"
+            "[features]\n"
+            "plugins = false\n"
+            "remote_plugin = false\n"
+            "in_app_updates = false\n"
+            "[analytics]\n"
+            "enabled = false\n"
             "[model_providers.mock]\n"
             'name = "mock"\n'
             f'base_url = "{mock_url}/v1"\n'

@@ -9,6 +9,7 @@ random and the fixtures' lines refer to each other through them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -29,12 +30,21 @@ from agent_cli import (  # noqa: E402
     dump_hooks,
     read_dumped_hooks,
 )
-from conftest import _drop_user, _make_user  # noqa: E402
 from mock_anthropic import ClaudeScript, MockAnthropic, bash  # noqa: E402
 from mock_common import ToolCall  # noqa: E402
 from mock_openai import CodexScript, MockOpenAI, exec_command  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
+
+
+def _suite_conftest():
+    """tests/conftest.py (its throwaway-user helpers), loaded by path: `conftest` by name is ambiguous."""
+    spec = importlib.util.spec_from_file_location("suite_conftest", HERE.parent / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 MAX_STR = 240
 MAX_LIST = 12
 # The wrapper Claude puts around a Bash command, and the variables it sets: the tool call prints both.
@@ -137,7 +147,6 @@ def capture_claude(user, out: Path) -> None:
         (transcript,) = home.claude_transcripts()
         lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in transcript.read_text().splitlines()]
         (out / "claude_transcript.jsonl").write_text("\n".join(lines) + "\n")
-    home.remove()
 
 
 def capture_codex(user, out: Path) -> None:
@@ -167,17 +176,17 @@ def capture_codex(user, out: Path) -> None:
         lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in rollout.read_text().splitlines()]
         (out / "codex_rollout.jsonl").write_text("\n".join(lines) + "\n")
         (out / "codex_stderr.txt").write_text(san.text(res.stderr.decode()))
-    home.remove()
 
 
 def main() -> None:
-    user = _make_user()
-    try:
-        FIXTURES.mkdir(exist_ok=True)
-        capture_claude(user, FIXTURES)
-        capture_codex(user, FIXTURES)
-    finally:
-        _drop_user(user)
+    users = _suite_conftest()
+    for capture in (capture_claude, capture_codex):  # a fresh user (and HOME) for each CLI
+        user = users._make_user()
+        try:
+            FIXTURES.mkdir(exist_ok=True)
+            capture(user, FIXTURES)
+        finally:
+            users._drop_user(user)
     print(f"fixtures written to {FIXTURES}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,6 +61,9 @@ class MockServer:
 
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
+    # called (in the server thread) with every request before it is answered: lets a test act at a
+    # known point of the session (e.g. once a tool call's result came back), without sleeping
+    on_request: Callable[[Recorded], None] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -81,6 +85,8 @@ class MockServer:
                 rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with mock._lock:
                     mock.requests.append(rec)
+                if mock.on_request is not None:
+                    mock.on_request(rec)
                 return rec
 
             def do_POST(self) -> None:
@@ -165,3 +171,13 @@ class MockServer:
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class Sink(MockServer):
+    """Where a test's agent sends data: answers every POST with 200 and keeps the body."""
+
+    def answer(self, rec: Recorded) -> tuple[int, str, list[bytes]]:
+        return 200, "text/plain", [b"ok\n"]
+
+    def bodies(self) -> list[str]:
+        return [r.body if isinstance(r.body, str) else json.dumps(r.body) for r in self.posts("/")]
