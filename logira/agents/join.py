@@ -32,7 +32,7 @@ EDIT_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit", "apply_pat
 CHANGE_OPS = frozenset({"create", "modify", "delete", "rename", "chmod", "truncate", "link", "symlink",
                         "mkdir", "rmdir", "chown", "write"})  # fmt: skip
 NET_OPS = frozenset({"connect", "send"})
-HOOK_SLACK_NS = 50_000_000  # a hook record is stamped at receipt; the kernel stamps at the event
+HOOK_SLACK_NS = 5_000_000  # hook records are stamped at receipt, kernel records at the event (clock skew)
 TRANSCRIPT_SLACK_NS = 2_000_000_000  # transcript lines are stamped by the agent, in ms, when written
 LEFT_RUNNING_GRACE_NS = 1_000_000_000
 
@@ -373,6 +373,14 @@ class _Joiner:
                 p.runtime = True
                 continue
             calls = self.by_agent.get(id(parent), [])
+            marked = self.calls.get(p.markers.get("CODEX_TOOL_CALL_ID", "")) if p.markers else None
+            if marked is not None and marked.agent_proc is parent:
+                # Codex names the call in the command's environment: a hint read by the kernel at exec,
+                # taken only for a call of this very agent process
+                p.call, p.how = marked, "marker"
+                marked.direct.append(p)
+                self.bump("marker_attributed")
+                continue
             cands = self._candidates(calls, starts.get(id(parent), []), p.start_ts)
             if p.markers:
                 sess = p.markers.get("CLAUDE_CODE_SESSION_ID") or p.markers.get("CODEX_THREAD_ID")

@@ -179,6 +179,20 @@ def parse_codex(data: bytes, stats: TranscriptStats) -> list[Declared]:
             d = Declared(cid[:256], "codex", tool=str(payload.get("name", ptype))[:256], command=command_of(args),
                          file_path=file_path_of(args), start_ts=ts, session_id=sess)  # fmt: skip
             calls.setdefault(d.call_id, d)
+        elif kind == "event_msg" and ptype == "item_completed":
+            # Codex 0.17x: the end of a command is an item_completed CommandExecution (no exec_command_end)
+            item = payload.get("item")
+            if not isinstance(item, dict) or item.get("type") != "CommandExecution":
+                continue
+            d = calls.get(item.get("id"))  # type: ignore[arg-type]
+            if d is None:
+                continue
+            done = payload.get("completed_at_ms")
+            d.end_ts = done * 1_000_000 if isinstance(done, int) and done > 0 else ts or d.end_ts
+            code = item.get("exit_code")
+            d.status = "ok" if code == 0 and item.get("status") != "failed" else "error"
+            if not d.command:
+                d.command = command_of({"command": item.get("command")})
         elif (kind == "event_msg" and ptype == "exec_command_end") or (
             kind == "response_item" and ptype in ("function_call_output", "custom_tool_call_output")
         ):

@@ -30,7 +30,7 @@ def main():
         if do == "hook":
             hook({**base, **st["payload"]})
         elif do == "raw":
-            hook(None, raw=st["text"])
+            hook(None, raw=st["text"] if "text" in st else "x" * st["size"])
         elif do == "bash":
             ti = st.get("tool_input", {"command": st["command"], "description": "test"})
             hook({**base, "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": st["id"], "tool_input": ti})
