@@ -16,7 +16,7 @@ import sqlite3
 
 import msgspec
 
-from logira.model.record import AgentData
+from logira.model.record import AgentCall, AgentData
 
 
 class ToolCall(msgspec.Struct, kw_only=True):
@@ -59,10 +59,46 @@ def _agent_rows(db: sqlite3.Connection, op: str):
             continue
 
 
-def tool_calls(db: sqlite3.Connection) -> list[ToolCall]:
-    """The run's tool calls in start order (empty when the run had none, or predates agent support)."""
-    out: list[ToolCall] = []
+def _joined(db: sqlite3.Connection) -> list[tuple[int, AgentCall]]:
+    """The tool_call records; for a run the daemon could not finalize (crash), the join made now."""
     calls = [(seq, d.call) for seq, d in _agent_rows(db, "tool_call") if d.call is not None]
+    if calls or db.execute("SELECT 1 FROM events WHERE type = 'agent' AND op = 'summary' LIMIT 1").fetchone():
+        return calls
+    if not db.execute("SELECT 1 FROM events WHERE type = 'agent' AND op = 'hook' LIMIT 1").fetchone():
+        return []
+    if _READ_SIDE and _READ_SIDE[0][0] is db:  # one cached join, holding its connection (no id reuse)
+        return _READ_SIDE[0][1]
+    _READ_SIDE[:] = [(db, read_side_join(db))]
+    return _READ_SIDE[0][1]
+
+
+_READ_SIDE: list[tuple[sqlite3.Connection, list[tuple[int, AgentCall]]]] = []
+
+
+def read_side_join(db: sqlite3.Connection) -> list[tuple[int, AgentCall]]:
+    """The join over the stored records (hooks only: transcripts are read by the daemon)."""
+    from logira.agents.join import Ev, EvData, join, to_agent_call
+
+    dec = msgspec.json.Decoder(EvData)
+    evs = []
+    for seq, ts, typ, pid, ppid, data in db.execute("SELECT seq, ts, type, pid, ppid, data_json FROM events ORDER BY seq"):
+        try:
+            evs.append(Ev(seq, ts, typ, pid or 0, ppid or 0, dec.decode(data or "{}")))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    home = ""
+    res = join(evs, [], home=home, uid=-1)
+    return [(0, to_agent_call(c)) for c in res.calls]
+
+
+def tool_calls(db: sqlite3.Connection) -> list[ToolCall]:
+    """The run's tool calls in start order (empty when the run had none, or predates agent support).
+
+    A run whose daemon crashed has hook records but no join results: the join is made here from
+    its hooks (`seq` 0 on each call then).
+    """
+    out: list[ToolCall] = []
+    calls = _joined(db)
     det_seqs = {s for _, c in calls for a, b in c.seqs for s in range(a, b + 1)}
     rules: dict[int, str] = {}
     if det_seqs:
@@ -92,18 +128,16 @@ def tool_calls(db: sqlite3.Connection) -> list[ToolCall]:
 def attribution(db: sqlite3.Connection) -> dict[int, tuple[str, str]]:
     """seq -> (tool call id, how: marker | hook_window | transcript | inherited) for attributed records."""
     out: dict[int, tuple[str, str]] = {}
-    for _seq, d in _agent_rows(db, "tool_call"):
-        if d.call is None:
-            continue
-        for (a, b), h in zip(d.call.seqs, d.call.how, strict=False):
+    for _seq, call in _joined(db):
+        for (a, b), h in zip(call.seqs, call.how, strict=False):
             for s in range(a, b + 1):
-                out[s] = (d.call.call_id, h)
+                out[s] = (call.call_id, h)
     return out
 
 
 def call_seqs(db: sqlite3.Connection, call_id: str) -> list[int] | None:
     """The seqs attributed to one tool call (prefix of its id accepted when unique), None if unknown."""
-    found = [d.call for _s, d in _agent_rows(db, "tool_call") if d.call is not None]
+    found = [c for _s, c in _joined(db)]
     exact = [c for c in found if c.call_id == call_id]
     match = exact or [c for c in found if c.call_id.startswith(call_id)]
     if len(match) != 1:

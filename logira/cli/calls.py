@@ -57,9 +57,27 @@ def other_runs_of_sessions(run_dir, sessions: list[str]) -> dict[str, list[str]]
     for info in reader.list_runs(run_dir.parent.parent):
         if info.run_id == run_dir.name or info.meta is None:
             continue
-        for s in set(info.meta.agents.get("sessions") or []) & want:
+        found = info.meta.agents.get("sessions")
+        if found is None and info.meta.status in ("incomplete", "interrupted"):
+            found = _hook_sessions(info.dir)  # closed after a daemon crash: no join, but its hooks
+        for s in set(found or []) & want:
             out[s].append(info.run_id)
     return out
+
+
+def _hook_sessions(run_dir) -> list[str]:
+    from logira.read import reader
+
+    db = reader.open_db(run_dir)
+    if db is None:
+        return []
+    try:
+        rows = db.execute("SELECT DISTINCT data_json ->> '$.session_id' FROM events WHERE type = 'agent' AND op = 'hook'")
+        return [s for (s,) in rows if s]
+    except Exception:  # an unreadable index only loses this hint
+        return []
+    finally:
+        db.close()
 
 
 def session_docs(run_dir, calls: list[agent_calls.ToolCall]) -> list[SessionDoc]:

@@ -13,7 +13,12 @@ import subprocess
 import sys
 import time
 
-HOOK = os.environ["FAKE_HOOK_CMD"]
+HOOK = os.environ.get("FAKE_HOOK_CMD", "true")
+
+
+def now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def hook(payload, raw=None):
@@ -51,6 +56,21 @@ def main():
             with open(st["path"], "a") as f:
                 for line in st["lines"]:
                     f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+        elif do == "transcript_tool":
+            # what Claude writes to its session log around a Bash call, without any hook
+            def line(obj, path=st["path"], sess=sess):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "a") as f:
+                    f.write(json.dumps({**obj, "sessionId": sess, "timestamp": now()}) + "\n")
+
+            line({"type": "assistant", "message": {"content": [
+                {"type": "tool_use", "id": st["id"], "name": "Bash", "input": {"command": st["command"]}}]}})
+            subprocess.run(["/bin/bash", "-c", st["command"]], check=False)
+            line({"type": "user", "message": {"content": [
+                {"type": "tool_result", "tool_use_id": st["id"], "content": "", "is_error": False}]}})
+        elif do == "symlink":
+            os.makedirs(os.path.dirname(st["path"]), exist_ok=True)
+            os.symlink(st["target"], st["path"])
         elif do == "sleep":
             time.sleep(st["s"])
 
