@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "report",
     "diff",
     "check",
+    "export",
     "tail",
     "verify",
     "rules",

@@ -46,6 +46,14 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     queue_low: int = 2048  # ... and resumes
     follower_buffer: int = 4096  # records buffered per `follow` client before it is cut off
     flush_interval: float = 0.5  # JSONL flush period (the contract: at least every second)
+    # OTLP logs export (HTTP/JSON, sinks/otlp.py); off unless an endpoint is set
+    otlp_endpoint: str = ""  # e.g. http://127.0.0.1:4318 (POSTs /v1/logs)
+    otlp_timeout: float = 5.0  # seconds per request
+    otlp_batch_max: int = 1024  # records per request
+    otlp_queue_max: int = 100_000  # records waiting for the collector; beyond it shed and counted
+    otlp_retries: int = 4  # retries of a failed request (exponential backoff from 0.25 s)
+    otlp_finish_wait: float = 2.0  # seconds a finished run waits for its records to be sent
+    otlp_headers: dict[str, str] = {}  # e.g. {authorization = "Bearer ..."}
 
     def validate(self) -> None:
         if self.straggler_action not in ("kill", "leave"):
@@ -68,6 +76,17 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("flush_interval must be in (0, 1] seconds")
         if self.queue_low >= self.queue_high:
             raise ConfigError("queue_low must be below queue_high")
+        if self.otlp_endpoint:
+            from logira.sinks.otlp import parse_endpoint
+
+            try:
+                parse_endpoint(self.otlp_endpoint)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if not (0 < self.otlp_timeout <= 300 and 0 <= self.otlp_finish_wait <= 300):
+                raise ConfigError("otlp_timeout must be in (0, 300] and otlp_finish_wait in [0, 300] seconds")
+            if self.otlp_batch_max < 1 or self.otlp_queue_max < self.otlp_batch_max or self.otlp_retries < 0:
+                raise ConfigError("otlp_batch_max >= 1, otlp_queue_max >= otlp_batch_max, otlp_retries >= 0")
 
 
 def parser() -> argparse.ArgumentParser:

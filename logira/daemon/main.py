@@ -163,7 +163,21 @@ async def serve(cfg: DaemonConfig, probes: Probes, sessions: SessionManager, cg_
             reader.drain()
             reader.stop()
             sessions.cancel_all()  # runs left after the deadline: crash recovery closes them next start
+            if sessions.otlp is not None:  # every run is closed: its losses are in its meta already
+                sessions.otlp.close(timeout=cfg.otlp_finish_wait)
     log.info("logirad_stopped", unrouted=sessions.unrouted)
+
+
+def open_exporter(cfg: DaemonConfig):
+    """The daemon-wide OTLP exporter (its thread started), or None when no endpoint is configured."""
+    if not cfg.otlp_endpoint:
+        return None
+    from logira.sinks.otlp import OtlpConfig, OtlpExporter
+
+    exp = OtlpExporter(OtlpConfig(endpoint=cfg.otlp_endpoint, timeout=cfg.otlp_timeout, batch_max=cfg.otlp_batch_max,
+                                  queue_max=cfg.otlp_queue_max, retries=cfg.otlp_retries, headers=cfg.otlp_headers))
+    exp.start()
+    return exp
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -198,7 +212,8 @@ def run(argv: list[str] | None = None) -> int:
         probes.detach_linger = cfg.detach_linger
         probes.load()
         flow = FlowControl(cfg.queue_high, cfg.queue_low)
-        sessions = SessionManager(cfg, probes, cg_mount, state_dir, router=Router(flow), journal=journal)
+        otlp = open_exporter(cfg)
+        sessions = SessionManager(cfg, probes, cg_mount, state_dir, router=Router(flow), journal=journal, otlp=otlp)
         reconcile(sessions, state_dir)
         try:
             import uvloop

@@ -26,6 +26,7 @@ from logira.format.meta import RunMeta, decode_meta, encode_meta
 from logira.sinks.base import Sink
 from logira.sinks.journald import Journal, JournaldSink
 from logira.sinks.jsonl import JsonlSink
+from logira.sinks.otlp import OtlpExporter, OtlpSink
 from logira.sinks.sqlite import SqliteSink
 from logira.storage.safefs import RunDir, RunDirError, UnsafePathError, open_runs_dir
 from logira.storage.seal import write_seal
@@ -48,11 +49,14 @@ class RunFiles:
         self.jsonl_read_fd = rundir.open_read("events.jsonl")
         self.published = False
 
-    def sinks(self, journal: Journal | None, fields: dict[str, Any]) -> list[Sink]:
+    def sinks(self, journal: Journal | None, fields: dict[str, Any], otlp: OtlpExporter | None = None,
+              otlp_wait: float = 2.0) -> list[Sink]:  # fmt: skip
         """Every sink of the run, in fan-out order. A new sink is one module and one line here."""
         sinks: list[Sink] = [SqliteSink(self.rundir.proc_path("index.sqlite"))]
         if journal is not None:
             sinks.append(JournaldSink(journal, fields=fields))
+        if otlp is not None:  # last: it closes after the others, so its copy ends with the run's final state
+            sinks.append(OtlpSink(otlp, otlp_wait))
         return sinks
 
     def write_meta(self, meta: RunMeta) -> None:

@@ -108,11 +108,12 @@ class ActiveRun:
 
 class SessionManager:
     def __init__(self, cfg: DaemonConfig, probes: Tracker, cg_mount: Path, state_dir: Path, *,
-                 router: Router, journal: Journal | None = None) -> None:  # fmt: skip
+                 router: Router, journal: Journal | None = None, otlp: Any = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.probes = probes
         self.router = router
         self.journal = journal
+        self.otlp = otlp  # sinks.otlp.OtlpExporter (daemon-wide) when otlp_endpoint is set
         self.source: Source | None = None  # set by the daemon once the reader exists (drained at run ends)
         self.cg_mount = cg_mount
         self.cg_parent = cgroup2.ensure_parent(cg_mount, cfg.cgroup_parent)
@@ -210,7 +211,7 @@ class SessionManager:
         except Exception as exc:  # a broken engine must refuse the run, not record it blind
             raise StartError(f"detection engine: {type(exc).__name__}: {exc}") from None
         return RunPipeline(run_id=files.run_id, chain=files.chain, sinks=files.sinks(self.journal, {
-            "pid": sp.msg.pid, "cgroup": ""}), detector=detector, tree=tree, domains=sp.domains,
+            "pid": sp.msg.pid, "cgroup": ""}, self.otlp, self.cfg.otlp_finish_wait), detector=detector, tree=tree, domains=sp.domains,
             flow=self.router.flow, flush_interval=self.cfg.flush_interval)  # fmt: skip
 
     async def _start(self, peer: Peer, sp: StartPlan, held: HeldPid) -> p.RunStarted:

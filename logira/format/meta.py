@@ -69,6 +69,9 @@ class RunMeta(msgspec.Struct, kw_only=True):
     filtered: FilteredMeta = msgspec.field(default_factory=FilteredMeta)
     detect_errors: int = 0  # records stored but not evaluated by the rules (makes the run incomplete)
     sqlite_missing: int = 0  # records events.jsonl has and index.sqlite lacks (makes it incomplete)
+    # records an exporter could not deliver, by exporter then reason (shed, failed, rejected, unsent);
+    # the run's own record is complete regardless: the export is a copy
+    export_losses: dict[str, dict[str, int]] = {}
     event_count: int = 0  # records in events.jsonl (= last seq)
     final_hash: str = ""  # hash of the last JSONL line
     rules_sha256: str = ""
