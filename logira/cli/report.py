@@ -52,7 +52,7 @@ def build(args: argparse.Namespace):
     from logira.read import reader
     from logira.read.query import RunSource
     from logira.report.build import build_report
-    from logira.report.toolcalls import tool_calls_of
+    from logira.report.toolcalls import attribution_of, tool_calls_of
 
     run_dir = readside.resolve(args)
     meta = reader.read_meta(run_dir)
@@ -62,7 +62,8 @@ def build(args: argparse.Namespace):
 
         new = new_in_run_of(reader.resolve_home(), meta)
     with RunSource(run_dir, running=meta.status == "running") as src:
-        report = build_report(src.db, meta, tool_calls=tool_calls_of(run_dir, src.db), new_in_run=new)
+        report = build_report(src.db, meta, tool_calls=tool_calls_of(src.db), attribution=attribution_of(src.db),
+                              new_in_run=new)  # fmt: skip
     return report, run_dir, meta
 
 

@@ -256,7 +256,9 @@ def _ref(row: tuple | None) -> EventRef | None:
 _REF_SQL = "SELECT seq, ts, type, pid, summary, path, dst_ip, dst_port, exe FROM events WHERE seq = ?"
 
 
-def detections(db: sqlite3.Connection, rule_texts: dict[str, tuple[str, str]]) -> Detections:
+def detections(
+    db: sqlite3.Connection, rule_texts: dict[str, tuple[str, str]], calls: dict[int, str] | None = None
+) -> Detections:
     groups = agg.rule_groups(db)
     rules = []
     by_sev: dict[str, int] = {}
@@ -282,7 +284,8 @@ def detections(db: sqlite3.Connection, rule_texts: dict[str, tuple[str, str]]) -
         title = rule_texts.get(d.rule_id, (d.title, ""))[0] or d.title
         items.append(Detection(seq=seq, ts=ts, rule_id=d.rule_id or "?", severity=d.severity or "?", title=title,
                                category=d.category, message=d.message, related=related, lineage=d.lineage,
-                               steps=steps))  # fmt: skip
+                               steps=steps, tool_call=(calls or {}).get(d.related_event_seq)
+                               or (calls or {}).get(seq, "")))  # fmt: skip
     total = sum(by_sev.values())
     ordered = {s: by_sev[s] for s in reversed(SEVERITIES) if s in by_sev}
     ordered.update({s: n for s, n in by_sev.items() if s not in ordered})
@@ -296,6 +299,7 @@ def build_report(
     meta: RunMeta,
     *,
     tool_calls: ToolCalls | None = None,
+    attribution: dict[int, str] | None = None,
     new_in_run: NewItems | None = None,
     rule_texts: dict[str, tuple[str, str]] | None = None,
 ) -> Report:
@@ -316,7 +320,7 @@ def build_report(
         processes=processes(db),
         files=files(db),
         egress=egress(db),
-        detections=detections(db, texts),
+        detections=detections(db, texts, attribution),
         new_in_run=new_in_run,
     )
 

@@ -233,13 +233,18 @@ def _tool_calls(w, r: Report, tf: TimeFormatter) -> None:
     if not tc.available or not tc.calls:
         w(f'<p class="note">{h(tc.note or "This run has no tool calls.")}</p></section>')
         return
-    w("<table><tr><th>id</th><th>tool</th><th>command</th><th>start</th><th>source</th><th>processes</th>"
-      "<th>files</th><th>connections</th><th>detections</th></tr>")  # fmt: skip
+    w(f'<p class="note">{h(tc.note)}</p>')
+    w("<table><tr><th>call</th><th>tool</th><th>command / file</th><th>start</th><th>duration</th><th>source</th>"
+      "<th>execs</th><th>files</th><th>destinations</th><th>detections</th></tr>")  # fmt: skip
     for c in tc.calls:
         start = h(tf(c.start_ts)) if c.start_ts else "-"
-        w(f'<tr class="tool-call"><td class="mono">{h(c.id)}</td><td>{h(c.name)}</td><td><code>{h(c.command)}</code>'
-          f"</td><td>{start}</td><td>{h(c.source)}</td><td class=n>{c.processes}</td><td class=n>{c.files}</td>"
-          f"<td class=n>{c.connections}</td><td class=n>{c.detections}</td></tr>")  # fmt: skip
+        dur = f"{c.duration_ms} ms" if c.duration_ms is not None else "-"
+        what = c.command or c.file_path or c.description
+        dets = ", ".join(c.detections)
+        w(f'<tr class="tool-call" id="call-{h(c.call_id)}"><td class="mono">{h(c.call_id)}</td><td>{h(c.tool)}</td>'
+          f"<td><code>{h(what)}</code></td><td>{start}</td><td>{h(dur)}</td><td>{h(c.source)}"
+          f"{' (declared)' if c.declared else ''}</td><td class=n>{c.execs}</td><td class=n>{c.files}</td>"
+          f"<td class=n>{c.destinations}</td><td>{h(dets) or '-'}</td></tr>")  # fmt: skip
     w("</table>")
     if tc.truncated:
         w(f'<p class="note">{tc.total - len(tc.calls)} more tool calls not shown.</p>')
@@ -355,6 +360,8 @@ def _detection(w, d: Detection, tf: TimeFormatter) -> None:
     w(f"<div>{_sev(d.severity)} <strong>{h(d.rule_id)}</strong> {h(d.title)} "
       f'<span class="muted">seq {d.seq}, {h(tf(d.ts))}</span></div>')  # fmt: skip
     w(f'<div class="message"><code>{h(d.message)}</code></div>')
+    if d.tool_call:
+        w(f'<div>tool call: <span class="mono">{h(d.tool_call)}</span></div>')
     if d.related is not None:
         w(f"<div>event: {_event(d.related, tf)}</div>")
     if d.lineage:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from logira.agents.calls import ToolCall
+
 REPORT_SCHEMA = "logira.report/1"
 
 
@@ -58,23 +60,12 @@ class Timeline(msgspec.Struct, kw_only=True):
     marks_total: int
 
 
-class ToolCall(msgspec.Struct, kw_only=True):
-    id: str
-    name: str
-    command: str = ""
-    start_ts: int | None = None
-    end_ts: int | None = None
-    source: str = ""  # provenance: hook / transcript / hint (declared by the agent)
-    processes: int = 0
-    files: int = 0
-    connections: int = 0
-    detections: int = 0
-
-
 class ToolCalls(msgspec.Struct, kw_only=True):
+    """The run's tool calls as the agent attribution reads them (logira/agents/calls.py, docs/agents.md)."""
+
     available: bool  # False: this run carries no tool-call attribution
     note: str
-    calls: list[ToolCall] = []
+    calls: list[ToolCall] = []  # the agents' own model: the call is declared, its counts are kernel facts
     total: int = 0
     truncated: bool = False
 
@@ -174,6 +165,7 @@ class Detection(msgspec.Struct, kw_only=True):
     related: EventRef | None
     lineage: list[LineageItem]
     steps: list[EventRef]
+    tool_call: str = ""  # id of the tool call the related event is attributed to ("" = none known)
 
 
 class RuleSummary(msgspec.Struct, kw_only=True):

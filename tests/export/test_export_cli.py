@@ -23,7 +23,7 @@ def test_export_otlp_json_lines(rcli, tmp_path: Path):
     assert code == 0, err
     reqs = [parse_strict(line) for line in out.read_bytes().splitlines()]
     recs = [lr for r in reqs for rl in r.resource_logs for sl in rl.scope_logs for lr in sl.log_records]
-    assert [attrs(r.attributes)["logira.seq"] for r in recs] == list(range(1, 24))
+    assert [attrs(r.attributes)["logira.seq"] for r in recs] == list(range(1, 25))
     assert {attrs(r.attributes)["logira.run_id"] for r in recs} == {RID}
     assert attrs(reqs[0].resource_logs[0].resource.attributes)["host.name"] == "box"
 
@@ -33,8 +33,8 @@ def test_export_to_collector(rcli):
     try:
         code, _, err = rcli("export", RID, "--format", "otlp-json", "--endpoint", recv.url)
         assert code == 0, err
-        assert recv.errors == [] and len(recv.records()) == 23
-        assert "exported 23 records" in err
+        assert recv.errors == [] and len(recv.records()) == 24
+        assert "exported 24 records" in err
     finally:
         recv.close()
 

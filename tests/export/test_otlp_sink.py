@@ -106,7 +106,7 @@ def test_closed_port_and_timeouts_are_counted(stored):
 
 def test_full_queue_sheds_and_counts(stored, receiver):
     sink = OtlpExporter(OtlpConfig(endpoint=receiver.url, queue_max=10, batch_max=5), host="h")  # not started yet
-    sink.write_batch(RID, stored)  # 23 records, room for 10
+    sink.write_batch(RID, stored)  # 24 records, room for 10
     sink.start()
     losses = sink.finish_run(RID, timeout=30)
     sink.close()
@@ -119,7 +119,7 @@ def test_unsent_at_run_end_and_partial_rejects(stored):
     try:
         sink = _sink(slow.url, batch_max=1, timeout=5)
         sink.write_batch(RID, stored)
-        losses = sink.finish_run(RID, timeout=0.2)  # the run ends long before 23 slow requests are done
+        losses = sink.finish_run(RID, timeout=0.2)  # the run ends long before 24 slow requests are done
         sink.close(timeout=1)
     finally:
         slow.close()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from logira.model.record import DetectionData, ExecData, FileData, LineageEntry, NetData
-from tests.cli.fixtures import rec, sample_records, write_run
+from logira.model.record import AgentCall, AgentData, DetectionData, ExecData, FileData, LineageEntry, NetData
+from tests.cli.fixtures import T0, S, rec, sample_records, write_run
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(2)</script>"
 DNS = '"><svg onload=alert(3)>.example'
 HOSTILE_FILE = f"/home/u/proj/{IMG}"
+CALL_ID = "toolu_<b>01</b>"
 
 
 def hostile_records(run_id: str) -> list:
@@ -36,6 +37,14 @@ def hostile_records(run_id: str) -> list:
                                                    message=f"hostile file {IMG} created", related_event_seq=19,
                                                    title="Hostile <b>title</b>", lineage=lineage),
             pid=300, summary=f"[critical] R030: hostile file {IMG} created"),
+        # the join's tool call (appended at finalize): declared by the agent, with a hostile id and command
+        rec(r, 24, 6.0, "agent", AgentData(op="tool_call", source="join", declared=False, agent="claude",
+                                           call=AgentCall(call_id=CALL_ID, agent="claude", tool="Bash",
+                                                          command=f"touch '{IMG}'; {SCRIPT}", source="hook",
+                                                          start_ts=T0 + 5 * S, end_ts=T0 + 5_500_000_000,
+                                                          execs=1, files=1, destinations=1, detections=1,
+                                                          seqs=[[18, 23]], how=["marker"])),
+            pid=99, summary=f"tool_call {CALL_ID} Bash"),
     ]  # fmt: skip
     return base + extra
 

@@ -9,7 +9,7 @@ import pytest
 
 from .chromium import Chromium, chromium_path, console_errors, requests
 from .conftest import RID
-from .hostile import DNS, IMG, SCRIPT
+from .hostile import CALL_ID, DNS, IMG, SCRIPT
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 
@@ -58,7 +58,10 @@ def test_html_report_in_chromium(browser: Chromium, rcli, tmp_path: Path):
     assert "EACCES" in ev("document.querySelector('#files tr.denied').textContent")
     assert ev("document.querySelectorAll('#egress tr.dest').length") == 3
     assert ev("document.querySelectorAll('#detections article.det').length") == 3
-    assert "no tool-call attribution" in ev("document.getElementById('tool-calls').textContent")
+    assert ev("document.querySelectorAll('#tool-calls tr.tool-call').length") == 1
+    calls_text = ev("document.getElementById('tool-calls').textContent")
+    assert CALL_ID in calls_text and SCRIPT in calls_text and "R030" in calls_text
+    assert CALL_ID in ev("document.getElementById('det-23').textContent")  # the detection names its call
     assert "New in this run" in ev("document.body.textContent")
 
     # hostile names are text, not markup

@@ -28,8 +28,8 @@ def test_json_model(rcli):
     doc = json.loads(_report(rcli, RID))
     assert doc["schema"] == "logira.report/1" and doc["run"]["run_id"] == RID
     assert doc["run"]["status"] == "COMPLETE" and doc["run"]["incomplete_reasons"] == []
-    assert doc["counts"] == {"exec": 4, "proc": 2, "file": 9, "net": 5, "detection": 3}
-    assert sum(sum(b["counts"].values()) for b in doc["timeline"]["buckets"]) == 20  # every non-detection event
+    assert doc["counts"] == {"exec": 4, "proc": 2, "file": 9, "net": 5, "detection": 3, "agent": 1}
+    assert sum(sum(b["counts"].values()) for b in doc["timeline"]["buckets"]) == 21  # every non-detection record
     assert [m["seq"] for m in doc["timeline"]["marks"]] == [8, 11, 23]
     assert doc["detections"]["by_severity"] == {"critical": 1, "high": 1, "medium": 1}
     det = {d["rule_id"]: d for d in doc["detections"]["items"]}
@@ -46,7 +46,11 @@ def test_json_model(rcli):
     assert dests["10.0.0.53:53"]["dns"][1] == "evil.example"
     roots = doc["processes"]["roots"]
     assert [r["pid"] for r in roots] == [100] and [c["pid"] for c in roots[0]["children"]] == [101, 300]
-    assert doc["tool_calls"]["available"] is False
+    calls = doc["tool_calls"]
+    assert calls["available"] is True and [c["call_id"] for c in calls["calls"]] == ["toolu_<b>01</b>"]
+    assert calls["calls"][0]["detections"] == ["R030"] and calls["calls"][0]["declared"] is True
+    assert det["R030"]["tool_call"] == "toolu_<b>01</b>" and det["R010"]["tool_call"] == ""
+    assert json.loads(_report(rcli, PREV))["tool_calls"]["available"] is False
     new = doc["new_in_run"]
     assert new["baseline_runs"] == 1 and new["programs"] == ["/usr/bin/sh"]
     assert new["detections"] == ["R010", "R020", "R030"]
