@@ -449,6 +449,9 @@ class SessionManager:
         if drops.total:
             log.warning("run_drops", run_id=run.run_id, kernel=drops.kernel_total, reader=drops.reader,
                         queue=drops.queue)  # fmt: skip
+        for exporter, losses in meta.export_losses.items():  # the record is complete; its exported copy is short
+            log.warning("export_losses", run_id=run.run_id, exporter=exporter, **losses,
+                        last_error=getattr(self.otlp, "last_error", ""))  # fmt: skip
         if run.owner is not None:
             await run.owner.send(run.finished)
 

@@ -28,7 +28,6 @@ RANK = {
     "detect": 4,
     "agents": 4,  # hook messages, transcripts, the tool-call join (used by daemon and cli)
     "sinks": 4,
-    "agents": 4,  # agent hooks/transcripts and their join (imports model, storage); used by daemon, report, cli
     "pipeline": 5,
     "client": 6,
     "daemon": 6,
