@@ -15,7 +15,15 @@ APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gc
 AGENT_PKGS := @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0
 AGENTS_DIR := build/agents
 
-.PHONY: setup agents bpf test demo bench lint clean
+# `make install`: where (PREFIX, DESTDIR for packagers) and what to wipe on uninstall (PURGE=1).
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+PURGE ?= 0
+WHEEL_DIR := build/wheel
+
+.PHONY: setup agents bpf bpf-objects wheel install uninstall test demo bench lint clean
 
 setup: $(VENV)/.installed agents
 
@@ -46,7 +54,28 @@ logira/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) build/vmlinux.h
 	@mkdir -p logira/bpf
 	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibuild -Ibpf -c $< -o $@
 
-bpf: $(VENV)/.apt-ok $(BPF_OBJ)
+# The machine the objects were compiled for (they depend on the arch, not on the kernel version):
+# logirad refuses objects of another arch in one line, and the wheel is tagged with it.
+logira/bpf/arch: $(BPF_OBJ)
+	@uname -m > $@
+
+# The compile alone (no apt, no venv): also what setup.py runs when a wheel is built.
+bpf-objects: $(BPF_OBJ) logira/bpf/arch
+
+bpf: $(VENV)/.apt-ok bpf-objects
+
+# A platform wheel carrying the BPF objects (pip runs setup.py, which runs `make bpf-objects`).
+wheel: $(VENV)/.apt-ok
+	@rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(PY_SYS) -m pip wheel -q --no-deps -w $(WHEEL_DIR) .
+
+install: wheel
+	$(PY_SYS) scripts/install.py install --wheel-dir $(WHEEL_DIR) --prefix "$(PREFIX)" \
+	  --destdir "$(DESTDIR)" --sysconfdir "$(SYSCONFDIR)" --unitdir "$(UNITDIR)"
+
+uninstall:
+	$(PY_SYS) scripts/install.py uninstall --prefix "$(PREFIX)" --destdir "$(DESTDIR)" \
+	  --sysconfdir "$(SYSCONFDIR)" --unitdir "$(UNITDIR)" --purge "$(PURGE)"
 
 test: setup bpf
 	$(PY) -m ruff check logira tests bench
@@ -64,4 +93,4 @@ lint: setup
 	$(PY) -m ruff format --check logira tests bench
 
 clean:
-	rm -rf build/vmlinux.h logira/bpf/*.bpf.o
+	rm -rf build/vmlinux.h build/wheel dist logira/bpf/*.bpf.o logira/bpf/arch

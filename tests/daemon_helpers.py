@@ -84,6 +84,8 @@ class DaemonHandle:
         cgroup_parent: str | None = None,
         env: dict[str, str] | None = None,
         config_text: str = "",
+        command: list[str] | None = None,
+        cwd: Path | None = None,
     ):
         self.base = base or Path(tempfile.mkdtemp(prefix="lgd-", dir="/tmp"))
         os.chmod(self.base, 0o755)  # test users must reach the socket
@@ -113,6 +115,10 @@ class DaemonHandle:
         self.env = {**os.environ, "LOGIRA_STATE_DIR": str(self.state_dir), **(env or {})}
         self.env.pop("LOGIRA_SOCK", None)
         self.proc: subprocess.Popen[bytes] | None = None
+        # another logirad than this tree's (an installed one); cwd then stays out of the repo so that
+        # `python -m` cannot pick up the tree's package instead of the installed one
+        self.command = command or [PY, "-m", "logira.daemon.main"]
+        self.cwd = cwd or REPO
 
     @property
     def cgroup_parent_path(self) -> Path:
@@ -123,8 +129,8 @@ class DaemonHandle:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                [PY, "-m", "logira.daemon.main", *self.args],
-                cwd=REPO,
+                [*self.command, *self.args],
+                cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

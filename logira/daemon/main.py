@@ -1,8 +1,8 @@
 """`logirad`: start-up checks, crash recovery, the event loop, and orderly shutdown.
 
-Start-up failures (not root, a second instance, no cgroup2, BPF refused, objects missing)
-print ONE line `logirad: error: ...` naming the fix and exit 1. SIGTERM/SIGINT finalize every
-active run as "interrupted" and exit 0.
+Start-up failures (not root, an unsupported CPU architecture, a second instance, no cgroup2,
+BPF refused, objects missing) print ONE line `logirad: error: ...` naming the fix and exit 1.
+SIGTERM/SIGINT finalize every active run as "interrupted" and exit 0.
 """
 
 from __future__ import annotations
@@ -189,13 +189,15 @@ def run(argv: list[str] | None = None) -> int:
     except (config_mod.ConfigError, dlog.LoggingError) as exc:
         print(f"logirad: error: {exc}", file=sys.stderr)
         return 1
-    from logira.probes.loader import ProbeConfig, ProbeError, Probes
+    from logira.probes import arch
+    from logira.probes.loader import ProbeConfig, ProbeError, Probes, object_path
 
     lock_fd = -1
     probes = None
     try:
         if os.geteuid() != 0:
             raise FatalError("logirad must run as root (it loads BPF and manages cgroups): sudo logirad")
+        arch.check(object_path("exec").parent)
         state_dir = ensure_state_dir(Path(cfg.state_dir))
         lock_fd = check_single_instance(cfg, state_dir)
         cg_mount = cgroup2.find_cgroup2_mount()
@@ -223,7 +225,7 @@ def run(argv: list[str] | None = None) -> int:
             runner = asyncio.run
         runner(serve(cfg, probes, sessions, cg_mount))
         return 0
-    except (FatalError, ProbeError, cgroup2.CgroupError, OSError) as exc:
+    except (FatalError, ProbeError, arch.ArchError, cgroup2.CgroupError, OSError) as exc:
         print(f"logirad: error: {exc}", file=sys.stderr)
         return 1
     finally:
