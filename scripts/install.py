@@ -395,10 +395,19 @@ def stop_daemons(lay: Layout, man: Manifest) -> None:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while daemons and time.monotonic() < deadline:
-        daemons = [pid for pid in daemons if Path(f"/proc/{pid}").exists()]
+        daemons = [pid for pid in daemons if _alive(pid)]
         time.sleep(0.1)
     if daemons:
         raise InstallError(f"logirad (pid {daemons[0]}) did not stop within 30 s; stop it, then run uninstall again")
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has exited: only its parent has not collected the status yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def state_dir(lay: Layout) -> Path:
