@@ -144,9 +144,11 @@ def make_dirs(lay: Layout, path: Path, man: Manifest) -> None:
     """mkdir -p, remembering every directory this install created (uninstall removes them if empty)."""
     missing = []
     p = path
-    while not lay.real(p).exists():
+    while not lay.real(p).exists() and p != p.parent:
         missing.append(p)
         p = p.parent
+    if lay.destdir:
+        os.makedirs(lay.destdir, exist_ok=True)
     for d in reversed(missing):
         lay.real(d).mkdir(mode=0o755)
         man.dirs.append(str(d))
