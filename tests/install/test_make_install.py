@@ -182,7 +182,9 @@ def test_config_edits_survive_and_purge_removes_state(installed, tmp_path):
     shebang = (venv / "bin" / "logirad").read_text().splitlines()[0]
     assert shebang == f"#!/usr/lib/logira/{venv.name}/bin/python", shebang  # the final path, not the stage
     config = dest / "etc/logira/logirad.toml"
-    config.write_text(config.read_text() + f'\nstate_dir = "/var/lib/logira-purge-test"\n')
+    edited = config.read_text().replace('state_dir = "/var/lib/logira"', 'state_dir = "/var/lib/logira-purge-test"')
+    assert edited != config.read_text()
+    config.write_text(edited)
     res = run("install")
     assert res.returncode == 0 and f"kept your edited /etc/logira/logirad.toml" in res.stdout, res.stdout
     assert "logira-purge-test" in config.read_text()
