@@ -79,7 +79,7 @@ def test_make_install_record_upgrade_uninstall(installed, test_user):
     inst = installed
     res = inst.make("install")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert f"systemd is not PID 1 here" in res.stdout and f"sudo {inst.prefix}/bin/logirad &" in res.stdout
+    assert "systemd is not PID 1 here" in res.stdout and f"sudo {inst.prefix}/bin/logirad &" in res.stdout
     for rel in (
         "bin/logira", "bin/logirad", "share/man/man1/logira.1", "share/man/man1/logira-run.1",
         "share/man/man8/logirad.8", "share/bash-completion/completions/logira",
@@ -186,7 +186,7 @@ def test_config_edits_survive_and_purge_removes_state(installed, tmp_path):
     assert edited != config.read_text()
     config.write_text(edited)
     res = run("install")
-    assert res.returncode == 0 and f"kept your edited /etc/logira/logirad.toml" in res.stdout, res.stdout
+    assert res.returncode == 0 and "kept your edited /etc/logira/logirad.toml" in res.stdout, res.stdout
     assert "logira-purge-test" in config.read_text()
     state = dest / "var/lib/logira-purge-test"
     state.mkdir(parents=True)
