@@ -10,6 +10,7 @@ BPF_OBJ := $(patsubst bpf/%.bpf.c,logira/bpf/%.bpf.o,$(BPF_SRC))
 APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gcc make \
             util-linux iproute2 procps curl git gcc-multilib zsh systemd \
             chromium systemd-journal-remote
+BUILD_PKGS := clang llvm bpftool libbpf1 python3-venv python3-pip make
 
 # The real agent CLIs the tests drive offline (tests/agents), pinned; installed into build/agents.
 AGENT_PKGS := @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0
@@ -23,7 +24,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 PURGE ?= 0
 WHEEL_DIR := build/wheel
 
-.PHONY: setup agents bpf bpf-objects wheel install uninstall test demo bench lint clean
+.PHONY: setup agents bpf bpf-objects build-deps wheel install uninstall test demo bench lint clean
 
 setup: $(VENV)/.installed agents
 
@@ -64,8 +65,16 @@ bpf-objects: $(BPF_OBJ) logira/bpf/arch
 
 bpf: $(VENV)/.apt-ok bpf-objects
 
+# What building the wheel and `make install` need (libbpf1 is also what the installed logira runs on).
+build-deps:
+	@missing=""; for p in $(BUILD_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 # A platform wheel carrying the BPF objects (pip runs setup.py, which runs `make bpf-objects`).
-wheel: $(VENV)/.apt-ok
+wheel: build-deps
 	@rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
 	$(PY_SYS) -m pip wheel -q --no-deps -w $(WHEEL_DIR) .
 
