@@ -10,7 +10,7 @@ import msgspec
 from logira.cli import readside
 from logira.cli.errors import CliError
 from logira.read.query import Dest, EventFilter, PathGlob, Row, RunSource, parse_severity, parse_types
-from logira.render.escape import esc, esc_argv
+from logira.render.escape import esc, esc_argv, esc_path, file_summary
 from logira.render.table import Column, render_table
 from logira.render.timefmt import parse_time_spec
 
@@ -300,9 +300,9 @@ def render_rows(rows: list[Row], types: tuple[str, ...], out: readside.Out, wide
                 Column("op"), Column("path")]  # fmt: skip
         body = []
         for r in rows:
-            path = esc(r.path or "")
+            path = esc_path(r.path or "")
             if r.path2:
-                path += " -> " + esc(r.path2)
+                path += " -> " + esc_path(r.path2)
             body.append([str(r.seq), tf(r.ts), _n(r.pid), esc(r.exe or "") or "-", r.op or "-", path])
     elif kind == "net":
         cols = [Column("seq", right=True), Column("at"), Column("pid", right=True), Column("exe", 32),
@@ -333,7 +333,9 @@ def render_rows(rows: list[Row], types: tuple[str, ...], out: readside.Out, wide
         body = []
         for r in rows:
             code = _sev_code(r.severity) if r.type == "detection" else _type_code(r.type)
-            body.append([str(r.seq), tf(r.ts), (r.type, code), _n(r.pid), esc(r.summary or "")])
+            summary = (file_summary(r.op or "", r.path or "", r.path2 or "", r.summary or "") if r.type == "file"
+                       else esc(r.summary or ""))  # fmt: skip
+            body.append([str(r.seq), tf(r.ts), (r.type, code), _n(r.pid), summary])
     return render_table(cols, body, pal, wide=wide)
 
 

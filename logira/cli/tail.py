@@ -4,16 +4,20 @@ Protocol (docs/architecture.md): `follow{run_id}` → `following{run_id, next_se
 seq < next_seq is already in events.jsonl, so those come from the file; everything after
 arrives as `records{lines}` until `run_ended`. Seqs are printed once, in order (a record
 seen in both is skipped). Without a daemon, or when the run is not active, the stored
-records are printed and the command exits 0.
+records are printed and the command exits 0. `--next` ignores every run that exists when tail
+starts and waits (polling `status`) for the next one to start, then follows it from its first
+record.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import msgspec
 
@@ -23,13 +27,14 @@ from logira.cli.query import add_filters, build_filter, validate_flags
 from logira.model.record import StoredRecord
 from logira.read.query import CompiledFilter, row_from_record
 from logira.render.color import TYPE_CODES
-from logira.render.escape import esc
+from logira.render.escape import esc, file_summary
 
 EXAMPLES = """\
   logira tail                           # your newest active run (or the last stored one)
   logira tail --run 20260102-150405-claude --type file,net
   logira tail --severity '>=medium'     # detections only
   logira tail --json | jq -c 'select(.type == "exec")'
+  logira tail --next                    # wait for the next run to start, then follow it
 """
 
 _NOT_ACTIVE = ("not active", "no active", "not found", "unknown run")
@@ -42,6 +47,8 @@ def register(subparsers) -> None:
         "Ctrl-C). Filters work as in `query`; --rule/--severity show detections only here.", EXAMPLES,
     )  # fmt: skip
     readside.add_selector(p)
+    p.add_argument("--next", action="store_true",
+                   help="wait for the next run to start (ignore the runs that exist now), then follow it")
     add_filters(p, tail=True)
     readside.add_output(p, json_help="the stored JSONL lines, verbatim (with hash)")
     p.set_defaults(func=run, since=None, until=None)
@@ -87,7 +94,7 @@ class Printer:
                 out.append(line.decode("utf-8", "replace"))
             else:
                 t = typed.get(rec.type) or f"{rec.type:<9}"
-                out.append(f"{rec.seq:>7}  {tf(rec.ts):<9}  {t}  {rec.pid:>7}  {esc(rec.summary)}")
+                out.append(f"{rec.seq:>7}  {tf(rec.ts):<9}  {t}  {rec.pid:>7}  {_summary(rec)}")
         if out:
             self.out.stream.write("\n".join(out) + "\n")
             self.out.stream.flush()
@@ -163,6 +170,52 @@ def _receive(conn, inbox: queue.Queue) -> None:
             return
 
 
+NEXT_POLL_S = 0.1
+
+
+def _run_ids(runs_dir: Path) -> set[str]:
+    try:
+        return set(os.listdir(runs_dir))
+    except OSError:
+        return set()
+
+
+def _finished(run_dir: Path) -> bool:
+    from logira.read import reader
+
+    try:
+        return reader.read_meta(run_dir).status != "running"
+    except CliError:  # meta.json not written yet
+        return False
+
+
+def _next_run(runs_dir: Path) -> str:
+    """Block until a run starts that did not exist when this was called; its run id.
+
+    Watches both the daemon's active runs and the home's run directories, so a run that starts
+    and ends between two polls is still found (it is then printed from the file)."""
+    import time
+
+    from logira.client.connection import Connection
+    from logira.daemon import protocol
+
+    try:
+        conn = Connection.open()
+    except CliError as exc:
+        raise CliError(f"tail --next waits for logirad to start a run: {exc}") from None
+    with conn:
+        before = _run_ids(runs_dir) | {r.run_id for r in conn.request(protocol.Status(), protocol.StatusReply).runs}
+        while True:
+            active = conn.request(protocol.Status(), protocol.StatusReply).runs
+            fresh = [r for r in active if r.run_id not in before]
+            if fresh:
+                return max(fresh, key=lambda r: r.start_ts).run_id
+            for rid in sorted(_run_ids(runs_dir) - before, reverse=True):  # run ids sort by start time
+                if _finished(runs_dir / rid):  # started and ended between two polls
+                    return rid
+            time.sleep(NEXT_POLL_S)
+
+
 def run(args: argparse.Namespace) -> int:
     from logira.client.connection import Connection
     from logira.daemon import protocol
@@ -170,8 +223,10 @@ def run(args: argparse.Namespace) -> int:
 
     readside.Out(args)  # validates --color/--ts
     validate_flags(args)
-    sel = readside.selector(args)
+    if args.next and (args.run_opt or args.run):
+        raise CliError("--next waits for a new run: it cannot be combined with a run selector", exit_code=2)
     home = reader.resolve_home()
+    sel = _next_run(home / "runs") if args.next else readside.selector(args)
     conn = None
     try:
         conn = Connection.open()
@@ -227,3 +282,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if conn is not None:
             conn.close()
+
+
+def _summary(rec: StoredRecord) -> str:
+    """The record's summary for the terminal (file paths that read like markup are quoted)."""
+    if rec.type == "file":
+        try:
+            d = rec.data()
+            return file_summary(d.op, d.path, d.path2, rec.summary)  # type: ignore[union-attr]
+        except Exception:  # an undecodable payload: the stored summary, escaped
+            pass
+    return esc(rec.summary)

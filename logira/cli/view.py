@@ -12,7 +12,7 @@ from logira.agents.calls import ToolCall
 from logira.cli import readside
 from logira.model.record import RECORD_TYPES, SEVERITIES
 from logira.read.query import RunSource
-from logira.render.escape import esc, esc_argv
+from logira.render.escape import esc, esc_argv, esc_path
 from logira.render.table import Column, render_table, truncate
 from logira.render.timefmt import fmt_date, fmt_seconds
 from logira.report import aggregates as agg
@@ -249,7 +249,7 @@ def _render_new(out, meta) -> None:
         if items:
             empty = False
             more = f", … {len(items) - NEW_SHOWN} more" if len(items) > NEW_SHOWN else ""
-            out.line(f"  {label}: " + ", ".join(esc(i) for i in items[:NEW_SHOWN]) + more)
+            out.line(f"  {label}: " + ", ".join(esc_path(i) for i in items[:NEW_SHOWN]) + more)
     if empty:
         out.line("  nothing new")
     out.line(f"  logira diff {esc(meta.run_id)}             # everything new, in full")
@@ -363,11 +363,11 @@ def _render_files(out, files: list[agg.FileChange], full: bool) -> None:
         out.line("  (none)")
     dirs = sorted(by_dir.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     for d, entries in dirs if full else dirs[:DIRS_SHOWN]:
-        out.line(f"  {esc(d)}/  ({len(entries)})")
+        out.line(f"  {esc_path(d)}/  ({len(entries)})")
         for f in entries if full else entries[:FILES_PER_DIR]:
-            name = esc(posixpath.basename(f.path))
+            name = esc_path(posixpath.basename(f.path))
             if f.path2:
-                name += " -> " + esc(f.path2)
+                name += " -> " + esc_path(f.path2)
             times = f"  x{f.count}" if f.count > 1 else ""
             out.line(f"    {f.op:<8}  {name}{times}")
         if not full and len(entries) > FILES_PER_DIR:

@@ -4,7 +4,11 @@ Checks, each producing one precise line per finding:
 1. events.jsonl's hash chain and seq numbering (edited, deleted, inserted/reordered lines);
 2. the file against root's seal (truncation, appended records, a recomputed chain);
 3. meta.json against the file and against the meta captured in the seal (forged fields);
-4. index.sqlite against events.jsonl (row count, then row by row).
+4. index.sqlite against events.jsonl: row count, then row by row EVERY column, the derived ones
+   (op, exe, path, path2, destination, dns, rule, severity, related seq) recomputed from the
+   hash-chained line with the writer's own function (format/index.py `stored_row`), so a forged
+   severity or path in the index (what `view`/`explain`/`query` show) is named;
+5. index.sqlite's `runs` row against the sealed meta (or meta.json when there is no seal).
 Runs as the user, reads only, streams the JSONL (twice at most) instead of loading it.
 """
 
@@ -15,9 +19,11 @@ import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from logira.format.index import EVENT_COLUMNS, RUN_COLUMNS, run_row, stored_row
 from logira.format.jsonl import ZERO_HASH, chain_hash, split_line
 from logira.format.meta import MetaError, RunMeta, decode_meta
 from logira.model.record import StoredRecord
@@ -132,12 +138,17 @@ def _check_meta(meta: RunMeta, run_id: str, seal: Seal | None, rep: VerifyReport
         rep.problems.append("meta.json event_count/final_hash differ from the seal")
 
 
-def _sqlite_rows(conn: sqlite3.Connection) -> Iterator[tuple]:
-    yield from conn.execute(
-        "SELECT seq, ts, type, pid, ppid, uid, summary, data_json, run_id FROM events ORDER BY seq")
+def _sqlite_rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
+    yield from conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY seq")
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple]:
+_BASE = tuple(i for i, c in enumerate(EVENT_COLUMNS) if c in ("seq", "ts", "type", "pid", "ppid", "uid", "summary",
+                                                              "data_json", "run_id"))  # fmt: skip
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[tuple[Any, ...], bool]]:
+    """(row, derived) per record: the index row the writer derives from the line; `derived` is False
+    when the payload cannot be decoded (then only the envelope columns can be compared)."""
     dec = msgspec.json.Decoder(StoredRecord)
     with open(path, "rb") as f:
         for line in f:
@@ -147,13 +158,64 @@ def _jsonl_rows(path: Path) -> Iterator[tuple]:
                 r = dec.decode(line)
             except msgspec.DecodeError:
                 continue
-            yield (r.seq, r.ts, r.type, r.pid, r.ppid, r.uid, r.summary, bytes(r.data_json).decode(), r.run_id)
+            try:
+                yield stored_row(r), True
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+                row: list[Any] = [None] * len(EVENT_COLUMNS)
+                for i, v in zip(_BASE, (r.seq, r.ts, r.type, r.pid, r.ppid, r.uid, r.summary,
+                                        bytes(r.data_json).decode(), r.run_id), strict=True):  # fmt: skip
+                    row[i] = v
+                yield tuple(row), False
 
 
-_ROW_FIELDS = ("seq", "ts", "type", "pid", "ppid", "uid", "summary", "data_json", "run_id")
+def _row_diff(s: tuple[Any, ...], j: tuple[Any, ...], derived: bool) -> list[str]:
+    cols = range(len(EVENT_COLUMNS)) if derived else _BASE
+    return [EVENT_COLUMNS[i] for i in cols if s[i] != j[i]]
 
 
-def _check_sqlite(run_dir: Path, jsonl: Path, rep: VerifyReport) -> None:
+def _check_events(conn: sqlite3.Connection, jsonl: Path, rep: VerifyReport) -> None:
+    n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    if n != rep.records:
+        rep.problems.append(f"index.sqlite has {n} events, events.jsonl has {rep.records}")
+    diffs = _Limited("rows differing between index.sqlite and events.jsonl")
+    srows, jrows = _sqlite_rows(conn), _jsonl_rows(jsonl)
+    s, jd = next(srows, None), next(jrows, None)
+    while s is not None or jd is not None:
+        if jd is None or (s is not None and s[0] < jd[0][0]):
+            assert s is not None
+            diffs.add(f"seq {s[0]} is in index.sqlite but not in events.jsonl")
+            s = next(srows, None)
+        elif s is None or jd[0][0] < s[0]:
+            diffs.add(f"seq {jd[0][0]} is in events.jsonl but not in index.sqlite")
+            jd = next(jrows, None)
+        else:
+            fields = _row_diff(s, *jd)
+            if fields:
+                diffs.add(f"index.sqlite row seq {s[0]} differs from events.jsonl ({', '.join(fields)})")
+            s, jd = next(srows, None), next(jrows, None)
+    rep.problems += diffs.lines()
+
+
+def _check_runs_table(conn: sqlite3.Connection, ref: RunMeta, rep: VerifyReport) -> None:
+    rows = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs").fetchall()
+    if len(rows) != 1:
+        rep.problems.append(f"index.sqlite runs table has {len(rows)} rows, expected 1")
+        if not rows:
+            return
+    got = dict(zip(RUN_COLUMNS, rows[0], strict=True))
+    want = dict(zip(RUN_COLUMNS, run_row(ref), strict=True))
+    changed = [c for c in RUN_COLUMNS if c != "meta_json" and got[c] != want[c]]
+    try:
+        stored = msgspec.json.decode(got["meta_json"] or "", type=RunMeta)
+        changed += [f"meta_json.{k}" for k in sorted(_meta_diff(ref, stored))]
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+        changed.append("meta_json")
+    if changed:
+        rep.problems.append(f"index.sqlite runs row differs from the {'sealed meta' if rep.sealed else 'meta.json'}: "
+                            f"{', '.join(changed)}")
+
+
+def _check_sqlite(run_dir: Path, jsonl: Path, ref: RunMeta | None, rep: VerifyReport) -> None:
     db = run_dir / "index.sqlite"
     if not db.is_file():
         rep.notes.append("index.sqlite is missing (queries fall back to events.jsonl)")
@@ -164,25 +226,9 @@ def _check_sqlite(run_dir: Path, jsonl: Path, rep: VerifyReport) -> None:
         rep.problems.append(f"index.sqlite cannot be opened: {exc}")
         return
     try:
-        n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        if n != rep.records:
-            rep.problems.append(f"index.sqlite has {n} events, events.jsonl has {rep.records}")
-        diffs = _Limited("rows differing between index.sqlite and events.jsonl")
-        srows, jrows = _sqlite_rows(conn), _jsonl_rows(jsonl)
-        s, j = next(srows, None), next(jrows, None)
-        while s is not None or j is not None:
-            if j is None or (s is not None and s[0] < j[0]):
-                diffs.add(f"seq {s[0]} is in index.sqlite but not in events.jsonl")
-                s = next(srows, None)
-            elif s is None or j[0] < s[0]:
-                diffs.add(f"seq {j[0]} is in events.jsonl but not in index.sqlite")
-                j = next(jrows, None)
-            else:
-                if s != j:
-                    fields = [f for f, a, b in zip(_ROW_FIELDS, s, j, strict=True) if a != b]
-                    diffs.add(f"index.sqlite row seq {s[0]} differs from events.jsonl ({', '.join(fields)})")
-                s, j = next(srows, None), next(jrows, None)
-        rep.problems += diffs.lines()
+        _check_events(conn, jsonl, rep)
+        if ref is not None:
+            _check_runs_table(conn, ref, rep)
     except sqlite3.Error as exc:
         rep.problems.append(f"index.sqlite cannot be read: {exc}")
     finally:
@@ -214,7 +260,8 @@ def verify_run(run_dir: Path, seal: Seal | None) -> VerifyReport:
     if meta is not None:
         _check_meta(meta, run_dir.name, seal, rep)
     if jsonl.is_file() and not running:
-        _check_sqlite(run_dir, jsonl, rep)
+        ref = seal.meta if seal is not None and seal.meta is not None else meta
+        _check_sqlite(run_dir, jsonl, ref, rep)
     if seal is not None and seal_run_dir(seal) and seal_run_dir(seal) != os.path.realpath(run_dir):
         rep.notes.append(f"the seal was written for {seal_run_dir(seal)}: this run was moved or copied")
     if seal is None:

@@ -80,3 +80,28 @@ def esc_md(s: str) -> str:
     """
     t = esc(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", t)
+
+
+def _markup_like(p: str) -> bool:
+    return " -> " in p or p.endswith(" (deleted)") or p != p.strip()
+
+
+def esc_path(p: str) -> str:
+    """A recorded path for the terminal: escaped, and quoted when it would read like markup.
+
+    A file may be named `a -> b` or `x (deleted)`, or start/end with spaces: shown bare, it reads
+    like a rename arrow, the kernel's marker for an unlinked file, or a different name. Such paths
+    (and only those) are shown in double quotes, with `"` and `\\` inside backslash-escaped.
+    """
+    e = esc(p)
+    if not _markup_like(p):
+        return e
+    return '"' + e.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def file_summary(op: str, path: str, path2: str, summary: str) -> str:
+    """The summary line of a file record for the terminal: rebuilt with esc_path when a path
+    would read like markup, else the stored summary escaped."""
+    if not (_markup_like(path) or (path2 and _markup_like(path2))):
+        return esc(summary)
+    return f"file {esc(op)} {esc_path(path)}" + (f" -> {esc_path(path2)}" if path2 else "")

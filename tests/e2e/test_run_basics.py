@@ -181,3 +181,21 @@ def test_filtered_events_are_counted_in_meta_and_shown_by_view_not_as_loss(logir
     out = logira("view", run.id, "--color", "never").stdout.decode()
     assert "  record:    complete, no events dropped\n" in out
     assert "  filtered:  net 6 events not recorded on request (--no-net)\n" in out
+
+
+def test_tail_next_waits_for_the_next_run_instead_of_printing_the_last(logira):
+    assert logira("run", "--tool", "before", "--", "/bin/echo", "old-run-marker").returncode == 0
+    tail = logira.popen("tail", "--next", "--type", "exec")
+    try:
+        # tail is waiting (nothing printed for the previous run) until a new run starts
+        assert not select.select([tail.stdout], [], [], 1.0)[0], "tail --next printed before any new run"
+        assert tail.poll() is None
+        res = logira("run", "--tool", "after", "--", "/bin/echo", "new-run-marker")
+        assert res.returncode == 0, res.stderr
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=30)
+    assert tail.returncode == 0, err
+    assert b"new-run-marker" in out and b"old-run-marker" not in out

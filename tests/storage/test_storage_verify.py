@@ -45,7 +45,7 @@ async def test_edited_line(tmp_path: Path) -> None:
     assert not rep.intact
     assert rep.problems == [
         "line 7 (seq 7) was edited: hash mismatch",
-        "index.sqlite row seq 7 differs from events.jsonl (summary, data_json)",
+        "index.sqlite row seq 7 differs from events.jsonl (summary, data_json, path)",
     ]
 
 
@@ -129,7 +129,7 @@ async def test_whole_chain_recomputed(tmp_path: Path) -> None:
     problems = verify_run(run_dir, seal).problems
     assert problems[0] == "final hash differs from the seal (the chain was recomputed after the run)"
     assert problems[1].startswith("meta.json event_count/final_hash differ from events.jsonl (meta: 10 / ")
-    assert problems[2:] == ["index.sqlite row seq 9 differs from events.jsonl (summary, data_json)"]
+    assert problems[2:] == ["index.sqlite row seq 9 differs from events.jsonl (summary, data_json, path)"]
 
 
 async def test_deleted_run_and_missing_files(tmp_path: Path) -> None:
@@ -194,3 +194,37 @@ async def test_seals_are_matched_to_their_home_by_run_dir(tmp_path: Path) -> Non
     rep = verify_run(copy, mine)
     assert rep.intact and rep.notes == [f"the seal was written for {real}: this run was moved or copied"]
     assert verify_run(run_dir, mine).notes == []
+
+
+def _sql(run_dir: Path, stmt: str, *args: object) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(run_dir / "index.sqlite")
+    assert conn.execute(stmt, args).rowcount >= 1
+    conn.commit()
+    conn.close()
+
+
+async def test_forged_derived_columns_of_the_index_fail_verify_by_name(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    # what view/explain/query show, edited in the index only: events.jsonl and its chain are intact
+    _sql(run_dir, "UPDATE events SET severity = 'info' WHERE type = 'detection'")
+    _sql(run_dir, "UPDATE events SET path = '/tmp/harmless' WHERE seq = 8")
+    _sql(run_dir, "UPDATE events SET exe = '/usr/bin/true', related_seq = 1 WHERE seq = 9")
+    rep = verify_run(run_dir, seal)
+    assert not rep.intact
+    det_seq = next(json.loads(x)["seq"] for x in _lines(run_dir) if json.loads(x)["type"] == "detection")
+    assert f"index.sqlite row seq {det_seq} differs from events.jsonl (severity)" in rep.problems
+    assert "index.sqlite row seq 8 differs from events.jsonl (path)" in rep.problems
+    assert "index.sqlite row seq 9 differs from events.jsonl (exe, related_seq)" in rep.problems
+    assert len(rep.problems) == 3
+
+
+async def test_forged_runs_table_fails_verify_by_name(tmp_path: Path) -> None:
+    run_dir, seal = await _run(tmp_path)
+    _sql(run_dir, "UPDATE runs SET command = 'ls', suspicious_count = 0, "
+                  "meta_json = json_set(meta_json, '$.status', 'complete', '$.cwd', '/elsewhere')")
+    rep = verify_run(run_dir, seal)
+    assert rep.problems == [
+        "index.sqlite runs row differs from the sealed meta: command, suspicious_count, meta_json.cwd"
+    ]
