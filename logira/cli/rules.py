@@ -26,7 +26,8 @@ EXAMPLES_CHECK = """\
 """
 EXAMPLES_TEST = """\
   logira rules test my-rules.yaml --run last
-  logira rules test my-rules.yaml --all-runs --only-file --json
+  logira rules test my-rules.yaml --all-runs --json
+  logira rules test my-rules.yaml --run last --with-builtin
 """
 
 
@@ -73,13 +74,16 @@ def register(subparsers) -> None:
     pc.set_defaults(func=cmd_check)
 
     pt = readside.add_parser(sub, "test", "Retro-hunt stored runs with a rule file.",
-                             "Evaluate the built-in rules plus FILE against stored runs and print the "
-                             "detections they would produce. Runs are only read.", EXAMPLES_TEST)  # fmt: skip
+                             "Evaluate the rules FILE defines (with --with-builtin: every active rule) against "
+                             "stored runs and print the detections they would produce. Runs are only read; each "
+                             "run's index rules out runs (and rows) no rule can match.", EXAMPLES_TEST)  # fmt: skip
     pt.add_argument("file", metavar="FILE")
     which = pt.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", metavar="RUN", help="a run id or `last`")
     which.add_argument("--all-runs", action="store_true", help="every stored run")
-    pt.add_argument("--only-file", action="store_true", help="show only detections of rules defined in FILE")
+    pt.add_argument("--with-builtin", action="store_true",
+                    help="also evaluate the built-in and site rules (default: only the rules FILE defines)")
+    pt.add_argument("--only-file", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     pt.add_argument("--json", action="store_true", help="a JSON array, one object per detection")
     pt.set_defaults(func=cmd_test)
 
@@ -145,33 +149,109 @@ def _home_of(uid: int) -> str:
         return os.path.expanduser("~")
 
 
-def hunt_run(rs, run_dir: Path) -> tuple[list[HuntHit], int]:
-    """Detections the ruleset produces on one stored run, and the number of records read."""
-    from logira.detect.engine import Detector
-    from logira.model.proctree import ProcessTree
+_FEED = "SELECT seq, ts, type, pid, ppid, uid, summary, data_json FROM events WHERE {where} ORDER BY seq"
+_JUDGED = "type NOT IN ('detection', 'agent')"  # detections and agent claims are never fed to the rules
+
+
+class HuntStats(msgspec.Struct):
+    runs: int = 0
+    skipped: int = 0  # runs the index showed no rule could match (not read)
+    narrowed: int = 0  # runs read through the index, only the rows a rule could match (+ exec/proc)
+    full: int = 0  # runs read in full (sequence rules, or no usable index)
+    events: int = 0  # records evaluated
+
+
+def _subset(rs, rules):
+    from logira.detect.loader import RuleSet
+
+    return RuleSet(rules=rules, disabled=rs.disabled, sources=rs.sources, sha256=rs.sha256)
+
+
+def _records_from_db(db, where: str, params: list, run_id: str):
+    from logira.model.record import DATA_TYPES, Record
+
+    for seq, ts, typ, pid, ppid, uid, summary, data in db.execute(_FEED.format(where=where), params):
+        try:
+            payload = msgspec.json.decode(data or "{}", type=DATA_TYPES[typ])
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+            continue  # an undecodable payload cannot be judged; `logira verify` reports it
+        yield Record(run_id=run_id, seq=seq, ts=ts, type=typ, pid=pid or 0, ppid=ppid or 0, uid=uid or 0,
+                     summary=summary or "", data_json=payload)  # fmt: skip
+
+
+def _records_from_jsonl(run_dir: Path):
+    from logira.model.record import Record
     from logira.read import reader
 
-    meta = reader.read_meta(run_dir)
-    tree = ProcessTree()
-    det = Detector(rs, home=_home_of(meta.uid), workspace=meta.cwd or "/", tree=tree)
-    hits: list[HuntHit] = []
-    n = 0
-    from logira.model.record import Record
-
     for stored in reader.iter_records(run_dir):
-        if stored.type == "detection":
+        if stored.type in ("detection", "agent"):
             continue
         try:
             data = stored.data()
-        except (msgspec.DecodeError, KeyError):
-            continue  # an undecodable payload cannot be judged; `logira verify` reports it
-        rec = Record(run_id=stored.run_id, seq=stored.seq, ts=stored.ts, type=stored.type, pid=stored.pid,
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+            continue
+        yield Record(run_id=stored.run_id, seq=stored.seq, ts=stored.ts, type=stored.type, pid=stored.pid,
                      ppid=stored.ppid, uid=stored.uid, summary=stored.summary, data_json=data)  # fmt: skip
+
+
+def hunt_run(rs, run_dir: Path, stats: HuntStats | None = None) -> tuple[list[HuntHit], int]:
+    """Detections the ruleset produces on one stored run, and the number of records evaluated.
+
+    With a published index, each rule's prefilter (detect/prefilter.py) first asks whether the
+    run has any row the rule could match: a run where none can is not read at all, and for
+    non-sequence rules only the candidate rows (plus exec/proc rows, for the process tree and
+    lineage) are evaluated. The engine decides exactly; the prefilter is a superset.
+    """
+    from logira.detect.engine import Detector
+    from logira.detect.prefilter import prefilters
+    from logira.model.proctree import ProcessTree
+    from logira.read import reader
+
+    stats = stats if stats is not None else HuntStats()
+    stats.runs += 1
+    meta = reader.read_meta(run_dir)
+    home, ws = _home_of(meta.uid), meta.cwd or "/"
+    db = reader.open_db(run_dir) if meta.status != "running" else None
+    records = None
+    try:
+        if db is not None:
+            live, clauses, sequence = [], [], False
+            for lr in rs.rules:
+                steps = [pf.sql() for pf in prefilters(lr.rule, home, ws)]
+                if steps and all(db.execute(f"SELECT 1 FROM events WHERE {w} LIMIT 1", p).fetchone()
+                                 for w, p in steps):  # fmt: skip
+                    live.append(lr)
+                    clauses += steps
+                    sequence |= lr.rule.sequence is not None
+            if not live:
+                stats.skipped += 1
+                return [], 0
+            rs = _subset(rs, live)
+            if sequence:
+                stats.full += 1
+                records = list(_records_from_db(db, _JUDGED, [], meta.run_id))
+            else:
+                stats.narrowed += 1
+                where = " OR ".join(f"({w})" for w, _ in clauses)
+                params = [x for _, p in clauses for x in p]
+                records = list(_records_from_db(db, f"type IN ('exec', 'proc') OR {where}", params, meta.run_id))
+    finally:
+        if db is not None:
+            db.close()
+    if records is None:
+        stats.full += 1
+        records = _records_from_jsonl(run_dir)
+    tree = ProcessTree()
+    det = Detector(rs, home=home, workspace=ws, tree=tree)
+    hits: list[HuntHit] = []
+    n = 0
+    for rec in records:
         n += 1
         tree.observe(rec)
         for d in det.process(rec):
             hits.append(HuntHit(meta.run_id, d.related_event_seq, d.rule_id, d.severity, d.message, d.title,
                                 d.category, d.steps))  # fmt: skip
+    stats.events += n
     return hits, n
 
 
@@ -179,8 +259,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     from logira.read import reader
 
     name, text = _read_file(args.file)
-    rs = _load([(name, text)])
-    own = {lr.rule.id for lr in rs.rules if lr.source == name}
+    rs = _load([(name, text)])  # validated merged with the built-in rules (ids, overrides)
+    own = [lr for lr in rs.rules if lr.source == name]
+    if not args.with_builtin:
+        if not own:
+            raise CliError(f"{name} defines no active rule to test (add rules, or pass --with-builtin)")
+        rs = _subset(rs, own)
     home = reader.resolve_home()
     if args.all_runs:
         dirs = [r.dir for r in reader.list_runs(home)]
@@ -189,11 +273,14 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         dirs = [reader.resolve_run(home, args.run)]
     hits: list[HuntHit] = []
-    events = 0
+    stats = HuntStats()
     for d in dirs:
-        h, n = hunt_run(rs, d)
-        hits += [x for x in h if not args.only_file or x.rule_id in own]
-        events += n
+        try:
+            h, _ = hunt_run(rs, d, stats)
+        except CliError as exc:  # one unreadable run (meta.json broken) does not stop the hunt
+            print(f"warning: {exc}", file=sys.stderr)
+            continue
+        hits += h
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(hits), indent=2).decode() + "\n")
         return 0
@@ -202,5 +289,6 @@ def cmd_test(args: argparse.Namespace) -> int:
     for x in hits:
         steps = f" steps={','.join(map(str, x.steps))}" if x.steps else ""
         print(f"{x.run_id} seq={x.related_seq} [{x.severity}] {x.rule_id}: {esc(x.message)}{steps}")
-    print(f"{len(hits)} detections in {len(dirs)} run(s), {events} events evaluated")
+    print(f"{len(hits)} detections in {len(dirs)} run(s), {stats.events} events evaluated "
+          f"({stats.skipped} runs ruled out by their index, {stats.narrowed} read through it, {stats.full} in full)")
     return 0

@@ -87,13 +87,14 @@ def test_retro_hunt_finds_detections_and_never_modifies_the_run(cli, tmp_path: P
     run_dir = write_run(tmp_path / "home", RID, sample_records(RID))
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run_dir.iterdir()}
     f = _write(tmp_path, "c.yaml", CUSTOM)
-    code, out, err = cli("rules", "test", f, "--run", "last", "--only-file")
+    code, out, err = cli("rules", "test", f, "--run", "last")  # only FILE's rules by default
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"{RID} seq=4 [low] hunt-evil-dns: dns evil.example by /usr/bin/curl",
-        "1 detections in 1 run(s), 15 events evaluated",
+        # through the index: the exec/proc rows (process tree) and the one DNS row, not all 15 records
+        "1 detections in 1 run(s), 6 events evaluated (0 runs ruled out by their index, 1 read through it, 0 in full)",
     ]
-    code, out, _ = cli("rules", "test", f, "--all-runs", "--json")
+    code, out, _ = cli("rules", "test", f, "--all-runs", "--json", "--with-builtin")
     hits = json.loads(out)
     assert {(h["related_seq"], h["rule_id"]) for h in hits} >= {
         (1, "exec-download-pipe-shell"), (4, "hunt-evil-dns"), (7, "persist-authorized-keys"),
