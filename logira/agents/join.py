@@ -91,6 +91,7 @@ class Proc:
     start_ts: int
     parent: Proc | None = None
     argv: list[str] = field(default_factory=list)  # first exec after the fork
+    argvs: list[list[str]] = field(default_factory=list)  # its first few execs (wrappers exec the tool)
     exe: str = ""
     exec_seq: int = 0
     markers: dict[str, str] = field(default_factory=dict)
@@ -185,6 +186,10 @@ def command_matches(declared: str, argv: list[str]) -> bool:
     return quoted[:1024] in text
 
 
+def _proc_matches(declared: str, p: Proc) -> bool:
+    return any(command_matches(declared, argv) for argv in (p.argvs or [p.argv]))
+
+
 def _basename(p: str) -> str:
     return p.rsplit("/", 1)[-1]
 
@@ -197,6 +202,19 @@ def _agent_ancestor(sender: Proc | None) -> Proc | None:
         p = p.parent
         depth += 1
     return p
+
+
+def _edit_targets(path: str, path2: str) -> tuple[str, ...]:
+    """The file an agent's own write may be for: itself, or the temp file it renames over it.
+
+    Claude's Write/Edit write `<file>.tmp.<pid>.<hex>` and rename it onto `<file>`.
+    """
+    out = [p for p in (path, path2) if p]
+    for p in (path, path2):
+        cut = p.find(".tmp.")
+        if cut > 0:
+            out.append(p[:cut])
+    return tuple(out)
 
 
 def _ranges(seqs: list[int], hows: list[str]) -> tuple[list[list[int]], list[str]]:
@@ -262,11 +280,13 @@ class _Joiner:
                     p.argv, p.exe, p.exec_seq = d.argv, d.filename, ev.seq
                 else:
                     p.exe = d.filename  # a later exec of the same process (argv of the first is kept)
+                if len(p.argvs) < 4:
+                    p.argvs.append(d.argv)
                 if d.agent_markers:
                     p.markers = d.agent_markers
-                agent = agent_of_exec(d.filename, d.argv)
-                if agent:
-                    p.agent = agent
+                # the image decides: Codex re-execs itself (`/proc/self/exe --codex-run-as-process-setup`)
+                # before exec'ing the tool's shell, which is then no agent any more
+                p.agent = agent_of_exec(d.filename, d.argv)
             elif t == "proc" and d.op == "exit" and p is not None:
                 p.exit_ts = ev.ts
             elif p is None and ev.pid and t in ("file", "net", "exec", "proc"):
@@ -382,14 +402,15 @@ class _Joiner:
                 self.bump("marker_attributed")
                 continue
             cands = self._candidates(calls, starts.get(id(parent), []), p.start_ts)
+            by_marker = False
             if p.markers:
                 sess = p.markers.get("CLAUDE_CODE_SESSION_ID") or p.markers.get("CODEX_THREAD_ID")
                 if sess:
                     by_sess = [c for c in cands if c.session_id == sess]
                     if by_sess and len(by_sess) < len(cands):
-                        cands = by_sess
+                        cands, by_marker = by_sess, True  # the session marker told the candidates apart
                         self.bump("marker_disambiguated")
-            matched = [c for c in cands if c.tool in BASH_TOOLS and command_matches(c.command, p.argv)]
+            matched = [c for c in cands if c.tool in BASH_TOOLS and _proc_matches(c.command, p)]
             chosen: Call | None = None
             if len(matched) >= 1:
                 chosen = matched[-1]
@@ -410,8 +431,7 @@ class _Joiner:
             if chosen is None:
                 continue
             p.call = chosen
-            p.how = "marker" if p.markers and chosen.session_id and chosen.session_id in p.markers.values() \
-                else ("hook_window" if chosen.source == "hook" else "transcript")  # fmt: skip
+            p.how = "marker" if by_marker else ("hook_window" if chosen.source == "hook" else "transcript")
             chosen.direct.append(p)
 
     def _candidates(self, calls: list[Call], starts: list[int], ts: int) -> list[Call]:
@@ -452,7 +472,7 @@ class _Joiner:
             how = p.how if p is not None else ""
             is_change = t == "file" and d.op in CHANGE_OPS
             if call is None and p is not None and p.agent and is_change:
-                for path in (d.path, d.path2):
+                for path in _edit_targets(d.path, d.path2):
                     for c in edits.get(id(p), {}).get(path, []):
                         lo, end = c.window(self.run_end)
                         if lo <= ev.ts <= end:
@@ -543,7 +563,7 @@ class _Joiner:
         for c in self.calls.values():
             if c.tool not in BASH_TOOLS or not c.command or not c.end_ts or c.agent_proc is None:
                 continue
-            if any(command_matches(c.command, p.argv) for p in c.direct):
+            if any(_proc_matches(c.command, p) for p in c.direct):
                 continue
             seen = "; ".join(" ".join(p.argv)[:120] for p in c.direct[:3]) or "no process"
             seq = c.direct[0].exec_seq if c.direct and c.direct[0].exec_seq else 0

@@ -88,6 +88,7 @@ AGENT_BINARIES = {"claude": "claude", "codex": "codex", "gemini": "gemini"}
 def agent_of_exec(filename: str, argv: list[str]) -> str:
     """claude | codex | gemini when this exec starts an agent's main process, else ""."""
     names = [filename.rsplit("/", 1)[-1]] + [a.rsplit("/", 1)[-1] for a in argv[:2]]
+    names = [n.removesuffix(".exe").removesuffix(".js") for n in names]  # claude.exe, codex.js launchers
     for n in names:
         if n in AGENT_BINARIES:
             return AGENT_BINARIES[n]

@@ -126,10 +126,20 @@ def test_transcript_fallback_and_markers():
     declared = [Declared("toolu_T", "claude", tool="Bash", command="npm test", start_ts=t0, end_ts=t1,
                          status="ok", session_id="s9")]  # fmt: skip
     res = join(r.evs, declared, home=HOME, uid=1000)
-    assert res.attribution[ex.seq] == ("toolu_T", "marker")
+    assert res.attribution[ex.seq] == ("toolu_T", "transcript")
     assert other.seq not in res.attribution
     # no hooks were active: nothing is flagged as undeclared, the call is known from the transcript
     assert not res.findings and res.calls[0].source == "transcript" and res.counts["transcript_only_calls"] == 1
+
+
+def test_session_marker_tells_two_sessions_apart():
+    r = Run()
+    _claude(r)
+    r.send_hook(AGENT, 300, "PreToolUse", tool_use_id="toolu_a", tool_name="Bash", command="make", session_id="A")
+    r.send_hook(AGENT, 302, "PreToolUse", tool_use_id="toolu_b", tool_name="Bash", command="make", session_id="B")
+    ex = r.spawn(AGENT, 200, claude_wrap("make"), agent_markers={"CLAUDE_CODE_SESSION_ID": "A"})
+    res = join(r.evs, [], home=HOME, uid=1000)
+    assert res.attribution[ex.seq] == ("toolu_a", "marker")
 
 
 def test_codex_tool_call_id_marker_wins():

@@ -1,0 +1,83 @@
+"""The join on the REAL CLIs: hooks installed by `logira agent hooks install`, every effect named by
+the tool call that caused it (logira/agents). Scenarios and harness: tests/agents (realagents)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from kernel_view import describe, files_at
+from mock_anthropic import ClaudeScript, bash
+from mock_common import ToolCall
+from mock_openai import CodexScript, exec_command
+
+from logira.agents import calls as agent_calls
+
+pytestmark = pytest.mark.bpf
+
+
+def _joined(run):
+    conn = sqlite3.connect(f"file:{run.dir / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return {c.call_id: c for c in agent_calls.tool_calls(conn)}, agent_calls.attribution(conn)
+    finally:
+        conn.close()
+
+
+def _install(agents, agent: str) -> None:
+    res = agents.logira_as_user("agent", "hooks", "install", agent)
+    assert res.returncode == 0, res.stderr
+    assert b"logira hook installed in" in res.stdout
+
+
+@pytest.mark.usefixtures("claude_cli")
+def test_claude_tool_calls_joined_through_installed_hooks(agents):
+    _install(agents, "claude")
+    ws, home = agents.workspace, agents.home
+    write_note = bash("echo hello > notes.txt", "Write a note")
+    make_app = ToolCall("Write", {"file_path": str(ws / "app.py"), "content": "print('hi')\n"})
+    rc = bash("echo 'alias ll=ls' >> ~/.bashrc", "Add an alias")
+    r = agents.claude(ClaudeScript([[write_note], [make_app], [rc]]))
+    assert r.result.returncode == 0, r.stderr
+    calls, att = _joined(r.run)
+    assert set(calls) == {write_note.id, make_app.id, rc.id}, (r.run.meta.get("agents"), describe(r.run))
+    assert all(c.source == "hook" and c.status == "ok" and c.end_ts > c.start_ts for c in calls.values())
+    (note,) = files_at(r.run, ws / "notes.txt", "create")
+    assert att[note["seq"]] == (write_note.id, "hook_window")
+    for w in files_at(r.run, ws / "app.py", "create", "modify", "rename"):
+        assert att[w["seq"]][0] == make_app.id, describe(r.run)
+    rc_dets = [d for d in r.run.of_type("detection") if d["data_json"]["related_event_seq"] in
+               {f["seq"] for f in files_at(r.run, home.path / ".bashrc", "create", "modify")}]  # fmt: skip
+    assert rc_dets and all(att.get(d["seq"], ("",))[0] == rc.id for d in rc_dets)
+    assert calls[write_note.id].execs >= 1 and calls[rc.id].detections
+    # with hooks active, Claude's own bookkeeping is runtime, not "undeclared": none of these findings
+    undeclared = [d["summary"] for d in r.run.of_type("detection") if d["data_json"]["rule_id"] == "agent-undeclared-activity"]
+    assert not undeclared, undeclared
+    view = agents.logira_as_user("view", r.run.id, "--no-color").stdout.decode()
+    assert "Tool calls (3)" in view and "agent runtime:" in view
+
+
+@pytest.mark.usefixtures("claude_cli")
+def test_claude_without_hooks_is_joined_from_its_transcript(agents):
+    call = bash("echo plain > plain.txt", "Write plain")
+    r = agents.claude(ClaudeScript([[call]]))
+    assert r.result.returncode == 0, r.stderr
+    calls, att = _joined(r.run)
+    assert set(calls) == {call.id}, r.run.meta.get("agents")
+    assert calls[call.id].source == "transcript" and r.run.meta["agents"]["transcript_files"] >= 1
+    (plain,) = files_at(r.run, agents.workspace / "plain.txt", "create")
+    assert att[plain["seq"]] == (call.id, "transcript")
+
+
+@pytest.mark.usefixtures("codex_cli")
+def test_codex_tool_calls_joined_through_installed_hooks(agents):
+    _install(agents, "codex")
+    one = exec_command("echo one > one.txt")
+    two = exec_command("echo two > two.txt")
+    r = agents.codex(CodexScript([[one], [two]]), bypass_hook_trust=True)
+    assert r.result.returncode == 0, r.stderr
+    calls, att = _joined(r.run)
+    assert set(calls) == {one.id, two.id}, (r.run.meta.get("agents"), describe(r.run))
+    for c, name in ((one, "one.txt"), (two, "two.txt")):
+        (w,) = files_at(r.run, agents.workspace / name, "create")
+        assert att[w["seq"]][0] == c.id and att[w["seq"]][1] in ("hook_window", "marker")
