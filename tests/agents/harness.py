@@ -73,6 +73,12 @@ class AgentRunner:
             check=False,
         )
 
+    def install_hooks(self, agent: str) -> str:
+        """`logira agent hooks install <agent>` as the user, the way a user sets hooks up."""
+        res = self.logira_as_user("agent", "hooks", "install", agent)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.decode()
+
     def run_under_logira(
         self, argv: list[str], env: dict[str, str], tool: str, logira_args: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess:
@@ -98,10 +104,13 @@ class AgentRunner:
         *scripts: ClaudeScript,
         prompt: str = "do the steps",
         dump: bool = False,
+        hooks: bool = False,
         tool: str = "claude",
         on_request: Callable[[Recorded], None] | None = None,
     ) -> AgentRun:
         home = self.home
+        if hooks:
+            self.install_hooks("claude")
         if dump:
             home.claude_settings({"hooks": dump_hooks(home.hook_dump, CLAUDE_HOOK_EVENTS)})
         with MockAnthropic(on_request=on_request) as mock:
@@ -117,17 +126,21 @@ class AgentRunner:
         prompt: str = "do the steps",
         dump: bool = False,
         bypass_hook_trust: bool = False,
+        hooks: bool = False,
         tool: str = "codex",
         on_request: Callable[[Recorded], None] | None = None,
     ) -> AgentRun:
         home = self.home
+        if hooks:
+            self.install_hooks("codex")
         with MockOpenAI(on_request=on_request) as mock:
             for s in scripts:
                 mock.add(s)
             home.codex_config(mock.url)
             if dump:
                 home.codex_hooks(dump_hooks(home.hook_dump, CODEX_HOOK_EVENTS))
-            argv = codex_argv(prompt, bypass_hook_trust=bypass_hook_trust or dump)
+            # Codex runs hooks only once trusted (the TUI's /hooks): automation passes this flag
+            argv = codex_argv(prompt, bypass_hook_trust=bypass_hook_trust or dump or hooks)
             res = self.run_under_logira(argv, home.codex_env(), tool)
         return AgentRun(res, self.run_of(res), home, mock, list(scripts))
 

