@@ -1245,6 +1245,7 @@ static __always_inline void conn_emit(struct conn *c, struct sock *sk, __u32 kin
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct pend *p = scratch();
 	struct net_rec *r;
+	__u64 sent_again;
 
 	if (!p) {
 		count_kind(&drops, kind);
@@ -1268,7 +1269,10 @@ static __always_inline void conn_emit(struct conn *c, struct sock *sk, __u32 kin
 	} else {
 		sock_addrs(r, sk, 1);
 	}
+	/* data bytes transmitted once: retransmissions are not more data leaving */
 	r->bytes = BPF_CORE_READ(tp, bytes_sent);
+	sent_again = BPF_CORE_READ(tp, bytes_retrans);
+	r->bytes = r->bytes > sent_again ? r->bytes - sent_again : 0;
 	r->bytes_received = BPF_CORE_READ(tp, bytes_received);
 	r->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 	r->segs_out = BPF_CORE_READ(tp, segs_out);

@@ -385,6 +385,16 @@ def _names(names: list[str], full: bool) -> str:
     return esc(", ".join(names[:3])) + f", … {len(names) - 3} more"
 
 
+def _bytes(n: int, connections: int) -> str:
+    """Bytes over closed TCP connections ("-" when there were none: UDP, or still open)."""
+    if not connections:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
 def _render_net(out, dests: list[agg.Destination], dns: list[tuple[str, int]], full: bool) -> None:
     pal = out.palette
     out.line(pal.bold(f"Network ({len(dests)} destinations)"))
@@ -392,10 +402,13 @@ def _render_net(out, dests: list[agg.Destination], dns: list[tuple[str, int]], f
         out.line("  (none)")
     else:
         shown = dests if full else dests[:DESTS_SHOWN]
-        cols = [Column("  dst"), Column("proto"), Column("ops"), Column("count", right=True), Column("dns")]
+        cols = [Column("  dst"), Column("proto"), Column("ops"), Column("count", right=True),
+                Column("sent", right=True), Column("received", right=True), Column("dns")]  # fmt: skip
         rows = [
-            ["  " + esc(d.dst), esc(d.proto), esc(d.ops), str(d.count), _names(d.dns, full)] for d in shown
-        ]
+            ["  " + esc(d.dst), esc(d.proto), esc(d.ops), str(d.count), _bytes(d.sent, d.connections),
+             _bytes(d.received, d.connections), _names(d.dns, full)]
+            for d in shown
+        ]  # fmt: skip
         out.lines(render_table(cols, rows, pal))
         if len(dests) > len(shown):
             out.line(f"  … {len(dests) - len(shown)} more (view --all, or query --type net)")

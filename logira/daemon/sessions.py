@@ -71,6 +71,10 @@ class Source(Protocol):
     def drain(self) -> int: ...
 
 
+# seconds a finished run waits for its TCP connections to close (a FIN round trip)
+CONN_LINGER_S = 3.0
+
+
 @dataclass(eq=False)
 class ActiveRun:
     key: str  # unique daemon-wide (cgroup dir name)
@@ -403,12 +407,27 @@ class SessionManager:
         if self.source is not None:
             self.source.drain()
 
+    async def _await_connections(self, run: ActiveRun) -> int:
+        """Wait (bounded) for the run's TCP connections to reach TCP_CLOSE: the processes are
+        gone, but a connection's end (and its close record with the bytes) comes one round trip
+        after the kernel sent its FIN. Returns how many are still open; they are forgotten."""
+        count = getattr(self.probes, "open_connections", None)
+        if count is None:
+            return 0
+        deadline = time.monotonic() + CONN_LINGER_S
+        while count(run.cg_id) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self._drain_source()
+        return count(run.cg_id, forget=True)
+
     async def _finalize(self, run: ActiveRun, stragglers: list[int], failure: str = "") -> None:
         pipe = run.pipeline
         t_fin = time.monotonic()
+        unclosed = 0
         if not failure:
             self._drain_source()
             await pipe.wait_idle()
+            unclosed = await self._await_connections(run)
         self.probes.untrack(run.cg_id)
         agents: dict[str, Any] = {}
         if not failure:
@@ -422,7 +441,10 @@ class SessionManager:
         pipe.queue.clear()
         pipe.errors += lost_queued
         self.router.lost += pipe.errors
-        drops = finalize.drops(run.baseline, self._kernel_drops(), self._reader_errors(), pipe)
+        kernel_now = self._kernel_drops()
+        if unclosed:  # their close record (outcome, bytes) will never be in this run
+            kernel_now["net_close"] = kernel_now.get("net_close", 0) + unclosed
+        drops = finalize.drops(run.baseline, kernel_now, self._reader_errors(), pipe)
         exit_code, exit_signal = finalize.exit_status(run.tree, run.root_pid, run.client_exit)
         meta = finalize.final_meta(run.meta, pipe, drops, exit_code=exit_code, exit_signal=exit_signal,
                                    stragglers=stragglers, interrupted=run.interrupted,

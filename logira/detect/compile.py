@@ -326,14 +326,17 @@ class CFile:
 
 
 class CNet:
-    __slots__ = ("dns", "dst", "failed", "family", "label_min", "name_min", "ops", "ports", "proto", "src")
+    __slots__ = (
+        "bytes_min", "dns", "dst", "failed", "family", "label_min", "mismatch", "name_min", "ops", "outcome",
+        "ports", "proto", "run_bytes_min", "src",
+    )  # fmt: skip
 
     def __init__(self, c: S.NetCond, mem: int = MAX_MEM) -> None:
         ops = set(c.op) if c.op else None
         if c.direction:
             d = _OUTBOUND if c.direction == "outbound" else _INBOUND
             ops = (ops & d) if ops is not None else set(d)
-        self.ops = frozenset(ops) if ops is not None else None
+        self.ops = frozenset(ops) if ops is not None else frozenset(S.NET_OPS_DEFAULT)
         self.proto = frozenset(c.proto) if c.proto else None
         self.family = frozenset(c.family) if c.family else None
         ports = parse_ports(c.port)
@@ -343,6 +346,8 @@ class CNet:
         self.src = AddrMatcher(c.src) if c.src else None
         self.dns = compile_globs([p.lower() for p in c.dns], max_mem=mem)
         self.label_min, self.name_min, self.failed = c.dns_label_min, c.dns_name_min, c.failed
+        self.mismatch, self.bytes_min, self.run_bytes_min = c.peer_mismatch, c.bytes_min, c.run_bytes_min
+        self.outcome = frozenset(c.outcome) if c.outcome else None
 
     def match(self, d: object) -> bool:
         if self.ops is not None and d.op not in self.ops:  # type: ignore[attr-defined]
@@ -360,17 +365,29 @@ class CNet:
             return False
         if self.src is not None and not self.src(d.src_ip):  # type: ignore[attr-defined]
             return False
+        if self.mismatch is not None and bool(d.peer_mismatch) != self.mismatch:  # type: ignore[attr-defined]
+            return False
+        if self.outcome is not None and d.outcome not in self.outcome:  # type: ignore[attr-defined]
+            return False
+        if self.bytes_min and d.bytes < self.bytes_min:  # type: ignore[attr-defined]
+            return False
+        if self.run_bytes_min and d.run_dst_bytes < self.run_bytes_min:  # type: ignore[attr-defined]
+            return False
         if self.dns is not None or self.label_min or self.name_min:
-            q = d.dns_qname.lower().rstrip(".")  # type: ignore[attr-defined]
-            if not q:
-                return False
-            if self.dns is not None and not self.dns.test(q):
-                return False
-            if self.name_min and len(q) < self.name_min:
-                return False
-            if self.label_min and max(len(x) for x in q.split(".")) < self.label_min:
+            # every question of the message: a second question must not hide a name
+            names = d.dns_qnames or ([d.dns_qname] if d.dns_qname else [])  # type: ignore[attr-defined]
+            if not any(self._dns_name(q.lower().rstrip(".")) for q in names):
                 return False
         return self.failed is None or bool(d.errno or (d.ret < 0 and d.ret != -115)) == self.failed  # type: ignore[attr-defined]
+
+    def _dns_name(self, q: str) -> bool:
+        if not q:
+            return False
+        if self.dns is not None and not self.dns.test(q):
+            return False
+        if self.name_min and len(q) < self.name_min:
+            return False
+        return not (self.label_min and max(len(x) for x in q.split(".")) < self.label_min)
 
 
 class CProcOp:

@@ -188,7 +188,8 @@ class Detector:
             if not isinstance(data, NetData):
                 return []
             nkey = (data.op, data.proto, data.family, data.dst_ip, data.dst_port, data.src_ip, data.src_port,
-                    data.dns_qname, data.errno, data.ret)  # fmt: skip
+                    data.dns_qname, data.errno, data.ret, data.peer_mismatch, data.outcome, data.bytes,
+                    data.run_dst_bytes, tuple(data.dns_qnames))  # fmt: skip
             hit_entries = self._net_match.get(nkey)
             if hit_entries is None:
                 cands = self._net.get(data.op, _EMPTY)
@@ -284,7 +285,10 @@ class Detector:
             dst = f"[{d.dst_ip}]:{d.dst_port}" if ":" in d.dst_ip else f"{d.dst_ip}:{d.dst_port}"
             v.update(op=d.op, proto=d.proto, family=d.family, dst_ip=d.dst_ip, dst_port=d.dst_port,
                      dst=d.unix_path or dst, src_ip=d.src_ip, src_port=d.src_port, unix_path=d.unix_path,
-                     dns_qname=d.dns_qname, bytes=d.bytes, errno=d.errno)  # fmt: skip
+                     dns_qname=d.dns_qname, bytes=d.bytes, errno=d.errno, dns_qnames=",".join(d.dns_qnames),
+                     peer_mismatch=d.peer_mismatch, claimed_dst_ip=d.claimed_dst_ip,
+                     claimed_dst_port=d.claimed_dst_port, outcome=d.outcome, bytes_received=d.bytes_received,
+                     run_dst_bytes=d.run_dst_bytes)  # fmt: skip
         elif isinstance(d, ProcData):
             v.update(op=d.op, syscall_nr=d.syscall_nr)
         return v

@@ -2,14 +2,25 @@
 
 Address classification is cached per address string (bounded), because parsing an
 address with `ipaddress` costs far more than the rest of a net rule.
+
+`system_resolver` is the host's own DNS servers: the `nameserver` lines of /etc/resolv.conf
+(glibc's 127.0.0.1 / ::1 when there are none) plus the systemd-resolved stubs 127.0.0.53 and
+127.0.0.54. The file is read when a matcher is built, i.e. when the daemon compiles the rules
+of a run at its start: a DNS query to any other address goes to a resolver the agent chose.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 # Keywords usable in `dst:`/`src:` lists besides CIDRs and plain addresses.
-KEYWORDS = ("public", "private", "loopback", "link_local", "any")
+KEYWORDS = ("public", "private", "loopback", "link_local", "any", "system_resolver")
+
+RESOLV_CONF = Path("/etc/resolv.conf")
+_STUBS = ("127.0.0.53", "127.0.0.54")
+_GLIBC_DEFAULT = ("127.0.0.1", "::1")  # resolv.conf(5): no nameserver line means the local host
+_RESOLV_MAX = 64 * 1024
 
 _NOT_PUBLIC = [
     ipaddress.ip_network(n)
@@ -38,6 +49,24 @@ def parse_addr(text: str) -> IpAddr | None:
     return addr
 
 
+def system_resolvers(path: Path = RESOLV_CONF) -> frozenset[IpAddr]:
+    """The host's DNS servers (see the module docstring); unreadable file: the defaults."""
+    found: list[IpAddr] = []
+    try:
+        with open(path, "rb") as f:
+            text = f.read(_RESOLV_MAX).decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            addr = parse_addr(parts[1])
+            if addr is not None:
+                found.append(addr)
+    defaults = _STUBS + (() if found else _GLIBC_DEFAULT)
+    return frozenset(found) | frozenset(a for a in map(parse_addr, defaults) if a is not None)
+
+
 def is_public(addr: IpAddr) -> bool:
     """Globally routable: not private, loopback, link-local, multicast, documentation..."""
     return not any(addr.version == n.version and addr in n for n in _NOT_PUBLIC)
@@ -57,12 +86,13 @@ def check_addr_spec(spec: str) -> str | None:
 class AddrMatcher:
     """Matches an address string against a list of CIDRs and keywords."""
 
-    __slots__ = ("_cache", "_keywords", "_nets")
+    __slots__ = ("_cache", "_keywords", "_nets", "_resolvers")
 
     def __init__(self, specs: list[str]) -> None:
         self._keywords = frozenset(s for s in specs if s in KEYWORDS)
         self._nets: list[Net] = [ipaddress.ip_network(s, strict=False) for s in specs if s not in KEYWORDS]
         self._cache: dict[str, bool] = {}
+        self._resolvers = system_resolvers() if "system_resolver" in self._keywords else frozenset()
 
     def __call__(self, text: str) -> bool:
         hit = self._cache.get(text)
@@ -88,6 +118,8 @@ class AddrMatcher:
             if "link_local" in kw and addr.is_link_local:
                 return True
             if "private" in kw and addr.is_private and not addr.is_loopback and not addr.is_link_local:
+                return True
+            if addr in self._resolvers:
                 return True
         return any(addr.version == n.version and addr in n for n in self._nets)
 

@@ -13,7 +13,11 @@ SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 EVENT_TYPES = ("exec", "file", "net", "proc")
 FILE_OPS = ("create", "modify", "read", "delete", "rmdir", "rename", "chmod", "truncate", "link",
             "symlink", "mkdir")  # fmt: skip
-NET_OPS = ("connect", "send", "bind", "listen", "accept")
+NET_OPS = ("connect", "send", "bind", "listen", "accept", "established", "close")
+# what a net condition without op/direction matches: connection records (established, close)
+# only when a rule names them, so older rules do not fire twice per connection
+NET_OPS_DEFAULT = ("connect", "send", "bind", "listen", "accept")
+NET_OUTCOMES = ("established", "closed", "reset", "aborted", "refused", "timeout", "unreachable", "error")
 PROC_OPS = ("io_uring_setup", "compat_syscall", "fork", "exit", "unshare", "clone", "clone3", "setns", "mount",
             "umount", "pivot_root", "open_tree", "open_tree_attr", "move_mount", "fsopen", "fsmount",
             "mount_setattr")  # fmt: skip
@@ -78,6 +82,12 @@ class NetCond(_Strict):
     dns_label_min: int = 0  # some label at least this long
     dns_name_min: int = 0  # whole name at least this long
     failed: bool | None = None
+    # the user buffer named another peer than the kernel used (connect/send): any kind, or one of
+    # "socket" (differs from the socket's peer), "changed" (rewritten while the syscall ran)
+    peer_mismatch: bool | None = None
+    outcome: list[str] = []  # established/close records: NET_OUTCOMES
+    bytes_min: int = 0  # this record's bytes (close: bytes sent on the connection)
+    run_bytes_min: int = 0  # close: bytes the run sent to this dst_ip so far, this connection included
 
 
 class ProcOpCond(_Strict):

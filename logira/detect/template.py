@@ -19,7 +19,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "exec": (*COMMON_FIELDS, "filename", "program", "argv", "cmdline", "cwd"),
     "file": (*COMMON_FIELDS, "op", "path", "path2", "mode", "errno"),
     "net": (*COMMON_FIELDS, "op", "proto", "family", "dst_ip", "dst_port", "dst", "src_ip", "src_port",
-            "unix_path", "dns_qname", "bytes", "errno"),
+            "unix_path", "dns_qname", "bytes", "errno", "dns_qnames", "peer_mismatch", "claimed_dst_ip",
+            "claimed_dst_port", "outcome", "bytes_received", "run_dst_bytes"),
     "proc": (*COMMON_FIELDS, "op", "syscall_nr"),
 }  # fmt: skip
 

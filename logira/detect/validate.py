@@ -136,6 +136,9 @@ def _when(path: Path, w: S.When, *, need_type: bool) -> str | None:
         _globs((*np_, "dns"), n.dns)
         if n.dns_label_min < 0 or n.dns_name_min < 0:
             raise Invalid(np_, "dns_label_min/dns_name_min must be >= 0")
+        _choices((*np_, "outcome"), n.outcome, S.NET_OUTCOMES, "net outcome")
+        if n.bytes_min < 0 or n.run_bytes_min < 0:
+            raise Invalid(np_, "bytes_min/run_bytes_min must be >= 0")
     if w.proc is not None:
         _choices((*path, "proc", "op"), w.proc.op, S.PROC_OPS, "proc op")
     for key in ("process", "parent", "ancestor"):

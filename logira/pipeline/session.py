@@ -71,6 +71,7 @@ class RunPipeline:
         self.counts: dict[str, int] = {}
         self.detections: dict[str, int] = {}
         self.filtered = {"exec": 0, "file": 0, "net": 0}  # left out by the run's --no-<domain>
+        self.egress: dict[str, int] = {}  # dst_ip -> bytes sent by the run's closed TCP connections
         self.errors = 0  # events that could not be converted or chained: lost, counted as queue drops
         self.detect_errors = 0  # records stored but not evaluated by the rules
         self.received = 0
@@ -242,6 +243,8 @@ class RunPipeline:
             data = rec.data_json
             if type(data) in _ENRICHED and not data.exe:  # type: ignore[union-attr]
                 data.exe = exe_of(rec.pid)  # type: ignore[union-attr]
+            if type(data) is NetData and data.op == "close":  # the run's total to this address so far
+                data.run_dst_bytes = self.egress[data.dst_ip] = self.egress.get(data.dst_ip, 0) + data.bytes
             append(rec)
             t = rec.type
             counts[t] = counts.get(t, 0) + 1

@@ -366,6 +366,19 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
     return buf.raw
 
 
+def map_keys(fd: int, key_size: int) -> list[bytes]:
+    """Every key of a hash map (a snapshot: entries may come and go meanwhile)."""
+    keys: list[bytes] = []
+    cur = None
+    nxt = ctypes.create_string_buffer(key_size)
+    while _lib.bpf_map_get_next_key(fd, cur, nxt) == 0:
+        keys.append(nxt.raw)
+        cur = ctypes.create_string_buffer(nxt.raw, key_size)
+        if len(keys) > 1 << 20:
+            break
+    return keys
+
+
 def map_clear(fd: int, key_size: int) -> int:
     """Delete every key of a hash map; returns how many were deleted."""
     n = 0

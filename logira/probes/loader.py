@@ -32,6 +32,7 @@ DOMAINS = ("exec", "file", "net")
 SHARED_MAPS = ("events", "tracked_cgroups", "drops", "emitted")  # in every object (common.h)
 # shared by the objects that declare them (bpf/dnsfds.h: net fills it, exec forgets at close)
 SHARED_OPTIONAL = ("dns_fds", "dns_hint")
+CONN_VALUE_SIZE, CONN_RUN_OFF = 128, 56  # bpf/net.bpf.c struct conn; its rec_hdr's run_cgroup_id
 ARGV_CAP = 16384  # bpf/exec.bpf.c: argv_max must stay below this
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 EM_BPF = 247
@@ -476,6 +477,22 @@ class Probes:
                 if n:
                     out[kind] = n
         return out
+
+    def open_connections(self, run_cgroup_id: int, *, forget: bool = False) -> int:
+        """TCP connections of a run that have not reached TCP_CLOSE yet (net's `conns` map,
+        bpf/net.bpf.c); with forget, they are removed, so no close record of them comes later."""
+        obj = next((o.obj for o in self._objs if o.obj.has_map("conns")), None)
+        if obj is None:
+            return 0
+        fd = obj.map("conns").fd
+        n = 0
+        for key in libbpf.map_keys(fd, 8):
+            value = libbpf.map_lookup(fd, key, CONN_VALUE_SIZE)
+            if value is not None and struct.unpack_from("<Q", value, CONN_RUN_OFF)[0] == run_cgroup_id:
+                n += 1
+                if forget:
+                    libbpf.map_delete(fd, key)
+        return n
 
     def drop_counts(self) -> dict[str, int]:
         """Records the kernel could not put into the ring (ring full), by kind name."""

@@ -35,8 +35,11 @@ class Destination(msgspec.Struct):
     dst: str  # ip:port, [v6]:port or unix path
     proto: str
     ops: str
-    count: int
+    count: int  # connect/send/accept/... records (connection records not counted)
     dns: list[str] = []
+    sent: int = 0  # bytes sent / received over the TCP connections to it (their close records)
+    received: int = 0
+    connections: int = 0  # closed TCP connections
 
 
 def counts_by_type(db: sqlite3.Connection) -> dict[str, int]:
@@ -71,18 +74,27 @@ def file_changes(db: sqlite3.Connection) -> list[FileChange]:
 
 
 def destinations(db: sqlite3.Connection) -> list[Destination]:
-    """Remote destinations (connect/send/accept…), with the DNS names seen for them."""
+    """Remote destinations (connect/send/accept…), with the DNS names seen for them and the
+    bytes sent/received over their TCP connections (close records)."""
     hint = "INDEXED BY ev_net" if _has_index(db, "ev_net") else ""
     out: list[Destination] = []
+    conn = "op IN ('established', 'close')"
     rows = db.execute(
-        "SELECT dst_ip, dst_port, group_concat(DISTINCT op), count(*), group_concat(DISTINCT dns), "
+        f"SELECT dst_ip, dst_port, group_concat(DISTINCT CASE WHEN NOT {conn} THEN op END), "
+        f"sum(NOT {conn}), group_concat(DISTINCT dns), "
         "(SELECT p.data_json ->> '$.proto' FROM events p WHERE p.dst_ip = e.dst_ip AND p.dst_port = e.dst_port "
-        f"LIMIT 1) FROM events e {hint} WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' "
+        "LIMIT 1), "
+        "sum(CASE WHEN op = 'close' THEN data_json ->> '$.bytes' ELSE 0 END), "
+        "sum(CASE WHEN op = 'close' THEN data_json ->> '$.bytes_received' ELSE 0 END), "
+        "sum(op = 'close') "
+        f"FROM events e {hint} WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' "
         "GROUP BY dst_ip, dst_port"
     ).fetchall()
-    for ip, port, ops, n, dns, proto in rows:
+    for ip, port, ops, n, dns, proto, sent, received, conns in rows:
         dst = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-        out.append(Destination(dst, proto or "?", ops or "", n, sorted(set(dns.split(","))) if dns else []))
+        names = sorted(set(dns.split(","))) if dns else []
+        out.append(Destination(dst, proto or "?", ops or "", n or 0, names, int(sent or 0), int(received or 0),
+                               conns or 0))  # fmt: skip
     rows = db.execute(
         f"SELECT data_json ->> '$.unix_path' AS u, group_concat(DISTINCT op), count(*) FROM events {hint} "
         "WHERE type = 'net' AND dst_ip IS NULL AND u IS NOT NULL AND u != '' GROUP BY u"

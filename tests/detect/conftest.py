@@ -3,7 +3,8 @@
 A case is one event spec or `{events: [spec, ...]}`. Specs:
   exec: "argv as a shell line" | [argv...]   filename, cwd, pid, ppid, parent (cmdline)
   file: "op path [path2]"                    mode (octal int), errno, by (cmdline of the process), pid, ppid
-  net:  "op proto ip:port" ("[v6]:port")     dns, src ("ip:port"), by, pid, ppid
+  net:  "op proto ip:port" ("[v6]:port")     dns, src ("ip:port"), by, pid, ppid, qnames (list),
+                                             mismatch, claimed ("ip:port"), outcome, bytes, run_bytes
   proc: "io_uring_setup"                     by, pid
   at:   seconds since the case start (default: 1 ms after the previous event)
 Every process descends from an agent process (pid 10, `node /usr/bin/claude`) unless ppid is given.
@@ -108,8 +109,13 @@ class CaseRunner:
             ip = ip.strip("[]")
             family = "inet6" if ":" in ip else "inet"
             src_ip, _, src_port = (spec.get("src") or ":0").rpartition(":")
+            c_ip, _, c_port = (spec.get("claimed") or ":0").rpartition(":")
             data = NetData(op=op, proto=proto, family=family, dst_ip=ip, dst_port=int(port),
-                           src_ip=src_ip.strip("[]"), src_port=int(src_port), dns_qname=spec.get("dns", ""))  # fmt: skip
+                           src_ip=src_ip.strip("[]"), src_port=int(src_port), dns_qname=spec.get("dns", ""),
+                           dns_qnames=list(spec.get("qnames", [])), peer_mismatch=spec.get("mismatch", ""),
+                           claimed_dst_ip=c_ip.strip("[]"), claimed_dst_port=int(c_port),
+                           outcome=spec.get("outcome", ""), bytes=int(spec.get("bytes", 0)),
+                           run_dst_bytes=int(spec.get("run_bytes", 0)))  # fmt: skip
             return self._feed(self._rec("net", pid, ppid, data))
         if "proc" in spec:
             return self._feed(

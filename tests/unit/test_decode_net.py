@@ -349,3 +349,84 @@ def test_random_bodies_always_decode_to_a_netop():
         ev = decode(raw)
         assert ev.op == dn._OPS[kind] and ev.family in ("inet", "inet6", "unix", "other")
         assert ev.proto in ("tcp", "udp", "raw", "unix", "other")
+
+
+# ------------------------------------------------- peers and TCP connection records
+
+
+def with_union(raw: bytes, blob: bytes) -> bytes:
+    """The record with `blob` written at the 112-byte union (offset 144)."""
+    b = bytearray(raw)
+    b[dn.PATH_OFF : dn.PATH_OFF + len(blob)] = blob
+    return bytes(b)
+
+
+def test_connect_peer_from_socket_and_claim_that_differs():
+    raw = pack_rec(dn.K_NET_CONNECT, ret=0, dst_port=443, dst_addr=socket.inet_aton("1.2.3.4"), flags=dn.F_PEER_SOCKET)
+    same = decode(with_union(raw, dn.CLAIM.pack(socket.inet_aton("1.2.3.4").ljust(16, b"\0"), 443, dn.AF_INET)))
+    assert (same.peer_verified, same.peer_mismatch, same.claimed_dst_ip) == (True, "", "")
+    other = decode(with_union(raw, dn.CLAIM.pack(socket.inet_aton("10.9.9.9").ljust(16, b"\0"), 4444, dn.AF_INET)))
+    assert (other.dst_ip, other.peer_mismatch, other.claimed_dst_ip, other.claimed_dst_port) == (
+        "1.2.3.4", "socket", "10.9.9.9", 4444
+    )
+    # no claim (the buffer was unreadable at enter and exit): verified, nothing to compare
+    assert decode(raw).peer_mismatch == ""
+
+
+def test_v4_claim_on_a_v6_socket_is_the_mapped_address():
+    mapped = socket.inet_pton(socket.AF_INET6, "::ffff:1.2.3.4")
+    raw = pack_rec(dn.K_NET_CONNECT, family=dn.AF_INET6, dst_port=80, dst_addr=mapped, flags=dn.F_PEER_SOCKET)
+    ev = decode(with_union(raw, dn.CLAIM.pack(socket.inet_aton("1.2.3.4").ljust(16, b"\0"), 80, dn.AF_INET)))
+    assert ev.peer_mismatch == ""
+
+
+def test_sockaddr_changed_during_the_syscall():
+    raw = pack_rec(dn.K_NET_SEND, sock_type=2, sock_proto=17, dst_port=9, dst_addr=b"\x7f\0\0\1",
+                   flags=dn.F_ADDR_CHANGED)  # fmt: skip
+    ev = decode(with_union(raw, dn.CLAIM.pack(b"\x01\x02\x03\x04".ljust(16, b"\0"), 53, dn.AF_INET)))
+    assert (ev.peer_verified, ev.peer_mismatch, ev.claimed_dst_ip, ev.claimed_dst_port) == (
+        False, "changed", "1.2.3.4", 53
+    )
+
+
+def test_unix_path_is_not_read_as_a_claim():
+    ev = decode(pack_rec(dn.K_NET_CONNECT, family=dn.AF_UNIX, sock_type=1, path=b"/run/x.sock\0"))
+    assert (ev.unix_path, ev.peer_mismatch, ev.claimed_dst_ip) == ("/run/x.sock", "", "")
+
+
+def conn_rec(kind: int, *, sk_err: int = 0, old: int = 9, established: int = 2_000, fin: bool = True) -> NetOp:
+    raw = pack_rec(kind, ret=-sk_err, nbytes=700, dst_port=443, dst_addr=b"\1\2\3\4", src_port=5555,
+                   src_addr=b"\x0a\0\0\1", syscall=12, flags=dn.F_FIN_RECEIVED if fin else 0)  # fmt: skip
+    blob = dn.CONN.pack(51, 702, 1_000, established, sk_err, old, 7, 9, 1)
+    return decode(with_union(raw, blob))
+
+
+def test_close_record_volume_and_duration():
+    ev = conn_rec(dn.K_NET_CLOSE)
+    assert (ev.op, ev.outcome, ev.bytes, ev.bytes_received, ev.bytes_acked, ev.retransmits) == (
+        "close", "closed", 700, 50, 702, 1  # the FIN's count is not data
+    )
+    assert (ev.dst_ip, ev.dst_port, ev.src_ip, ev.src_port, ev.peer_verified) == ("1.2.3.4", 443, "10.0.0.1", 5555, True)
+    assert ev.connect_ns == 1_000 and ev.duration_ns == 10**9 - 1_000  # mono_ns is the header's 10**9
+    assert conn_rec(dn.K_NET_CLOSE, fin=False).bytes_received == 51
+    assert conn_rec(dn.K_NET_ESTABLISHED).outcome == "established"
+
+
+@pytest.mark.parametrize(
+    ("established", "sk_err", "old", "want"),
+    [
+        (0, 111, 2, "refused"),
+        (0, 110, 2, "timeout"),
+        (0, 113, 2, "unreachable"),
+        (0, 0, 2, "aborted"),
+        (0, 5, 2, "error"),
+        (2_000, 104, 1, "reset"),
+        (2_000, 32, 8, "reset"),
+        (2_000, 0, 1, "aborted"),
+        (2_000, 0, 5, "closed"),
+        (2_000, 0, 9, "closed"),
+        (2_000, 110, 4, "timeout"),
+    ],
+)
+def test_close_outcomes(established, sk_err, old, want):
+    assert conn_rec(dn.K_NET_CLOSE, sk_err=sk_err, old=old, established=established).outcome == want
