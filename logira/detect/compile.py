@@ -9,13 +9,16 @@ from __future__ import annotations
 import posixpath
 
 from logira.detect import schema as S
+from logira.detect.flow import Flow
 from logira.detect.globs import compile_globs, is_glob
 from logira.detect.netmatch import AddrMatcher, parse_ports
 from logira.detect.rx import MAX_MEM, Regex
 from logira.detect.shell import SHELLS, parse_script, shell_script
 from logira.detect.template import Template
 from logira.detect.validate import step_alternatives, when_type
+from logira.model.execinfo import trusted_image, trusted_script
 from logira.model.proctree import ProcessTree, ProcInfo
+from logira.model.record import ExecData
 
 MAX_MATCH_TEXT = 16384  # regexes see at most this much of a command line / script (bounded work)
 _OUTBOUND = frozenset({"connect", "send"})
@@ -46,6 +49,17 @@ class ProgramMatcher:
         ):
             return True
         return self.full is not None and self.full.test(filename)
+
+    def trusted(self, filename: str, script: str) -> bool:
+        """For exceptions: kernel names only, never argv[0] (`exec -a ssh cat …` is cat): the
+        binary that ran, or the script it was asked to run (when that lives in a system dir)."""
+        for name in (filename, script if trusted_script(script) else ""):
+            if name and (
+                (self.base is not None and self.base.test(_base(name)))
+                or (self.full is not None and self.full.test(name))
+            ):
+                return True
+        return False
 
 
 class ParsedArgs:
@@ -111,21 +125,52 @@ class ExecCtx:
         "_resolved",
         "_script",
         "argv",
+        "cut_tail",
         "cwd",
+        "exe_kind",
+        "fileless",
         "filename",
         "home",
+        "image_script",
+        "truncated",
+        "trusted",
     )
 
-    def __init__(self, filename: str, argv: list[str], cwd: str, home: str) -> None:
+    def __init__(
+        self, filename: str, argv: list[str], cwd: str, home: str, *, trusted: bool = False,
+        image_script: str = "", exe_kind: str = "", fileless: bool = False, truncated: bool = False,
+        cut_tail: str = "",
+    ) -> None:  # fmt: skip
         self.filename = filename
         self.argv = argv
         self.cwd = cwd
         self.home = home
+        self.trusted = trusted  # the image is a real, system-owned file (may grant exceptions)
+        self.image_script = image_script  # the script the kernel was asked to run (ExecData.script)
+        self.exe_kind = exe_kind
+        self.fileless = fileless
+        self.truncated = truncated
+        self.cut_tail = cut_tail  # argv was cut inside an argument: the end of that argument
         self._cmdline: str | None = None
         self._parsed: dict[tuple[frozenset[str], bool], ParsedArgs] = {}
         self._resolved: dict[str, str] = {}
         self._script: str | bool | None = False
         self._pipelines: list[list[list[str]]] | None = None
+
+    @classmethod
+    def of(cls, d: ExecData, home: str) -> ExecCtx:
+        """The context of a stored exec. When argv was cut inside one argument (head and tail
+        both partial), the two pieces are matched as that one argument, joined by a newline (for
+        a shell script: a command separator that keeps the quoting of both pieces)."""
+        argv = d.argv or [d.filename]
+        cut_tail = ""
+        k = d.argv_cut
+        if k and d.argv_head_partial and d.argv_tail_partial and 0 < k < len(argv):
+            cut_tail = argv[k]
+            argv = [*argv[: k - 1], argv[k - 1] + "\n" + cut_tail, *argv[k + 1 :]]
+        return cls(d.filename, argv, d.cwd, home, trusted=trusted_image(d.exe_kind, d.fileless, d.exe_writable),
+                   image_script=d.script, exe_kind=d.exe_kind, fileless=d.fileless, truncated=d.argv_truncated,
+                   cut_tail=cut_tail)  # fmt: skip
 
     @property
     def cmdline(self) -> str:
@@ -155,6 +200,13 @@ class ExecCtx:
         if self._pipelines is None:
             s = self.script
             self._pipelines = parse_script(s) if s else []
+            if s and self.cut_tail and self.cut_tail in s:
+                # the end of a cut script on its own too: the missing middle may have left a quote
+                # open; retry after each of the first quote characters (bounded)
+                tail = self.cut_tail
+                self._pipelines += parse_script(tail)
+                for i in [i for i, c in enumerate(tail) if c in "'\""][:4]:
+                    self._pipelines += parse_script(tail[i + 1 :])
         return self._pipelines
 
     def resolve(self, tok: str) -> str:
@@ -175,9 +227,14 @@ class ExecCtx:
 
 
 class CExec:
-    __slots__ = ("args", "cmdline", "flags", "paths", "program", "script", "shell", "spec", "subcommand")
+    __slots__ = ("args", "cmdline", "exe_kind", "fileless", "flags", "is_except", "paths", "program", "script",
+                 "shell", "spec", "subcommand", "truncated")  # fmt: skip
 
-    def __init__(self, c: S.ExecCond, home: str, ws: str, mem: int = MAX_MEM) -> None:
+    def __init__(self, c: S.ExecCond, home: str, ws: str, mem: int = MAX_MEM, *, is_except: bool = False) -> None:
+        # in an exception, names come from the kernel only and need a trusted image (ProgramMatcher.trusted)
+        self.is_except = is_except
+        self.exe_kind = frozenset(c.exe_kind) if c.exe_kind else None
+        self.fileless, self.truncated = c.fileless, c.truncated
         self.program = ProgramMatcher(c.program, home, ws, mem) if c.program else None
         self.flags = [tuple([g] if isinstance(g, str) else g) for g in c.flags]
         self.args = [
@@ -200,7 +257,17 @@ class CExec:
 
     def match(self, ctx: ExecCtx) -> bool:
         argv = ctx.argv
-        if self.program is not None and not self.program(ctx.filename, argv[0] if argv else ""):
+        if self.program is not None:
+            if self.is_except:
+                if not (ctx.trusted and self.program.trusted(ctx.filename, ctx.image_script)):
+                    return False
+            elif not self.program(ctx.filename, argv[0] if argv else ""):
+                return False
+        if self.exe_kind is not None and ctx.exe_kind not in self.exe_kind:
+            return False
+        if self.fileless is not None and ctx.fileless != self.fileless:
+            return False
+        if self.truncated is not None and ctx.truncated != self.truncated:
             return False
         if self.flags or self.subcommand or self.paths is not None or self.script is not None:
             p = ctx.parsed(*self.spec)
@@ -223,8 +290,11 @@ class CExec:
             assert rx is not None
             if not any(rx.test(t) for t in argv[1:]):
                 return False
-        if self.cmdline is not None and not self.cmdline.test(ctx.cmdline):
-            return False
+        if self.cmdline is not None:
+            # an exception's command line starts with the binary that ran, not the forgeable argv[0]
+            text = " ".join([ctx.filename, *argv[1:]])[:MAX_MATCH_TEXT] if self.is_except else ctx.cmdline
+            if not self.cmdline.test(text):
+                return False
         if self.shell is not None:
             script = ctx.script
             if script is None:
@@ -400,18 +470,52 @@ class CProcOp:
         return self.ops is None or d.op in self.ops  # type: ignore[attr-defined]
 
 
-class CLineage:
-    __slots__ = ("cmdline", "program")
+class FlowCtx:
+    """A data flow found by detect/flow.py: its consumer's and producer's exec contexts."""
 
-    def __init__(self, c: S.ProcCond, home: str, ws: str, mem: int = MAX_MEM) -> None:
+    __slots__ = ("flow", "into", "source")
+
+    def __init__(self, flow: Flow, home: str) -> None:
+        self.flow = flow
+        self.into = ExecCtx.of(flow.consumer, home)
+        self.source = ExecCtx.of(flow.producer, home) if flow.producer is not None else None
+
+
+class CFlow:
+    __slots__ = ("into", "source", "via")
+
+    def __init__(self, c: S.FlowCond, home: str, ws: str, mem: int = MAX_MEM, *, is_except: bool = False) -> None:
+        self.via = frozenset(c.via) if c.via else None
+        self.into = CExec(c.into, home, ws, mem, is_except=is_except) if c.into is not None else None
+        self.source = CExec(c.source, home, ws, mem, is_except=is_except) if c.source is not None else None
+
+    def match(self, ctx: FlowCtx) -> bool:
+        if self.via is not None and ctx.flow.via not in self.via:
+            return False
+        if self.into is not None and not self.into.match(ctx.into):
+            return False
+        return self.source is None or (ctx.source is not None and self.source.match(ctx.source))
+
+
+class CLineage:
+    __slots__ = ("cmdline", "is_except", "program")
+
+    def __init__(self, c: S.ProcCond, home: str, ws: str, mem: int = MAX_MEM, *, is_except: bool = False) -> None:
         self.program = ProgramMatcher(c.program, home, ws, mem) if c.program else None
         self.cmdline = Regex(c.cmdline, max_mem=mem) if c.cmdline else None
+        self.is_except = is_except  # exceptions trust kernel names of trusted images only
 
     def match(self, p: ProcInfo) -> bool:
-        if self.program is not None and not self.program(p.exe, p.argv[0] if p.argv else ""):
-            return False
+        if self.is_except:
+            if self.program is not None and not (p.trusted and self.program.trusted(p.exe, p.script)):
+                return False
+            text = " ".join([p.exe, *p.argv[1:]])
+        else:
+            if self.program is not None and not self.program(p.exe, p.argv[0] if p.argv else ""):
+                return False
+            text = " ".join(p.argv)
         # the same cap as an exec's cmdline: bounded work per ancestor, whatever the tree holds
-        return self.cmdline is None or self.cmdline.test(" ".join(p.argv)[:MAX_MATCH_TEXT])
+        return self.cmdline is None or self.cmdline.test(text[:MAX_MATCH_TEXT])
 
 
 class CWhen:
@@ -422,18 +526,20 @@ class CWhen:
     def __init__(self, w: S.When, home: str, ws: str, mem: int = MAX_MEM, *, is_except: bool = False) -> None:
         self.src = w
         self.type = when_type(w)
-        self.cond: CExec | CFile | CNet | CProcOp | None = None
+        self.cond: CExec | CFile | CNet | CProcOp | CFlow | None = None
         if w.exec is not None:
-            self.cond = CExec(w.exec, home, ws, mem)
+            self.cond = CExec(w.exec, home, ws, mem, is_except=is_except)
+        elif w.flow is not None:
+            self.cond = CFlow(w.flow, home, ws, mem, is_except=is_except)
         elif w.file is not None:
             self.cond = CFile(w.file, home, ws, mem, all_names=is_except)
         elif w.net is not None:
             self.cond = CNet(w.net, mem)
         elif w.proc is not None:
             self.cond = CProcOp(w.proc)
-        self.process = CLineage(w.process, home, ws, mem) if w.process else None
-        self.parent = CLineage(w.parent, home, ws, mem) if w.parent else None
-        self.ancestor = CLineage(w.ancestor, home, ws, mem) if w.ancestor else None
+        self.process = CLineage(w.process, home, ws, mem, is_except=is_except) if w.process else None
+        self.parent = CLineage(w.parent, home, ws, mem, is_except=is_except) if w.parent else None
+        self.ancestor = CLineage(w.ancestor, home, ws, mem, is_except=is_except) if w.ancestor else None
         self.has_lineage = not (self.process is None and self.parent is None and self.ancestor is None)
 
     def match(self, ctx: object, pid: int, tree: ProcessTree) -> bool:

@@ -9,7 +9,8 @@ bounded per-rule state (see `sequence.py`).
 
 from __future__ import annotations
 
-from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, file_names
+from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, FlowCtx, file_names
+from logira.detect.flow import Flow, FlowTracker
 from logira.detect.globs import Globs
 from logira.detect.loader import RuleSet
 from logira.detect.rx import MAX_MEM, MAX_MEM_UNTRUSTED
@@ -62,6 +63,8 @@ class Detector:
         self._exec_match: dict[tuple[str, tuple[str, ...], str], list[Entry]] = {}
         self._net_match: dict[tuple[object, ...], list[Entry]] = {}
         self._proc: dict[str, list[Entry]] = {}
+        self._flow: list[Entry] = []
+        self.flows: FlowTracker | None = None  # only when some rule listens to flows
         self._ranks = {r.id: i for i, r in enumerate(self.rules)}
         self._build()
 
@@ -108,6 +111,10 @@ class Detector:
                 elif src.proc is not None:
                     for op in src.proc.op or PROC_OPS:
                         self._proc.setdefault(op, []).append(entry)
+                elif src.flow is not None:
+                    self._flow.append(entry)
+        if self._flow:
+            self.flows = FlowTracker()
         for op, table in self._file.items():
             table.both = sorted(table.entries + table.always, key=lambda e: rank[e[1].id])
             if file_pats[op]:
@@ -147,6 +154,44 @@ class Detector:
     def process(self, rec: Record) -> list[DetectionData]:
         """Detections for one record (in rule order; sequence completions included)."""
         self.evaluated += 1
+        flow_out = self._flows(rec) if self.flows is not None else []
+        out = self._process(rec)
+        return flow_out + out if flow_out else out
+
+    def _flows(self, rec: Record) -> list[DetectionData]:
+        """Detections of data flows that this record completed (detect/flow.py)."""
+        assert self.flows is not None
+        flows = self.flows.observe(rec)
+        if not flows:
+            return []
+        out: list[DetectionData] = []
+        tree = self.tree
+        for fl in flows:
+            ctx = FlowCtx(fl, self.home)
+            pid = fl.consumer_pid
+            for w, rule, _step in self._flow:
+                if not w.match(ctx, pid, tree):
+                    continue
+                if rule.excepts and any(e.match(ctx, pid, tree) for e in rule.excepts if e.type in (None, "flow")):
+                    continue
+                steps = sorted({s for s in (fl.producer_seq, fl.consumer_seq, rec.seq) if s})
+                values = self._flow_fields(fl, rec)
+                if rule.rule.dedup and self._seen_values(rule, values):
+                    continue
+                out.append(self._detection(rule, rec, steps, values=values, pid=pid))
+        self.detections += len(out)
+        return out
+
+    def _flow_fields(self, fl: Flow, rec: Record) -> dict[str, object]:
+        c, p = fl.consumer, fl.producer
+        info = self.tree.get(fl.consumer_pid)
+        return {"pid": fl.consumer_pid, "ppid": info.ppid if info else 0, "uid": rec.uid, "type": "flow",
+                "exe": c.filename, "comm": c.comm, "filename": c.filename, "program": c.filename.rpartition("/")[2],
+                "argv": " ".join(c.argv), "cmdline": " ".join(c.argv), "cwd": c.cwd, "via": fl.via,
+                "source_exe": p.filename if p else "", "source_cmdline": " ".join(p.argv) if p else "",
+                "path": fl.path, "pipe": fl.pipe}  # fmt: skip
+
+    def _process(self, rec: Record) -> list[DetectionData]:
         data = rec.data_json
         t = rec.type
         ctx: object
@@ -175,9 +220,11 @@ class Detector:
             fn = data.filename
             argv = data.argv or [fn]
             # identical command lines repeat a lot in agent sessions: cache which conditions match
-            key = (fn, tuple(argv), data.cwd)
+            # (keyed on everything a condition can look at: trust and kind decide exceptions)
+            key = (fn, tuple(argv), data.cwd, data.script, data.exe_kind, data.fileless, data.exe_writable,
+                   data.argv_truncated, data.argv_cut, data.argv_head_partial, data.argv_tail_partial)  # fmt: skip
             hit_entries = self._exec_match.get(key)
-            ctx = ExecCtx(fn, argv, data.cwd, self.home)
+            ctx = ExecCtx.of(data, self.home)
             if hit_entries is None:
                 hit_entries = [e for e in self._exec_candidates(fn, argv[0]) if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
                 if len(self._exec_match) >= _CACHE_MAX:
@@ -236,7 +283,9 @@ class Detector:
 
     def _seen_before(self, rule: CRule, rec: Record) -> bool:
         """True when this rule already reported the same dedup values in this run."""
-        values = self.fields(rec)
+        return self._seen_values(rule, self.fields(rec))
+
+    def _seen_values(self, rule: CRule, values: dict[str, object]) -> bool:
         key = tuple(values.get(f, "") for f in rule.rule.dedup)
         seen = self._dedup.setdefault(rule.id, set())
         if key in seen:
@@ -248,22 +297,27 @@ class Detector:
         return False
 
     def sequence_drops(self) -> int:
-        """Partial sequence chains dropped because a rule's state was full."""
-        return sum(s.dropped for s in self.sequences.values())
+        """Partial sequence chains (and data-flow state) dropped because a rule's state was full."""
+        return sum(s.dropped for s in self.sequences.values()) + (self.flows.dropped if self.flows else 0)
 
-    def _detection(self, rule: CRule, rec: Record, steps: list[int]) -> DetectionData:
+    def _detection(
+        self, rule: CRule, rec: Record, steps: list[int], *, values: dict[str, object] | None = None,
+        pid: int | None = None,
+    ) -> DetectionData:  # fmt: skip
         r = rule.rule
+        if rule.template.fields:
+            message = rule.template.render(values if values is not None else self.fields(rec))
+        else:
+            message = rule.template.render({})
         return DetectionData(
             rule_id=r.id,
             severity=r.severity,
-            message=rule.template.render(self.fields(rec))
-            if rule.template.fields
-            else rule.template.render({}),
+            message=message,
             related_event_seq=rec.seq,
             title=r.title,
             category=r.category,
             tags=list(r.tags),
-            lineage=self.tree.lineage(rec.pid),
+            lineage=self.tree.lineage(rec.pid if pid is None else pid),
             steps=steps if len(steps) > 1 else [],
         )
 
@@ -290,5 +344,6 @@ class Detector:
                      claimed_dst_port=d.claimed_dst_port, outcome=d.outcome, bytes_received=d.bytes_received,
                      run_dst_bytes=d.run_dst_bytes)  # fmt: skip
         elif isinstance(d, ProcData):
-            v.update(op=d.op, syscall_nr=d.syscall_nr)
+            v.update(op=d.op, syscall_nr=d.syscall_nr, namespaces=",".join(d.namespaces), source=d.source,
+                     target=d.target, fstype=d.fstype, errno=d.errno)  # fmt: skip
         return v

@@ -10,7 +10,9 @@ from __future__ import annotations
 import msgspec
 
 SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-EVENT_TYPES = ("exec", "file", "net", "proc")
+EVENT_TYPES = ("exec", "file", "net", "proc", "flow")
+FLOW_VIAS = ("pipe", "image", "file", "args", "self")
+EXE_KINDS = ("file", "fd", "loader", "memfd", "anon", "deleted")
 FILE_OPS = ("create", "modify", "read", "delete", "rmdir", "rename", "chmod", "truncate", "link",
             "symlink", "mkdir")  # fmt: skip
 NET_OPS = ("connect", "send", "bind", "listen", "accept", "established", "close")
@@ -44,6 +46,9 @@ class ExecCond(_Strict):
     posix: bool = False  # options end at the first operand (ssh: `ssh host ls -R` is not -R)
     cmdline: str = ""  # regex searched in argv joined by spaces
     shell: ShellCond | None = None  # only for `sh|bash|… -c SCRIPT`
+    exe_kind: list[str] = []  # how the program was reached (EXE_KINDS; ExecData.exe_kind)
+    fileless: bool | None = None  # the image or its script has no file on disk (memfd, deleted)
+    truncated: bool | None = None  # argv was longer than the capture cap (head and tail kept)
 
 
 class ShellCond(_Strict):
@@ -90,6 +95,14 @@ class NetCond(_Strict):
     run_bytes_min: int = 0  # close: bytes the run sent to this dst_ip so far, this connection included
 
 
+class FlowCond(_Strict):
+    """A data flow (detect/flow.py): a program whose code came from network-fed data."""
+
+    via: list[str] = []  # FLOW_VIAS: pipe | image | file | args | self
+    into: ExecCond | None = None  # the consumer's exec (the program that ran the code)
+    source: ExecCond | None = None  # the producer's exec (the process that reached the network)
+
+
 class ProcOpCond(_Strict):
     op: list[str] = []
 
@@ -101,6 +114,7 @@ class When(_Strict):
     file: FileCond | None = None
     net: NetCond | None = None
     proc: ProcOpCond | None = None
+    flow: FlowCond | None = None
     process: ProcCond | None = None
     parent: ProcCond | None = None
     ancestor: ProcCond | None = None

@@ -21,7 +21,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "net": (*COMMON_FIELDS, "op", "proto", "family", "dst_ip", "dst_port", "dst", "src_ip", "src_port",
             "unix_path", "dns_qname", "bytes", "errno", "dns_qnames", "peer_mismatch", "claimed_dst_ip",
             "claimed_dst_port", "outcome", "bytes_received", "run_dst_bytes"),
-    "proc": (*COMMON_FIELDS, "op", "syscall_nr"),
+    "proc": (*COMMON_FIELDS, "op", "syscall_nr", "namespaces", "source", "target", "fstype", "errno"),
+    # the consumer's exec fields, the producer's exe/cmdline, how the code flowed, the file or pipe
+    "flow": (*COMMON_FIELDS, "filename", "program", "argv", "cmdline", "cwd", "via", "source_exe",
+             "source_cmdline", "path", "pipe"),
 }  # fmt: skip
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")

@@ -66,6 +66,7 @@ def _flag_groups(path: Path, groups: list[str | list[str]], *, flags: bool) -> N
 
 
 def _exec(path: Path, c: S.ExecCond) -> None:
+    _choices((*path, "exe_kind"), c.exe_kind, S.EXE_KINDS, "exe kind")
     _globs((*path, "program"), c.program)
     _flag_groups((*path, "flags"), c.flags, flags=True)
     _flag_groups((*path, "args"), c.args, flags=False)
@@ -108,9 +109,9 @@ def when_type(w: S.When) -> str | None:
 def _when(path: Path, w: S.When, *, need_type: bool) -> str | None:
     types = [t for t in S.EVENT_TYPES if getattr(w, t) is not None]
     if len(types) > 1:
-        raise Invalid(path, f"exactly one of exec/file/net/proc per condition, got {', '.join(types)}")
+        raise Invalid(path, f"exactly one of exec/file/net/proc/flow per condition, got {', '.join(types)}")
     if need_type and not types:
-        raise Invalid(path, "needs one of exec/file/net/proc")
+        raise Invalid(path, "needs one of exec/file/net/proc/flow")
     if w.exec is not None:
         _exec((*path, "exec"), w.exec)
     if w.file is not None:
@@ -141,6 +142,12 @@ def _when(path: Path, w: S.When, *, need_type: bool) -> str | None:
             raise Invalid(np_, "bytes_min/run_bytes_min must be >= 0")
     if w.proc is not None:
         _choices((*path, "proc", "op"), w.proc.op, S.PROC_OPS, "proc op")
+    if w.flow is not None:
+        _choices((*path, "flow", "via"), w.flow.via, S.FLOW_VIAS, "flow via")
+        for key in ("into", "source"):
+            sub = getattr(w.flow, key)
+            if sub is not None:
+                _exec((*path, "flow", key), sub)
     for key in ("process", "parent", "ancestor"):
         _proc_cond((*path, key), getattr(w, key))
     return types[0] if types else None
@@ -292,6 +299,8 @@ def _when_cost(w: S.When) -> int:
     cost = CONDITION_COST
     if w.exec is not None:
         cost += _exec_cost(w.exec)
+    if w.flow is not None:
+        cost += sum(_exec_cost(c) for c in (w.flow.into, w.flow.source) if c is not None)
     if w.file is not None:
         cost += _patterns_cost([(g, True) for g in [*w.file.path, *w.file.path2, *w.file.src]])
     if w.net is not None:

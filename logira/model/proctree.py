@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from logira.model.execinfo import trusted_image
 from logira.model.record import ExecData, LineageEntry, ProcData, Record
 
 
@@ -26,6 +27,9 @@ class ProcInfo(msgspec.Struct, kw_only=True):
     exit_ts: int = 0
     exit_code: int | None = None
     exit_signal: int = 0
+    script: str = ""  # the script its exec was asked to run (ExecData.script)
+    exe_kind: str = ""
+    trusted: bool = False  # the image is a real, system-owned file: its name may grant exceptions
 
 
 class ProcessTree:
@@ -57,6 +61,9 @@ class ProcessTree:
             info.comm = data.comm
             info.uid = rec.uid
             info.exec_seq = rec.seq
+            info.script = data.script
+            info.exe_kind = data.exe_kind
+            info.trusted = trusted_image(data.exe_kind, data.fileless, data.exe_writable)
         elif rec.type == "proc" and isinstance(data, ProcData):
             if data.op == "fork":
                 parent = self._procs.get(rec.pid)
@@ -69,6 +76,9 @@ class ProcessTree:
                     comm=data.comm,
                     uid=rec.uid,
                     start_ts=rec.ts,
+                    script=parent.script if parent else "",
+                    exe_kind=parent.exe_kind if parent else "",
+                    trusted=parent.trusted if parent else False,
                 )
             elif data.op == "exit":
                 info = self._procs.get(rec.pid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from logira.model import execinfo
 from logira.model.kernel import (
     AnyKernelEvent,
     BlindSpot,
@@ -23,7 +24,6 @@ from logira.model.kernel import (
 )
 from logira.model.paths import errno_name, is_pseudo, result_of
 from logira.model.record import ExecData, FileData, NetData, ProcData, Record
-from logira.pipeline import execinfo
 
 SUMMARY_ARGV_MAX = 200
 

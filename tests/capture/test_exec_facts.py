@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
+from logira.model import execinfo
 from logira.model.kernel import NsOp, ProcExec, ProcExecFailed
-from logira.pipeline import execinfo
 
 pytestmark = pytest.mark.bpf
 PY = "/usr/bin/python3"

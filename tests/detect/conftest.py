@@ -40,6 +40,10 @@ def _filename(argv: list[str]) -> str:
     return argv[0] if argv[0].startswith("/") else f"/usr/bin/{argv[0]}"
 
 
+_EXEC_FACTS = frozenset({"exe_kind", "fileless", "exe_writable", "script", "fds", "argv_truncated", "argv_cut",
+                        "argv_head_partial", "argv_tail_partial", "requested", "interp"})  # fmt: skip
+
+
 class CaseRunner:
     def __init__(self, ruleset: RuleSet, *, home: str = HOME, workspace: str = WORKSPACE) -> None:
         self.tree = ProcessTree()
@@ -64,9 +68,14 @@ class CaseRunner:
                       summary=summary, data_json=data)  # fmt: skip
 
     def _exec_rec(
-        self, argv: list[str], pid: int, ppid: int, *, filename: str = "", cwd: str = WORKSPACE
-    ) -> Record:
-        data = ExecData(filename=filename or _filename(argv), argv=argv, cwd=cwd, comm=argv[0][-15:])
+        self, argv: list[str], pid: int, ppid: int, *, filename: str = "", cwd: str = WORKSPACE,
+        extra: dict[str, Any] | None = None,
+    ) -> Record:  # fmt: skip
+        # extra: kernel facts of the exec (exe_kind, fileless, exe_writable, script, fds, argv_truncated…)
+        kw = {k: v for k, v in (extra or {}).items() if k in _EXEC_FACTS}
+        if "fds" in kw:
+            kw["fds"] = {int(k): v for k, v in kw["fds"].items()}
+        data = ExecData(filename=filename or _filename(argv), argv=argv, cwd=cwd, comm=argv[0][-15:], **kw)
         return self._rec("exec", pid, ppid, data, "exec " + " ".join(argv))
 
     def _pid(self, spec: dict[str, Any]) -> tuple[int, int]:
@@ -80,7 +89,10 @@ class CaseRunner:
         """Give pid an image: `by` cmdline (exec'd once per pid)."""
         by = spec.get("by")
         if by is not None and (self.tree.get(pid) is None or not self.tree.get(pid).exe):  # type: ignore[union-attr]
-            self._feed(self._exec_rec(_argv(by), pid, ppid))
+            # by_exe: the binary the kernel ran when argv[0] lies (`exec -a ssh cat …`); by_facts: its
+            # kernel facts (exe_kind, fileless, exe_writable, …)
+            self._feed(self._exec_rec(_argv(by), pid, ppid, filename=spec.get("by_exe", ""),
+                                      extra=spec.get("by_facts")))  # fmt: skip
 
     def event(self, spec: dict[str, Any]) -> list[DetectionData]:
         if "at" in spec:
@@ -96,7 +108,7 @@ class CaseRunner:
                 ppid = parent_pid
             argv = _argv(spec["exec"])
             return self._feed(self._exec_rec(argv, pid, ppid, filename=spec.get("filename", ""),
-                                             cwd=spec.get("cwd", WORKSPACE)))  # fmt: skip
+                                             cwd=spec.get("cwd", WORKSPACE), extra=spec))  # fmt: skip
         self._process(spec, pid, ppid)
         if "file" in spec:
             parts = shlex.split(spec["file"])
@@ -115,11 +127,13 @@ class CaseRunner:
                            dns_qnames=list(spec.get("qnames", [])), peer_mismatch=spec.get("mismatch", ""),
                            claimed_dst_ip=c_ip.strip("[]"), claimed_dst_port=int(c_port),
                            outcome=spec.get("outcome", ""), bytes=int(spec.get("bytes", 0)),
-                           run_dst_bytes=int(spec.get("run_bytes", 0)))  # fmt: skip
+                           run_dst_bytes=int(spec.get("run_bytes", 0)),
+                           ret=int(spec.get("ret", 0)), errno=max(0, -int(spec.get("ret", 0))))  # fmt: skip
             return self._feed(self._rec("net", pid, ppid, data))
         if "proc" in spec:
+            kw = {k: v for k, v in spec.items() if k in ("namespaces", "source", "target", "fstype", "flags", "ret")}
             return self._feed(
-                self._rec("proc", pid, ppid, ProcData(op=spec["proc"], syscall_nr=int(spec.get("nr", -1))))
+                self._rec("proc", pid, ppid, ProcData(op=spec["proc"], syscall_nr=int(spec.get("nr", -1)), **kw))
             )
         raise ValueError(f"spec has no exec/file/net/proc: {spec}")
 

@@ -93,7 +93,7 @@ def test_base_rule_loads() -> None:
         (
             WHEN,
             "file: {}\n      exec: {}",
-            "x.yaml:8: rule r1: exactly one of exec/file/net/proc per condition, got exec, file",
+            "x.yaml:8: rule r1: exactly one of exec/file/net/proc/flow per condition, got exec, file",
         ),
         (
             "category: c",
