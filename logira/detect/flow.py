@@ -202,7 +202,7 @@ class FlowTracker:
             return []  # refused / failed: nothing was read
         if d.op == "send" and d.dst_port != 53:
             return []
-        if d.op not in ("connect", "send", "accept"):
+        if d.op not in ("connect", "send", "accept", "established"):
             return []
         return self._taint(rec.pid, 0, rec.seq)
 
