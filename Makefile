@@ -88,6 +88,7 @@ uninstall:
 
 test: setup bpf
 	$(PY) -m ruff check logira tests bench
+	$(PY) -m mypy
 	LOGIRA_REQUIRE_BPF=1 $(PY) -m pytest -ra -p no:cacheprovider tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

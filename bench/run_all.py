@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = {
     "capture": [sys.executable, str(HERE / "bench_capture.py")],
+    "cli": [sys.executable, str(HERE / "bench_cli.py")],
     "detect": [sys.executable, str(HERE / "bench_detect.py")],
     "pipeline": [sys.executable, str(HERE / "bench_pipeline.py")],
     "read": [sys.executable, str(HERE / "bench_read.py")],

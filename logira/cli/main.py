@@ -7,11 +7,13 @@ line (argparse intermixes optionals and positionals).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import NoReturn
 
 from logira import __version__
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing alone costs ~10 ms of startup
+if TYPE_CHECKING:  # argparse is imported when a parser is built: `--version` and `hook` need none
+    import argparse
 
 # Order = order in --help.
 COMMAND_MODULES = (
@@ -48,15 +50,21 @@ def _only_module(argv: list[str]) -> str | None:
     return name if name in COMMAND_MODULES else None
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line naming the help to read (not usage + error)."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+    from typing import NoReturn
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+    class _Parser(argparse.ArgumentParser):
+        """argparse, but a bad command line is one line naming the help to read (not usage + error)."""
+
+        def error(self, message: str) -> NoReturn:
+            self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+    return _Parser
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = _parser_class()(
         prog="logira",
         description="Runtime security for AI agents: record what an agent really did, from the kernel.",
         epilog="Environment: LOGIRA_HOME (runs, default ~/.logira), LOGIRA_SOCK (daemon socket, "

@@ -16,8 +16,9 @@ import socket
 import stat
 import struct
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logira import cgroup2
 from logira.daemon import config as config_mod
@@ -220,7 +221,7 @@ def run(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
-            runner = uvloop.run
+            runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
         except ImportError:
             runner = asyncio.run
         runner(serve(cfg, probes, sessions, cg_mount))

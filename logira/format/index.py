@@ -104,8 +104,8 @@ def event_row(rec: Record) -> tuple[Any, ...]:
         rule_id, severity, related = d.rule_id, d.severity, d.related_event_seq or None
     elif t == "agent":
         op, path = d.op, d.file_path or None
-    row = (rec.seq, rec.ts, t, op, rec.pid, rec.ppid, rec.uid, rec.summary, data.decode("utf-8"), exe, path,
-           path2, dst_ip, dst_port, dns, rule_id, severity, related, rec.run_id)
+    row: tuple[Any, ...] = (rec.seq, rec.ts, t, op, rec.pid, rec.ppid, rec.uid, rec.summary, data.decode("utf-8"), exe, path,
+                              path2, dst_ip, dst_port, dns, rule_id, severity, related, rec.run_id)
     if dirty or has_surrogates(rec.summary) or has_surrogates(rec.run_id):
         # sqlite3 cannot store lone surrogates: same display form as the JSONL text fields.
         row = tuple(display(v) if isinstance(v, str) else v for v in row)

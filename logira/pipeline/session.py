@@ -228,7 +228,7 @@ class RunPipeline:
                     self.detections[sev] = self.detections.get(sev, 0) + 1
                 continue
             if filtering:
-                dom = domain(ev)
+                dom = domain(ev)  # type: ignore[arg-type]
                 if not domains.get(dom, True):
                     filtered[dom] += 1
                     continue

@@ -293,6 +293,8 @@ class RunDir:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=self.fd)  # only ours can be here: the dir is root-owned
+                if self._move_staged(name, sfd):
+                    continue
                 dst = self.create_file(name)
                 try:
                     _copy_fd(src, dst)
@@ -302,6 +304,19 @@ class RunDir:
             finally:
                 os.close(src)
         self._remove_staging()
+
+    def _move_staged(self, name: str, sfd: int) -> bool:
+        """Move a staged file into the run dir when both are on one filesystem (no copy: a large
+        index would cost its size in reads, writes and an fsync at every run end). Both dirs are
+        root-owned and reached through dirfds, so the rename cannot be redirected."""
+        try:
+            os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EACCES):
+                return False  # another filesystem: copied instead
+            raise
+        os.fsync(self.fd)  # the new directory entry is durable, like the copy's fsync
+        return True
 
     def _finish_sqlite(self, path: str, backfill: bool) -> None:
         from logira.format.index import backfill_from_jsonl
