@@ -71,6 +71,13 @@ class Clock:
     def wall(self, mono_ns: int) -> int:
         return mono_ns + self.offset
 
+    @classmethod
+    def fixed(cls, offset: int) -> Clock:
+        """A clock with a known offset (replayed recordings decode to the same timestamps)."""
+        c = cls()
+        c.offset = offset
+        return c
+
 
 def common(hdr: Header, clock: Clock) -> dict:
     """The KernelEvent base kwargs for a record header."""
@@ -148,3 +155,39 @@ def decode(buf: bytes, clock: Clock) -> KernelEvent | None:
         raise
     except Exception as exc:
         raise DecodeError(f"kind {hdr.kind}: {exc}") from exc
+
+
+class Decoded(NamedTuple):
+    """One batch of raw records, decoded: the events and what could not be (counted, never raised)."""
+
+    events: list[KernelEvent]
+    errors: int  # malformed or unknown records (reader drops)
+    ignored: int  # records a decoder deliberately returned None for
+    last_error: str
+
+
+def decode_batch(raw: list[bytes], clock: Clock) -> Decoded:
+    """Decode raw ring records in order; never raises (the ring reader and replay both use it)."""
+    out: list[KernelEvent] = []
+    append = out.append
+    table = decoders()
+    unpack = _unpack_hdr
+    make_hdr = Header._make
+    errors = ignored = 0
+    last = ""
+    for rec in raw:
+        try:
+            hdr = make_hdr(unpack(rec, 0))
+            fn = table.get(hdr.kind)
+            if fn is None:
+                raise DecodeError(f"unknown record kind {hdr.kind}")
+            ev = fn(memoryview(rec), hdr, common(hdr, clock))
+        except Exception as exc:
+            errors += 1
+            last = str(exc) or type(exc).__name__
+            continue
+        if ev is None:
+            ignored += 1
+        else:
+            append(ev)
+    return Decoded(out, errors, ignored, last)

@@ -46,6 +46,7 @@ class RingReader:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.paused = False  # pause()d: not watching the ring (the kernel keeps filling it)
+        self.record: list[bytes] | None = None  # set to a list to keep every raw record (scripts/record_ring.py)
 
     def _on_record(self, _ctx: int | None, data: int, size: int) -> int:
         self._pending.append(self._string_at(data, size))
@@ -112,29 +113,14 @@ class RingReader:
         return len(raw)
 
     def _decode(self, raw: list[bytes]) -> list[KernelEvent]:
-        out: list[KernelEvent] = []
-        append = out.append
-        table = dec.decoders()
-        unpack = dec.layout.HDR.unpack_from
-        make_hdr = dec.Header._make
-        common = dec.common
-        clock = self.clock
-        for rec in raw:
-            try:
-                hdr = make_hdr(unpack(rec, 0))
-                fn = table.get(hdr.kind)
-                if fn is None:
-                    raise dec.DecodeError(f"unknown record kind {hdr.kind}")
-                ev = fn(memoryview(rec), hdr, common(hdr, clock))
-            except Exception as exc:
-                self.decode_errors += 1
-                self.last_error = str(exc)
-                continue
-            if ev is None:
-                self.ignored += 1
-            else:
-                append(ev)
-        return out
+        if self.record is not None:
+            self.record.extend(raw)
+        d = dec.decode_batch(raw, self.clock)
+        self.decode_errors += d.errors
+        self.ignored += d.ignored
+        if d.last_error:
+            self.last_error = d.last_error
+        return d.events
 
     def stop(self) -> None:
         """Stop watching and free the ring buffer (a final drain is the caller's choice)."""
