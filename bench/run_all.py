@@ -19,6 +19,9 @@ BENCHES = {
     "pipeline": [sys.executable, str(HERE / "bench_pipeline.py")],
     "read": [sys.executable, str(HERE / "bench_read.py")],
     "redos": [sys.executable, str(HERE / "bench_redos.py")],
+    "report": [sys.executable, str(HERE / "bench_report.py")],
+    "history": [sys.executable, str(HERE / "bench_history.py")],
+    "otlp": [sys.executable, str(HERE / "bench_otlp.py")],
 }
 
 

@@ -57,7 +57,7 @@ def _requests(run_dir: Path, host: str) -> Iterator[tuple[bytes, int]]:
     from logira.read.reader import iter_records
 
     res = fmt.resource(host, __version__)
-    batch: list[dict] = []
+    batch: list[bytes] = []
     now = time.time_ns()
     for rec in iter_records(run_dir):
         try:
@@ -66,10 +66,10 @@ def _requests(run_dir: Path, host: str) -> Iterator[tuple[bytes, int]]:
             continue
         batch.append(fmt.log_record(rec, data, bytes(rec.data_json), now))
         if len(batch) >= BATCH:
-            yield fmt.encode(fmt.export_request(res, __version__, batch)), len(batch)
+            yield fmt.export_request(res, __version__, batch), len(batch)
             batch = []
     if batch:
-        yield fmt.encode(fmt.export_request(res, __version__, batch)), len(batch)
+        yield fmt.export_request(res, __version__, batch), len(batch)
 
 
 def _post_all(args: argparse.Namespace, run_dir: Path, host: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -39,6 +40,18 @@ def write_output(path: str, chunks: Iterable[bytes]) -> None:
         out.flush()
         return
     check_target(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):  # /dev/null, a FIFO: write into it, never replace it
+        try:
+            with open(path, "wb") as f:
+                for c in chunks:
+                    f.write(c)
+        except OSError as exc:
+            raise CliError(f"cannot write {path}: {exc.strerror} (choose another -o)") from None
+        return
     parent = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)

@@ -27,34 +27,61 @@ from logira.format.textsafe import display, encode_display
 SEVERITY_NUMBER = {"info": 9, "low": 13, "medium": 14, "high": 17, "critical": 21}
 SCOPE_NAME = "logira"
 
+# The encoder builds each LogRecord's JSON bytes from fixed fragments plus msgspec-encoded values:
+# an exporter encodes every record of every run, and dicts of dicts cost several times more (and
+# feed the garbage collector). The tests parse the result with the protobuf classes, strictly.
 _enc = msgspec.json.Encoder()
+_encode = _enc.encode
 
 
-def _s(key: str, value: str) -> dict:
-    return {"key": key, "value": {"stringValue": value}}
+def _str(s: str) -> bytes:
+    try:
+        return _encode(s)
+    except UnicodeEncodeError:  # undecodable bytes: the visible \xNN form, as in the JSONL text
+        return _encode(display(s))
 
 
-def _i(key: str, value: int) -> dict:
-    return {"key": key, "value": {"intValue": str(int(value))}}
+_SP: dict[str, bytes] = {}
+_IP: dict[str, bytes] = {}
 
 
-def resource(host: str, version: str) -> dict:
-    return {"attributes": [_s("service.name", "logira"), _s("service.version", version), _s("host.name", host)]}
+def _s(key: str, value: str) -> bytes:
+    p = _SP.get(key)
+    if p is None:
+        p = _SP[key] = b'{"key":' + _encode(key) + b',"value":{"stringValue":'
+    return p + _str(value) + b"}}"
 
 
-def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observed_ns: int | None = None) -> dict:
-    """One LogRecord from an envelope (`Record`/`StoredRecord`-like) and its decoded payload."""
+def _i(key: str, value: int) -> bytes:
+    p = _IP.get(key)
+    if p is None:
+        p = _IP[key] = b'{"key":' + _encode(key) + b',"value":{"intValue":"'
+    return p + str(int(value)).encode() + b'"}}'
+
+
+def _array(key: str, values: list[str]) -> bytes:
+    items = b",".join(b'{"stringValue":' + _str(v) + b"}" for v in values)
+    return b'{"key":' + _encode(key) + b',"value":{"arrayValue":{"values":[' + items + b"]}}}"
+
+
+def resource(host: str, version: str) -> bytes:
+    """The Resource object (JSON bytes): service.name, service.version, host.name."""
+    return b'{"attributes":[' + b",".join(
+        [_s("service.name", "logira"), _s("service.version", version), _s("host.name", host)]) + b"]}"  # fmt: skip
+
+
+def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observed_ns: int | None = None) -> bytes:
+    """One LogRecord (JSON bytes) from an envelope (`Record`/`StoredRecord`-like) and its decoded payload."""
     attrs = [_s("logira.run_id", rec.run_id), _i("logira.seq", rec.seq), _s("logira.type", rec.type),
              _i("process.pid", rec.pid), _i("process.parent_pid", rec.ppid), _i("user.id", rec.uid)]  # fmt: skip
-    sev_text, sev_num = "INFO", 9
+    sev_text, sev_num = b'"INFO"', 9
     t = rec.type
     op = getattr(data, "op", "")
     if op:
         attrs.append(_s("logira.op", op))
     if t == "exec":
         attrs.append(_s("process.executable.path", data.filename))
-        attrs.append({"key": "process.command_args",
-                      "value": {"arrayValue": {"values": [{"stringValue": a} for a in data.argv]}}})  # fmt: skip
+        attrs.append(_array("process.command_args", data.argv))
         if data.errno:
             attrs.append(_i("logira.errno", data.errno))
     elif t == "file":
@@ -78,7 +105,7 @@ def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observ
         attrs.append(_s("logira.severity", data.severity))
         if data.related_event_seq:
             attrs.append(_i("logira.related_seq", data.related_event_seq))
-        sev_text, sev_num = data.severity.upper(), SEVERITY_NUMBER.get(data.severity, 9)
+        sev_text, sev_num = _str(data.severity.upper()), SEVERITY_NUMBER.get(data.severity, 9)
     exe = getattr(data, "exe", "")
     if exe and t != "exec":
         attrs.append(_s("process.executable.path", exe))
@@ -87,41 +114,19 @@ def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observ
         attrs.append(_s("logira.tool_call_id", call))
     if data_json is None:
         try:
-            data_json = _enc.encode(data)
-        except UnicodeEncodeError:  # undecodable bytes: the visible \xNN form, as in the JSONL text
+            data_json = _encode(data)
+        except UnicodeEncodeError:
             data_json = encode_display(data)
-    attrs.append(_s("logira.data", data_json.decode("utf-8", "backslashreplace") if isinstance(data_json, bytes)
-                    else data_json))  # fmt: skip
-    return {
-        "timeUnixNano": str(rec.ts),
-        "observedTimeUnixNano": str(observed_ns or time.time_ns()),
-        "severityNumber": sev_num,
-        "severityText": sev_text,
-        "body": {"stringValue": rec.summary},
-        "attributes": attrs,
-    }
+    if isinstance(data_json, bytes):
+        data_json = data_json.decode("utf-8", "backslashreplace")
+    attrs.append(_s("logira.data", data_json))
+    return (b'{"timeUnixNano":"' + str(rec.ts).encode() + b'","observedTimeUnixNano":"'
+            + str(observed_ns or time.time_ns()).encode() + b'","severityNumber":' + str(sev_num).encode()
+            + b',"severityText":' + sev_text + b',"body":{"stringValue":' + _str(rec.summary)
+            + b'},"attributes":[' + b",".join(attrs) + b"]}")  # fmt: skip
 
 
-def export_request(res: dict, version: str, records: Iterable[dict]) -> dict:
-    """An ExportLogsServiceRequest holding `records` (LogRecord dicts) under one resource and scope."""
-    return {"resourceLogs": [{"resource": res,
-                              "scopeLogs": [{"scope": {"name": SCOPE_NAME, "version": version},
-                                             "logRecords": list(records)}]}]}  # fmt: skip
-
-
-def _display_safe(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return display(obj)
-    if isinstance(obj, list):
-        return [_display_safe(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _display_safe(v) for k, v in obj.items()}
-    return obj
-
-
-def encode(doc: dict) -> bytes:
-    """Compact JSON bytes; strings holding undecodable bytes are written in their visible \\xNN form."""
-    try:
-        return _enc.encode(doc)
-    except UnicodeEncodeError:
-        return _enc.encode(_display_safe(doc))
+def export_request(res: bytes, version: str, records: Iterable[bytes]) -> bytes:
+    """An ExportLogsServiceRequest (JSON bytes) holding `records` under one resource and scope."""
+    return (b'{"resourceLogs":[{"resource":' + res + b',"scopeLogs":[{"scope":{"name":' + _encode(SCOPE_NAME)
+            + b',"version":' + _str(version) + b'},"logRecords":[' + b",".join(records) + b"]}]}]}")  # fmt: skip

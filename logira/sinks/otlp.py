@@ -251,14 +251,14 @@ class OtlpExporter:
 
     def _encode(self, recs: list[Any]) -> bytes:
         now = time.time_ns()
-        out = []
+        out: list[bytes] = []
         for r in recs:
             data = r.data_json
             if isinstance(data, msgspec.Raw):  # a StoredRecord: decode by type, keep its exact JSON text
                 out.append(fmt.log_record(r, r.data(), bytes(data), now))
             else:
                 out.append(fmt.log_record(r, data, None, now))
-        return fmt.encode(fmt.export_request(self.resource, __version__, out))
+        return fmt.export_request(self.resource, __version__, out)
 
     def _loop(self) -> None:
         poster = OtlpPoster(self.cfg.endpoint, self.cfg.timeout, self.cfg.headers)

@@ -217,3 +217,15 @@ def test_bad_input_one_line_nothing_partial(rcli, tmp_path: Path):
     code, _, _ = rcli("report", RID, "-o", str(target))
     assert code == 0 and target.read_text().startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # a device or FIFO is written into, never replaced by a regular file
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = rcli("report", RID, "--format", "md", "-o", str(fifo))
+    reader.join(30)
+    assert code == 0, err
+    assert fifo.is_fifo() and got and got[0].startswith(b"### logira: run")
