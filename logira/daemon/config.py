@@ -46,6 +46,8 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     queue_low: int = 2048  # ... and resumes
     follower_buffer: int = 4096  # records buffered per `follow` client before it is cut off
     flush_interval: float = 0.5  # JSONL flush period (the contract: at least every second)
+    # low detection for each destination no earlier run of the workspace contacted (daemon/egress.py)
+    new_egress_detection: bool = False
     # OTLP logs export (HTTP/JSON, sinks/otlp.py); off unless an endpoint is set
     otlp_endpoint: str = ""  # e.g. http://127.0.0.1:4318 (POSTs /v1/logs)
     otlp_timeout: float = 5.0  # seconds per request

@@ -24,6 +24,7 @@ from logira.errors import LogiraError
 from logira.format.jsonl import scan_chain_fd
 from logira.format.meta import RunMeta, decode_meta, encode_meta
 from logira.sinks.base import Sink
+from logira.sinks.egress import EgressCollector
 from logira.sinks.journald import Journal, JournaldSink
 from logira.sinks.jsonl import JsonlSink
 from logira.sinks.otlp import OtlpExporter, OtlpSink
@@ -50,9 +51,11 @@ class RunFiles:
         self.published = False
 
     def sinks(self, journal: Journal | None, fields: dict[str, Any], otlp: OtlpExporter | None = None,
-              otlp_wait: float = 2.0) -> list[Sink]:  # fmt: skip
+              otlp_wait: float = 2.0, egress: bool = False) -> list[Sink]:  # fmt: skip
         """Every sink of the run, in fan-out order. A new sink is one module and one line here."""
         sinks: list[Sink] = [SqliteSink(self.rundir.proc_path("index.sqlite"))]
+        if egress:  # remembers destinations for the new-egress detection (daemon/egress.py)
+            sinks.append(EgressCollector())
         if journal is not None:
             sinks.append(JournaldSink(journal, fields=fields))
         if otlp is not None:  # last: it closes after the others, so its copy ends with the run's final state

@@ -215,7 +215,7 @@ class SessionManager:
         except Exception as exc:  # a broken engine must refuse the run, not record it blind
             raise StartError(f"detection engine: {type(exc).__name__}: {exc}") from None
         return RunPipeline(run_id=files.run_id, chain=files.chain, sinks=files.sinks(self.journal, {
-            "pid": sp.msg.pid, "cgroup": ""}, self.otlp, self.cfg.otlp_finish_wait), detector=detector, tree=tree, domains=sp.domains,
+            "pid": sp.msg.pid, "cgroup": ""}, self.otlp, self.cfg.otlp_finish_wait, self.cfg.new_egress_detection), detector=detector, tree=tree, domains=sp.domains,
             flow=self.router.flow, flush_interval=self.cfg.flush_interval)  # fmt: skip
 
     async def _start(self, peer: Peer, sp: StartPlan, held: HeldPid) -> p.RunStarted:
@@ -320,6 +320,25 @@ class SessionManager:
         if rec.data_json.error:  # type: ignore[union-attr]
             run.hooks.errors += 1
         return p.HookAck(recorded=True)
+
+    async def _new_egress(self, run: ActiveRun) -> None:
+        """The optional new-egress-destination detections, appended before the run closes."""
+        pipe = run.pipeline
+        col = next((s for s in pipe.fanout.sinks if s.name == "egress"), None)
+        if col is None:
+            return
+        from logira.daemon.egress import judge
+
+        await pipe.fanout.drain()  # the collector has seen every batch written so far
+        try:
+            recs = await asyncio.to_thread(judge, self.state_dir, run.uid, run.meta.cwd, col, run.run_id, run.tree)
+        except Exception as exc:  # an optional hint must never fail the run
+            log.error("new_egress_failed", run_id=run.run_id, error=f"{type(exc).__name__}: {exc}")
+            return
+        for rec in recs:
+            pipe.append_record(rec)
+        if recs:
+            await pipe.wait_idle()
 
     async def _join_agents(self, run: ActiveRun) -> dict[str, Any]:
         """Tool calls joined to the kernel record (logira/agents); never fails the run."""
@@ -435,6 +454,7 @@ class SessionManager:
             run.closing = True  # hook messages from now on are refused (and counted), not lost
             await pipe.wait_idle()
             agents = await self._join_agents(run)
+            await self._new_egress(run)
             await pipe.stop()
         self.router.remove(run.cg_id)
         lost_queued = len(pipe.queue)  # a failed consumer left these behind: lost, and counted
