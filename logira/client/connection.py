@@ -48,6 +48,29 @@ def _check_daemon_is_root(sock: socket.socket, path: str) -> None:
         )
 
 
+def _permission_hint(path: str) -> str:
+    """Why connect() was refused: a daemon limited to a group (run_group), or a broken socket mode."""
+    import grp
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and st.st_mode & 0o070 == 0o060 and not st.st_mode & 0o007 and st.st_gid != 0:
+        try:
+            name = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            name = str(st.st_gid)
+        return (
+            f"logirad only serves members of group {name} ({path} is root:{name} 0660): ask an admin to "
+            f"add you (sudo usermod -aG {name} $USER), then log in again"
+        )
+    return (
+        f"permission denied on the logirad socket {path}; it must be mode 0666 and its "
+        f"directory searchable (restart logirad, or: sudo chmod 0666 {path})"
+    )
+
+
 class DaemonError(LogiraError):
     """The daemon answered with an `error` message."""
 
@@ -78,10 +101,7 @@ class Connection:
             ) from None
         except PermissionError:
             sock.close()
-            raise LogiraError(
-                f"permission denied on the logirad socket {path}; it must be mode 0666 and its "
-                f"directory searchable (restart logirad, or: sudo chmod 0666 {path})"
-            ) from None
+            raise LogiraError(_permission_hint(path)) from None
         except TimeoutError:
             sock.close()
             raise LogiraError(f"logirad did not accept a connection on {path} within {timeout:g}s") from None

@@ -39,6 +39,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     straggler_action: str = "kill"  # kill | leave
     detach_linger: float = 2.0  # seconds probes stay attached after the last run ends
     site_rules_dir: str = "/etc/logira/rules.d"
+    run_group: str = ""  # "" = any local user may connect; else only root and members of this group
     log_format: str = "json"  # json | console
     journald: str = "auto"  # auto | on | off
     journald_socket: str = "/run/systemd/journal/socket"
@@ -76,6 +77,8 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("max_runs_per_uid and max_runs_total must be >= 1")
         if self.flush_interval <= 0 or self.flush_interval > 1.0:
             raise ConfigError("flush_interval must be in (0, 1] seconds")
+        if self.run_group:
+            run_group_gid(self.run_group)
         if self.queue_low >= self.queue_high:
             raise ConfigError("queue_low must be below queue_high")
         if self.otlp_endpoint:
@@ -89,6 +92,19 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise ConfigError("otlp_timeout must be in (0, 300] and otlp_finish_wait in [0, 300] seconds")
             if self.otlp_batch_max < 1 or self.otlp_queue_max < self.otlp_batch_max or self.otlp_retries < 0:
                 raise ConfigError("otlp_batch_max >= 1, otlp_queue_max >= otlp_batch_max, otlp_retries >= 0")
+
+
+def run_group_gid(name: str) -> int:
+    """The gid of `run_group`; ConfigError naming the fix when the group does not exist."""
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ConfigError(
+            f"run_group {name!r} does not exist: create it (groupadd --system {name}) and add the users "
+            f"who may run agents (usermod -aG {name} USER)"
+        ) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -117,6 +133,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--site-rules-dir")
     p.add_argument("--log-format", choices=["json", "console"])
     p.add_argument("--journald", choices=["auto", "on", "off"])
+    p.add_argument(
+        "--run-group",
+        metavar="GROUP",
+        help="only root and members of GROUP may use the socket (mode 0660 root:GROUP); '' = everyone",
+    )
     return p
 
 

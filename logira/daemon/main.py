@@ -136,7 +136,10 @@ async def serve(cfg: DaemonConfig, probes: Probes, sessions: SessionManager, cg_
     sessions.router.flow.attach(reader)
     sessions.source = reader
     state = DaemonState(cfg, probes, sessions, cg_mount)
-    server = Server(sessions, cfg.socket, lambda conn: state.reply(conn.uid), cfg.follower_buffer)
+    run_group = (cfg.run_group, config_mod.run_group_gid(cfg.run_group)) if cfg.run_group else None
+    server = Server(
+        sessions, cfg.socket, lambda conn: state.reply(conn.uid), cfg.follower_buffer, run_group=run_group
+    )
     state.server = server
     async with asyncio.TaskGroup() as tg:
         sessions.bind(tg)

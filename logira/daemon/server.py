@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import resource
 import socket
@@ -91,8 +92,12 @@ class Server:
         sock_path: str,
         status: Callable[[ClientConn], p.StatusReply],
         follower_buffer: int,
+        run_group: tuple[str, int] | None = None,
     ) -> None:
         self.sessions = sessions
+        # (name, gid): only root and members may talk to the daemon (socket 0660 root:gid, and each
+        # peer's groups are checked too, so a socket chmod'ed back to 0666 by mistake admits nobody new)
+        self.run_group = run_group
         self.sock_path = sock_path
         self.status = status
         self.follower_buffer = follower_buffer
@@ -111,8 +116,11 @@ class Server:
         self._server = await asyncio.start_unix_server(
             self._handle, path=self.sock_path, limit=p.MAX_FRAME + 8
         )
-        # Anyone may connect: authorization is per message, by SO_PEERCRED.
-        _chmod_socket(self.sock_path, 0o666)
+        if self.run_group is None:
+            # Anyone may connect: authorization is per message, by SO_PEERCRED.
+            _chmod_socket(self.sock_path, 0o666)
+        else:
+            _chmod_socket(self.sock_path, 0o660, gid=self.run_group[1])
 
     async def close(self) -> None:
         if self._server is not None:
@@ -140,6 +148,17 @@ class Server:
         self._conns.add(conn)
         self._per_uid[conn.uid] = mine + 1
         try:
+            # counted like any connection above, so refused peers are bounded by the same limits
+            if self.run_group is not None and conn.uid != 0 and not _peer_in_group(conn, self.run_group[1]):
+                self.refused_connections += 1
+                log.info("connection_refused_group", peer_pid=conn.pid, uid=conn.uid, group=self.run_group[0])
+                name = self.run_group[0]
+                await self._refuse(
+                    conn,
+                    f"uid {conn.uid} is not in group {name}, the only users this logirad serves "
+                    f"(ask an admin: usermod -aG {name} <user>, then log in again)",
+                )
+                return
             await self._serve(conn)
         except Exception as exc:  # a bug in one handler must not take the daemon down
             log.error(
@@ -155,6 +174,17 @@ class Server:
                 self._per_uid.pop(conn.uid, None)
             self.sessions.connection_lost(conn)
             conn.close()
+
+    async def _refuse(self, conn: ClientConn, message: str) -> None:
+        """Answer the peer's first request with `message`, then close (bounded: one frame, 5 s).
+
+        Replying before the request has arrived would lose the reply: closing a unix socket with
+        unread data resets the connection, and the client would see "connection closed" instead.
+        """
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(p.read_frame(conn.reader), timeout=5)
+            await conn.send(p.Error(message=message))
+        conn.close()
 
     async def _serve(self, conn: ClientConn) -> None:
         while not conn.closed:
@@ -281,7 +311,28 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _chmod_socket(path: str, mode: int) -> None:
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13
+
+
+def _peer_in_group(conn: ClientConn, gid: int) -> bool:
+    """The peer's primary gid or supplementary groups (as the kernel saw them at connect) include gid."""
+    if conn.gid == gid:
+        return True
+    sock: socket.socket = conn.writer.get_extra_info("socket")
+    size = 256 * 4
+    while size <= 65536 * 4:
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, size)
+        except OSError as exc:
+            if exc.errno == errno.ERANGE:
+                size *= 4
+                continue
+            return False  # cannot tell: refuse
+        return gid in struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4])
+    return False
+
+
+def _chmod_socket(path: str, mode: int, gid: int | None = None) -> None:
     """chmod the socket we just bound without following a symlink someone put in its place.
 
     os.chmod(path) follows symlinks: if the socket's directory were writable by others, the socket
@@ -292,6 +343,8 @@ def _chmod_socket(path: str, mode: int) -> None:
     try:
         if not stat.S_ISSOCK(os.fstat(fd).st_mode):
             raise OSError(f"{path} was replaced by a non-socket after bind; refusing to chmod it")
+        if gid is not None:
+            os.chown(f"/proc/self/fd/{fd}", 0, gid)
         os.chmod(f"/proc/self/fd/{fd}", mode)
     finally:
         os.close(fd)
