@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # argparse is imported when a parser is built: `--version` an
 COMMAND_MODULES = (
     "run",
     "status",
+    "doctor",
     "runs",
     "view",
     "query",

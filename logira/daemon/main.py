@@ -123,6 +123,7 @@ async def serve(cfg: DaemonConfig, probes: Probes, sessions: SessionManager, cg_
             ▲                                                            (SQLite, journald, ...)
             └──── FlowControl (pause/resume: the only control path back to the source)
     """
+    from logira.daemon.canary import Canary
     from logira.daemon.server import Server
     from logira.daemon.status import DaemonState
     from logira.probes.ringbuf import RingReader
@@ -138,8 +139,9 @@ async def serve(cfg: DaemonConfig, probes: Probes, sessions: SessionManager, cg_
     state = DaemonState(cfg, probes, sessions, cg_mount)
     run_group = (cfg.run_group, config_mod.run_group_gid(cfg.run_group)) if cfg.run_group else None
     server = Server(
-        sessions, cfg.socket, lambda conn: state.reply(conn.uid), cfg.follower_buffer, run_group=run_group
-    )
+        sessions, cfg.socket, lambda conn: state.reply(conn.uid), cfg.follower_buffer, run_group=run_group,
+        canary=Canary(sessions, probes),
+    )  # fmt: skip
     state.server = server
     async with asyncio.TaskGroup() as tg:
         sessions.bind(tg)

@@ -75,6 +75,10 @@ class AgentHook(Msg, kw_only=True, tag="agent_hook"):
     payload_bytes: int = 0
 
 
+class Canary(Msg, kw_only=True, tag="canary"):
+    """`logira doctor`: run the capture canary (exec, file create, connect) and report what came back."""
+
+
 class Follow(Msg, kw_only=True, tag="follow"):
     """Stream the records of a run: `last` = the peer's newest active run."""
 
@@ -154,6 +158,17 @@ class Error(Msg, kw_only=True, tag="error"):
     message: str
 
 
+class CanaryReply(Msg, kw_only=True, tag="canary_reply"):
+    """Which canary actions were recorded and recognised; `domains` = probe domains loaded."""
+
+    domains: list[str] = []
+    exec_seen: bool = False
+    file_seen: bool = False
+    net_seen: bool = False
+    events: int = 0
+    error: str = ""  # the canary could not run at all
+
+
 class HookAck(Msg, kw_only=True, tag="hook_ack"):
     """Reply to `agent_hook`: recorded (in the sender's run) or why not."""
 
@@ -161,8 +176,10 @@ class HookAck(Msg, kw_only=True, tag="hook_ack"):
     reason: str = ""
 
 
-ClientMsg = StartRun | AgentExited | Status | Follow | AgentHook
-DaemonMsg = RunStarted | RunFinished | StatusReply | Following | Records | RunEnded | Error | HookAck
+ClientMsg = StartRun | AgentExited | Status | Follow | AgentHook | Canary
+DaemonMsg = (
+    RunStarted | RunFinished | StatusReply | Following | Records | RunEnded | Error | HookAck | CanaryReply
+)
 
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(ClientMsg)

@@ -19,6 +19,7 @@ import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from logira.daemon import protocol as p
 from logira.daemon.logging import get as get_logger
@@ -93,11 +94,13 @@ class Server:
         status: Callable[[ClientConn], p.StatusReply],
         follower_buffer: int,
         run_group: tuple[str, int] | None = None,
+        canary: Any = None,
     ) -> None:
         self.sessions = sessions
         # (name, gid): only root and members may talk to the daemon (socket 0660 root:gid, and each
         # peer's groups are checked too, so a socket chmod'ed back to 0666 by mistake admits nobody new)
         self.run_group = run_group
+        self.canary = canary  # daemon.canary.Canary: `logira doctor`'s capture check
         self.sock_path = sock_path
         self.status = status
         self.follower_buffer = follower_buffer
@@ -235,6 +238,10 @@ class Server:
             return _NO_REPLY
         if isinstance(msg, p.Status):
             return self.status(conn)
+        if isinstance(msg, p.Canary):
+            if self.canary is None or self.sessions.shutting_down:
+                return p.Error(message="the canary is not available (logirad is starting or stopping)")
+            return await self.canary.run()
         if isinstance(msg, p.AgentHook):
             return self.sessions.agent_hook(conn, msg)
         return p.Error(message=f"unexpected message {type(msg).__name__}")

@@ -1,0 +1,54 @@
+"""`logira doctor` against a real logirad, as an unprivileged user: the canary (exec, file create,
+connect) is really recorded by the daemon's probes and recognised; failures name their fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.bpf
+
+
+def _checks(res: subprocess.CompletedProcess) -> dict[str, dict]:
+    return {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+
+
+def test_doctor_passes_with_a_real_canary(logira, daemon):
+    before = {c.name for c in daemon.cgroup_parent_path.iterdir() if c.is_dir()}
+    res = logira("doctor", "--json")
+    checks = _checks(res)
+    for name in ("kernel", "btf", "cgroup2", "daemon", "version", "socket", "bpf exec", "bpf file", "bpf net"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert "recorded and recognised" in checks["bpf file"]["detail"]
+    assert "any local user may start runs" in checks["socket"]["detail"]
+    failed = [c for c in checks.values() if c["status"] == "fail"]
+    assert res.returncode == (1 if failed else 0), failed
+    # nothing is left behind: no run, no seal, no cgroup
+    assert not logira.run_dirs()
+    assert not (daemon.state_dir / "seals" / str(logira.user.uid)).exists()
+    assert {c.name for c in daemon.cgroup_parent_path.iterdir() if c.is_dir()} == before
+    text = logira("doctor")
+    assert b"ok    bpf net     canary connect to 127.0.0.1 recorded and recognised" in text.stdout, text.stdout
+
+
+def test_doctor_names_the_fix_and_exits_1(logira, daemon):
+    os.makedirs(logira.home / "runs", exist_ok=True)
+    for d in (logira.home, logira.home / "runs"):
+        os.chown(d, logira.user.uid, logira.user.gid)
+    os.chmod(logira.home, 0o770)  # group-writable: the daemon would refuse to write runs there
+    res = subprocess.run(
+        logira.argv("doctor"),
+        env={**logira.env(), "LOGIRA_SOCK": str(logira.workspace / "no-daemon.sock")},
+        cwd=logira.workspace, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 1
+    out = res.stdout.decode()
+    assert "FAIL  daemon      logirad is not running" in out, out
+    assert "fix: start it as root: sudo logirad &" in out
+    assert f"FAIL  run home    {logira.home} is group/other-writable" in out
+    assert f"fix: chmod go-w {logira.home}" in out
+    assert "skip  bpf exec    logirad is not running" in out
+    assert out.rstrip().endswith("check(s) failed")
