@@ -238,9 +238,6 @@ def install_copies(lay: Layout, man: Manifest) -> None:
         "Documentation=file:/usr/share/doc/logira/daemon.md",
         f"Documentation=man:logirad(8) file:{lay.docs / 'daemon.md'}",
     )
-    unit = unit.replace("# logirad: the logira root daemon. Install: cp to /etc/systemd/system/, "
-                        "systemctl enable --now logirad.", "# logirad: the logira root daemon "
-                        "(installed by `make install`; local changes belong in a drop-in).")  # fmt: skip
     make_dirs(lay, lay.unitdir, man)
     write_file(lay.real(lay.unitdir / UNIT), unit, 0o644)
     man.files.append(str(lay.unitdir / UNIT))
