@@ -22,6 +22,7 @@ BENCHES = {
     "report": [sys.executable, str(HERE / "bench_report.py")],
     "history": [sys.executable, str(HERE / "bench_history.py")],
     "otlp": [sys.executable, str(HERE / "bench_otlp.py")],
+    "agents": [sys.executable, str(HERE / "bench_agents.py")],
 }
 
 

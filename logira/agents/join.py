@@ -41,7 +41,7 @@ RULE_TAMPER = "agent-hook-tampering"
 RULE_MISMATCH = "agent-declared-mismatch"
 
 
-class EvData(msgspec.Struct):
+class EvData(msgspec.Struct, gc=False):
     op: str = ""
     filename: str = ""
     argv: list[str] = []
@@ -73,7 +73,7 @@ class EvData(msgspec.Struct):
     error: str = ""
 
 
-class Ev(msgspec.Struct):
+class Ev(msgspec.Struct, gc=False):
     """One stored record, decoded with only what the join needs (unknown fields are skipped)."""
 
     seq: int
@@ -84,23 +84,40 @@ class Ev(msgspec.Struct):
     data_json: EvData = msgspec.field(default_factory=EvData)
 
 
-@dataclass(eq=False)
 class Proc:
-    pid: int
-    ppid: int
-    start_ts: int
-    parent: Proc | None = None
-    argv: list[str] = field(default_factory=list)  # first exec after the fork
-    argvs: list[list[str]] = field(default_factory=list)  # its first few execs (wrappers exec the tool)
-    exe: str = ""
-    exec_seq: int = 0
-    markers: dict[str, str] = field(default_factory=dict)
-    exit_ts: int = 0
-    agent: str = ""  # this process is an agent's main process (claude|codex|gemini)
-    call: Call | None = None
-    how: str = ""
-    runtime: bool = False
-    late_flagged: bool = False
+    """One process of the run as the kernel records show it (a pid reused later is a new Proc)."""
+
+    __slots__ = (
+        "agent",
+        "argv",
+        "argvs",
+        "call",
+        "exe",
+        "exec_seq",
+        "exit_ts",
+        "how",
+        "late_flagged",
+        "markers",
+        "parent",
+        "pid",
+        "ppid",
+        "runtime",
+        "start_ts",
+    )  # fmt: skip
+
+    def __init__(self, pid: int, ppid: int, start_ts: int, parent: Proc | None = None) -> None:
+        self.pid, self.ppid, self.start_ts, self.parent = pid, ppid, start_ts, parent
+        self.argv: list[str] = []  # first exec after the fork
+        self.argvs: list[list[str]] = []  # its first few execs (wrappers exec the tool)
+        self.exe = ""
+        self.exec_seq = 0
+        self.markers: dict[str, str] = {}
+        self.exit_ts = 0
+        self.agent = ""  # this process is an agent's main process (claude|codex|gemini)
+        self.call: Call | None = None
+        self.how = ""
+        self.runtime = False
+        self.late_flagged = False
 
 
 @dataclass(eq=False)

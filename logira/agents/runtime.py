@@ -58,19 +58,33 @@ class RuntimeClassifier:
         sub = {"home": home, "uid": str(uid)}
         self._config = re.compile("|".join(f"(?:{p.format(**sub)})" for p in _CONFIG))
         self._runtime = [(agent, re.compile(p.format(**sub))) for agent, p in _RUNTIME]
+        # a run touches the same paths over and over: classify each once
+        self._config_memo: dict[str, bool] = {}
+        self._runtime_memo: dict[str, str] = {}
 
     def is_config(self, path: str) -> bool:
         """Permission/hook/MCP configuration of an agent (or logira's own record): never runtime."""
-        return bool(path) and self._config.fullmatch(path) is not None
+        if not path:
+            return False
+        hit = self._config_memo.get(path)
+        if hit is None:
+            hit = self._config_memo[path] = self._config.fullmatch(path) is not None
+        return hit
 
     def runtime_agent(self, path: str) -> str:
         """The agent whose bookkeeping `path` is ("any" for /dev/null & co), "" if it is not runtime."""
-        if not path or self.is_config(path):
+        if not path:
             return ""
-        for agent, rx in self._runtime:
-            if rx.fullmatch(path):
-                return agent
-        return ""
+        hit = self._runtime_memo.get(path)
+        if hit is None:
+            hit = ""
+            if not self.is_config(path):
+                for agent, rx in self._runtime:
+                    if rx.fullmatch(path):
+                        hit = agent
+                        break
+            self._runtime_memo[path] = hit
+        return hit
 
     @staticmethod
     def runtime_exec(argv: list[str]) -> str:
@@ -82,23 +96,30 @@ class RuntimeClassifier:
         return ""
 
 
-AGENT_BINARIES = {"claude": "claude", "codex": "codex", "gemini": "gemini"}
+AGENT_BINARIES = {"claude": "claude", "codex": "codex", "gemini": "gemini", "claude.exe": "claude",
+                  "codex.js": "codex", "codex-linux-x64": "codex", "codex-x86_64-unknown-linux-musl": "codex"}
+_LAUNCHERS = frozenset({"node", "bun", "deno", "env", "npx"})  # an agent started through a JS runtime
+_PACKAGES = (("@anthropic-ai/claude-code", "claude"), ("claude-code/cli", "claude"), ("@openai/codex", "codex"),
+             ("@google/gemini-cli", "gemini"))  # fmt: skip
 
 
 def agent_of_exec(filename: str, argv: list[str]) -> str:
-    """claude | codex | gemini when this exec starts an agent's main process, else ""."""
-    names = [filename.rsplit("/", 1)[-1]] + [a.rsplit("/", 1)[-1] for a in argv[:2]]
-    names = [n.removesuffix(".exe").removesuffix(".js") for n in names]  # claude.exe, codex.js launchers
-    for n in names:
-        if n in AGENT_BINARIES:
-            return AGENT_BINARIES[n]
-        if n in ("codex-linux-x64", "codex-x86_64-unknown-linux-musl"):
-            return "codex"
-    joined = " ".join(argv[:3])
-    if "@anthropic-ai/claude-code" in joined or "claude-code/cli" in joined:
-        return "claude"
-    if "@openai/codex" in joined:
-        return "codex"
-    if "@google/gemini-cli" in joined:
-        return "gemini"
+    """claude | codex | gemini when this exec starts an agent's main process, else "".
+
+    Called for every exec of a run at finalize: the common case (any other program) costs one
+    basename and one dict lookup.
+    """
+    name = filename[filename.rfind("/") + 1 :]
+    found = AGENT_BINARIES.get(name)
+    if found:
+        return found
+    if name not in _LAUNCHERS and not name.startswith(("node", "python")):
+        return ""
+    for a in argv[1:3]:
+        found = AGENT_BINARIES.get(a[a.rfind("/") + 1 :])
+        if found:
+            return found
+        for pkg, agent in _PACKAGES:
+            if pkg in a:
+                return agent
     return ""

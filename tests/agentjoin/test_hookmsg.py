@@ -39,3 +39,25 @@ def test_bad_payloads_are_recorded_with_a_reason():
                                  "session_id": {"a": [1]}, "duration_ms": "soon"}).encode(), "evil", 1, 0)  # fmt: skip
     assert odd.event == "5" and len(odd.command) == MAX_COMMAND and odd.agent == "" and odd.duration_ms == -1
     assert odd.session_id == '{"a":[1]}'
+
+
+def test_hand_written_hook_frame_is_the_protocol_message():
+    """`logira hook` writes its frame without msgspec (startup time): it must decode as AgentHook."""
+    from logira.client.hook import frame
+    from logira.daemon import protocol as p
+
+    for payload in ["", 'a"b\\c\n\t\x00\x1f\x7f é 😀 {"x": [1]}', "x" * 100_000]:
+        body = frame("claude", payload, 7)[4:]
+        assert p.decode_client(body) == p.AgentHook(agent="claude", payload=payload, payload_bytes=7)
+        assert int.from_bytes(frame("claude", payload, 7)[:4], "big") == len(body)
+
+
+def test_hook_imports_neither_msgspec_nor_argparse():
+    import subprocess
+    import sys
+
+    code = ("import sys; from logira.cli.main import main; main(['hook']); "
+            "print(sorted(m for m in ('msgspec', 'argparse', 'asyncio') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         env={"LOGIRA_SOCK": "/nonexistent"})  # fmt: skip
+    assert out.stdout.strip() == "[]", out
