@@ -126,7 +126,7 @@ def tool_calls(db: sqlite3.Connection) -> list[ToolCall]:
 
 
 def attribution(db: sqlite3.Connection) -> dict[int, tuple[str, str]]:
-    """seq -> (tool call id, how: marker | hook_window | transcript | inherited) for attributed records."""
+    """seq -> (tool call id, how: marker | hook_window | transcript) for attributed records."""
     out: dict[int, tuple[str, str]] = {}
     for _seq, call in _joined(db):
         for (a, b), h in zip(call.seqs, call.how, strict=False):

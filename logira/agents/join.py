@@ -573,7 +573,7 @@ class _Joiner:
             RULE_UNDECLARED, "medium", "Activity no declared tool call explains",
             f"pid {p.pid} ({' '.join(p.argv)[:120] or p.exe}) of tool call {call.call_id} is still active "
             f"{(ev.ts - call.end_ts) / 1e9:.1f}s after the call ended: {ev.type} {ev.data_json.op}",
-            ev.seq, ev.ts, ev.pid, call, "inherited",
+            ev.seq, ev.ts, ev.pid, call, p.how or "hook_window",
         ))  # fmt: skip
 
     def mismatches(self) -> None:

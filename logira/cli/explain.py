@@ -58,7 +58,7 @@ class Evidence(msgspec.Struct):
     related: OutRecord | None
     steps: list[OutRecord]
     tool_call: ToolCall | None = None  # the agent tool call the detection is attributed to
-    attribution: str = ""  # how: marker | hook_window | transcript | inherited | "" (none)
+    attribution: str = ""  # how: marker | hook_window | transcript | "" (none)
 
 
 class GroupDoc(msgspec.Struct):

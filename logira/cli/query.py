@@ -49,7 +49,7 @@ class OutRecord(msgspec.Struct):
 
 class ToolCallRef(msgspec.Struct):
     call_id: str
-    how: str  # marker | hook_window | transcript | inherited
+    how: str  # marker | hook_window | transcript
 
 
 def attach_raw_bytes(run_dir, outs: list[OutRecord]) -> None:
