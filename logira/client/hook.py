@@ -111,7 +111,11 @@ def forward(agent: str, data: bytes, total: int, sock_path: str) -> str:
         sock.close()
     if '"type":"hook_ack"' not in reply:
         return f"daemon replied {reply[:200]}"
-    return "recorded" if '"recorded":true' in reply else f"not recorded: {reply[:300]}"
+    if '"recorded":true' in reply:
+        return "recorded"
+    cut = reply.find('"reason":"')
+    reason = reply[cut + 10 :].rsplit('"', 1)[0] if cut >= 0 else reply[:300]
+    return f"not recorded: {reason[:300]}"
 
 
 def main(argv: list[str]) -> int:
