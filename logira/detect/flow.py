@@ -81,7 +81,8 @@ def _base(path: str) -> str:
 
 
 def program_source(d: ExecData) -> tuple[str, str]:
-    """What code an exec runs: ("inline", ""), ("stdin", ""), ("fd", "N"), ("file", path), ("", "")."""
+    """What code an exec runs: ("inline", ""), ("stdin", ""), ("fd", "N"), ("file", path),
+    ("module", name), or ("", "")."""
     argv = d.argv
     if not argv:
         return ("", "")
@@ -100,6 +101,8 @@ def program_source(d: ExecData) -> tuple[str, str]:
             return ("inline", "")
         if a == "-s" and name in SHELLS:
             return ("stdin", "")
+        if a.startswith("-m") and name.startswith("python"):  # `python3 -m json.tool`: a module's code
+            return ("module", a[2:] or (argv[i + 1] if i + 1 < len(argv) else ""))
         i += 2 if a in _VALUE_OPTS else 1
     if i >= len(argv):
         return ("stdin", "")
