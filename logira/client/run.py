@@ -28,7 +28,6 @@ from logira import cgroup2
 from logira.cgroup2 import CgroupError, find_cgroup2_mount
 from logira.client.connection import Connection
 from logira.daemon import protocol
-from logira.detect.loader import RuleError, load_rules
 from logira.errors import LogiraError
 from logira.render.escape import esc
 
@@ -64,6 +63,9 @@ def read_rules(path: str) -> tuple[str, str]:
         raise LogiraError(f"--rules file {path} is not UTF-8 text") from None
     if not text.strip():
         raise LogiraError(f"--rules file {path} is empty")
+    # imported here: YAML and the rule compiler cost every `logira run` tens of ms otherwise
+    from logira.detect.loader import RuleError, load_rules
+
     try:
         load_rules(extra=[(abspath, text)])
     except RuleError as exc:  # already one line: file:line: rule <id>: what is wrong

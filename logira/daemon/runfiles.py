@@ -62,8 +62,8 @@ class RunFiles:
             sinks.append(OtlpSink(otlp, otlp_wait))
         return sinks
 
-    def write_meta(self, meta: RunMeta) -> None:
-        self.rundir.write_atomic("meta.json", encode_meta(meta))
+    def write_meta(self, meta: RunMeta, durable: bool = True) -> None:
+        self.rundir.write_atomic("meta.json", encode_meta(meta), durable=durable)
 
     async def publish(self, meta: RunMeta) -> list[str]:
         """Write the final meta, seal, hand the dir over to the user (the sinks are closed).

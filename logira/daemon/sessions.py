@@ -231,7 +231,7 @@ class SessionManager:
         try:
             tree = ProcessTree()
             pipeline = self._pipeline(sp, files, tree)
-            files.write_meta(meta)
+            files.write_meta(meta, durable=False)  # the start meta: crash recovery rewrites it
             await pipeline.open(meta)
             cg_path = cgroup2.create(self.cg_parent, key)
             cg_id = cgroup2.cgroup_id(cg_path)

@@ -238,8 +238,11 @@ class RunDir:
             raise RunDirError(f"{name} in run {self.run_id} is not a regular file")
         return fd
 
-    def write_atomic(self, name: str, data: bytes, mode: int = ACTIVE_FILE_MODE) -> None:
-        """Replace `name` atomically: temp file in the same dir, fsync, renameat."""
+    def write_atomic(self, name: str, data: bytes, mode: int = ACTIVE_FILE_MODE, durable: bool = True) -> None:
+        """Replace `name` atomically: temp file in the same dir, fsync, renameat.
+
+        `durable=False` skips the two fsyncs (the rename stays atomic): for the meta.json of a run
+        that has just started, which crash recovery rewrites anyway."""
         tmp = f".{_check_name(name)}.tmp"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=self.fd)
@@ -248,11 +251,13 @@ class RunDir:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        os.fsync(self.fd)
+        if durable:
+            os.fsync(self.fd)
 
     # -- SQLite staging ---------------------------------------------------------------------
     def _staging_name(self) -> str:
