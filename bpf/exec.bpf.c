@@ -6,9 +6,9 @@
  * changes (nsmount.h), and the two blind spots of syscall tracepoints (io_uring_setup,
  * ia32 compat syscalls).
  *
- * Per-thread in-flight state lives in task storage (BPF_MAP_TYPE_TASK_STORAGE): one slot
- * per thread, freed with the thread, never evicted by other threads' activity. A slot
- * that cannot be created is counted as a drop of the kind it would have produced.
+ * Per-thread in-flight state is never evicted by other threads' activity: exec's lives in a
+ * preallocated non-evicting hash keyed by tid, the namespace/mount syscalls' in task storage.
+ * A miss that loses a record is counted as a drop of the kind it would have produced.
  *
  * Record layouts are mirrored in logira/probes/decode_exec.py.
  */
@@ -168,12 +168,25 @@ struct exec_args {
 	char fdpath[FDPATH_CAP];
 };
 
+/* keyed by tid; preallocated and NOT evicting (an LRU let 2000 threads in execve evict each
+ * other's entries, and their failures vanished). Task storage would fit too, but creating it
+ * for every new process cost ~20 us per exec here (a GFP_ATOMIC allocation of 5 KiB per task);
+ * a preallocated element costs one copy. When the table is full the exec still gets its record
+ * if it succeeds (only fdpath is missing, EXF_NO_INFLIGHT); a failure without an entry is
+ * counted in drops[exec_failed] at sys_exit. Entries are deleted at exec / sys_exit. */
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2048);
+	__type(key, __u32);
 	__type(value, struct exec_args);
 } exec_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_args);
+} args_scratch SEC(".maps");
 
 /* tgid -> start_time of the process that already got its compat blind-spot record
  * (an evicted entry only means a second record for that process, never a lost one). */
@@ -427,6 +440,7 @@ struct fd_tab {
 struct fd_walk {
 	struct fd_tab *t;
 	struct file **fds;
+	__u64 open;    /* open_fds bitmap of fds 0..63: closed fds cost one shift */
 	__u32 max;
 	__u32 n;
 	__u16 more;
@@ -437,8 +451,10 @@ static long fd_step(__u32 i, void *arg)
 	struct fd_walk *w = arg;
 	struct file *f = NULL;
 
-	if (i >= w->max)
-		return 1;
+	if (i >= w->max || !(w->open >> i))
+		return 1; /* no open fd at or above i */
+	if (!((w->open >> i) & 1))
+		return 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &w->fds[i]) || !f)
 		return 0;
 	struct inode *ino = BPF_CORE_READ(f, f_inode);
@@ -502,6 +518,9 @@ __attribute__((noinline)) int fd_scan(struct fd_tab *t)
 		return 0;
 	w.fds = fdt->fd;
 	w.max = fdt->max_fds;
+	unsigned long *bits = fdt->open_fds;
+	if (!bits || bpf_probe_read_kernel(&w.open, sizeof(w.open), bits))
+		return 0;
 	bpf_loop(FD_SCAN, fd_step, &w, 0);
 	return w.n | (w.more << 16);
 }
@@ -511,9 +530,10 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 {
 	if (!is_tracked())
 		return 0;
-	/* The exec succeeded. The in-flight slot belongs to this task (a non-leader thread that
-	 * exec'd keeps its task_struct; de_thread only gives it the leader's pid). */
-	struct exec_args *a = bpf_task_storage_get(&exec_inflight, bpf_get_current_task_btf(), 0, 0);
+	/* The exec succeeded. The in-flight entry is keyed by the calling tid: old_pid when a
+	 * non-leader thread exec'd (de_thread gave it the leader's pid). */
+	__u32 key = old_pid;
+	struct exec_args *a = bpf_map_lookup_elem(&exec_inflight, &key);
 
 	char *b = scratch();
 	if (!b)
@@ -636,7 +656,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		asm volatile("" : "+r"(off));
 		if (fpl && (off > EXEC_BUF - FDPATH_CAP || bpf_probe_read_kernel(b + off, fpl, a->fdpath)))
 			fpl = 0;
-		a->active = 0;
+		bpf_map_delete_elem(&exec_inflight, &key);
 	} else {
 		flags |= EXF_NO_INFLIGHT;
 	}
@@ -763,13 +783,10 @@ static __always_inline int stash_exec(__u64 filename, __u64 argv, __s32 dfd, __u
 {
 	if (!is_tracked())
 		return 0;
-	struct exec_args *a = bpf_task_storage_get(&exec_inflight, bpf_get_current_task_btf(), 0,
-						   BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a) {
-		/* no slot: a failure of this exec would go unrecorded; count it now */
-		count_kind(&drops, K_EXEC_FAILED);
+	__u32 zero = 0;
+	struct exec_args *a = bpf_map_lookup_elem(&args_scratch, &zero);
+	if (!a)
 		return 0;
-	}
 	a->filename = filename;
 	a->argv = argv;
 	a->dfd = dfd;
@@ -779,6 +796,9 @@ static __always_inline int stash_exec(__u64 filename, __u64 argv, __s32 dfd, __u
 		a->fname[0] = 0;
 	stash_fdpath(a, dfd, at_flags);
 	a->active = 1;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	/* full table: a success still gets its record; a failure is counted at sys_exit */
+	bpf_map_update_elem(&exec_inflight, &tid, a, BPF_ANY);
 	return 0;
 }
 
@@ -843,21 +863,25 @@ static long argv_step(__u32 i, void *arg)
 
 static __always_inline int exec_exit(struct sys_exit_ctx *ctx)
 {
-	struct exec_args *a = bpf_task_storage_get(&exec_inflight, bpf_get_current_task_btf(), 0, 0);
-	if (!a || !a->active) {
-		/* a tracked failed exec without its enter state (e.g. programs attached mid-call):
-		 * it cannot be recorded, so it is counted */
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct exec_args *a = bpf_map_lookup_elem(&exec_inflight, &tid);
+	if (!a) {
+		/* a tracked failed exec without its enter state (the table was full, or programs
+		 * were attached mid-call): it cannot be recorded, so it is counted */
 		if (ctx->ret < 0 && is_tracked())
 			count_kind(&drops, K_EXEC_FAILED);
 		return 0;
 	}
-	a->active = 0;
-	if (ctx->ret >= 0)
+	if (ctx->ret >= 0) {
+		bpf_map_delete_elem(&exec_inflight, &tid);
 		return 0;
+	}
 
 	char *b = scratch();
-	if (!b)
+	if (!b) {
+		bpf_map_delete_elem(&exec_inflight, &tid);
 		return 0;
+	}
 	struct exec_rec *r = (struct exec_rec *)b;
 	__u16 flags = 0;
 
@@ -901,6 +925,7 @@ static __always_inline int exec_exit(struct sys_exit_ctx *ctx)
 			flags |= EXF_RELATIVE_DFD;
 	}
 
+	bpf_map_delete_elem(&exec_inflight, &tid);
 	__builtin_memset(&r->tail_len, 0, EXEC_FIXED - __builtin_offsetof(struct exec_rec, tail_len));
 	r->old_pid = 0;
 	r->err = (__s32)-ctx->ret;
