@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,3 +156,37 @@ class AgentRunner:
         if keep:
             Path(keep, f"{run.id}.txt").write_text(describe(run) + "\n")
         return run
+
+
+def make_fifo(agents: AgentRunner, name: str) -> Path:
+    """A FIFO in the workspace, owned by the user: a tool call's process blocks reading it."""
+    path = agents.workspace / name
+    os.mkfifo(path, 0o600)
+    os.chown(path, agents.logira.user.uid, agents.logira.user.gid)
+    return path
+
+
+def release_later(
+    fifo: Path, results_in: Callable[[Recorded], set[str]], first: str, then: str, hold_ns: int
+) -> Callable[[Recorded], None]:
+    """An on_request callback for the mock: once the result of call `then` came back, and at least
+    `hold_ns` after the result of call `first` came back, it writes a line to `fifo`, which releases
+    the process blocked reading it. So that process acts after both calls ended, and more than
+    `hold_ns` after `first` ended, by construction (a wait in a helper thread, never an assertion)."""
+    state: dict[str, int] = {}
+
+    def release() -> None:
+        while time.time_ns() < state["first"] + hold_ns:
+            time.sleep(0.05)
+        with open(fifo, "w") as f:  # its reader is there, blocked on it: this open does not block
+            f.write("go\n")
+
+    def on_request(rec: Recorded) -> None:
+        done = results_in(rec)
+        if first in done:
+            state.setdefault("first", time.time_ns())
+        if then in done and "first" in state and not state.get("released"):
+            state["released"] = 1
+            threading.Thread(target=release, daemon=True).start()
+
+    return on_request

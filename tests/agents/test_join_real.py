@@ -51,7 +51,11 @@ def test_claude_tool_calls_joined_through_installed_hooks(agents):
     assert rc_dets and all(att.get(d["seq"], ("",))[0] == rc.id for d in rc_dets)
     assert calls[write_note.id].execs >= 1 and calls[rc.id].detections
     # with hooks active, Claude's own bookkeeping is runtime, not "undeclared": none of these findings
-    undeclared = [d["summary"] for d in r.run.of_type("detection") if d["data_json"]["rule_id"] == "agent-undeclared-activity"]
+    undeclared = [
+        d["summary"]
+        for d in r.run.of_type("detection")
+        if d["data_json"]["rule_id"] == "agent-undeclared-activity"
+    ]
     assert not undeclared, undeclared
     view = agents.logira_as_user("view", r.run.id, "--no-color").stdout.decode()
     assert "Tool calls (3)" in view and "agent runtime:" in view
