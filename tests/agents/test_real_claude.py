@@ -145,7 +145,7 @@ def test_credential_read_then_egress_to_a_local_server(agents):
     j.assert_all_of([conn], send.id)
     j.assert_all_of(kernel_records(r.run, read_tree), read.id)
     j.assert_all_of(kernel_records(r.run, send_tree), send.id)
-    assert set(j.calls[read.id].detections) == {"cred-cloud-read"}
+    assert "cred-cloud-read" in j.calls[read.id].detections
     # its destinations are the sink and what curl's name lookup asked (nscd): as many as the kernel saw
     dests = {
         (n["data_json"]["dst_ip"], n["data_json"]["dst_port"], n["data_json"]["unix_path"])
@@ -170,9 +170,9 @@ def test_shell_rc_write(agents):
     assert related(r.run, found[0])["data_json"]["path"] == str(home.path / ".bashrc")
     # The join: the detection is the call's, and `query --tool-call` lists the rc write under it.
     j = Joined(r.run)
-    assert [j.call_of(d) for d in found] == [call.id] and j.calls[call.id].detections == [
-        "persist-shell-startup"
-    ]
+    assert [j.call_of(d) for d in found] == [call.id] and "persist-shell-startup" in j.calls[
+        call.id
+    ].detections
     j.assert_all_of(kernel_records(r.run, tree), call.id)
     listed = agents.logira_as_user("query", r.run.id, "--tool-call", call.id, "--json", "--all").stdout
     seqs = {json.loads(line)["seq"] for line in listed.splitlines()}
