@@ -81,6 +81,17 @@ def check_kernel() -> list[Check]:
     return out
 
 
+def check_libbpf() -> Check:
+    """The one system library logirad loads (ctypes): present in an installed wheel's environment?"""
+    try:
+        ctypes.CDLL("libbpf.so.1")
+    except OSError:
+        return _fail(
+            "libbpf", "libbpf.so.1 cannot be loaded", "install it (Debian/Ubuntu: apt-get install libbpf1)"
+        )
+    return _ok("libbpf", "libbpf.so.1 loads")
+
+
 def check_cgroup2(daemon: protocol.StatusReply | None) -> Check:
     try:
         mount = find_cgroup2_mount()
@@ -307,6 +318,7 @@ def collect(sock: str | None = None) -> Report:
     daemon, error = query_daemon(path)
     checks = [
         *check_kernel(),
+        check_libbpf(),
         check_cgroup2(daemon),
         check_tracefs(daemon),
         *check_daemon(path, daemon, error),

@@ -195,8 +195,12 @@ def run(argv: list[str] | None = None) -> int:
     except (config_mod.ConfigError, dlog.LoggingError) as exc:
         print(f"logirad: error: {exc}", file=sys.stderr)
         return 1
-    from logira.probes import arch
-    from logira.probes.loader import ProbeConfig, ProbeError, Probes, object_path
+    try:
+        from logira.probes import arch
+        from logira.probes.loader import ProbeConfig, ProbeError, Probes, object_path
+    except OSError as exc:  # libbpf.so.1: the one library an installed wheel needs from the system
+        print(f"logirad: error: {getattr(exc, 'what', exc)}", file=sys.stderr)
+        return 1
 
     lock_fd = -1
     probes = None

@@ -51,7 +51,7 @@ def _load_lib() -> ctypes.CDLL:
     try:
         return ctypes.CDLL("libbpf.so.1", use_errno=True)
     except OSError:
-        raise LibbpfError(errno_mod.ENOENT, "libbpf.so.1 not found (install libbpf1)") from None
+        raise LibbpfError(errno_mod.ENOENT, "libbpf.so.1 not found: install it (Debian/Ubuntu: apt-get install libbpf1)") from None
 
 
 _lib = _load_lib()

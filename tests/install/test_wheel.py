@@ -127,3 +127,19 @@ def test_objects_of_another_arch_are_refused_in_one_line(tmp_path):
     with pytest.raises(arch.ArchError, match=r"compiled for aarch64, this machine is x86_64: install the x86_64"):
         arch.check(tmp_path, machine="x86_64")
     arch.check(tmp_path, machine="aarch64")  # matching: fine
+
+
+def test_a_missing_libbpf_is_one_line_at_start(wheel_venv):
+    """libbpf.so.1 is the one system library the installed wheel needs: hidden here by a bind mount
+    of /dev/null over it, in a private mount namespace (nothing else on the machine sees it)."""
+    _wheel, venv = wheel_venv
+    lib = os.path.realpath("/usr/lib/x86_64-linux-gnu/libbpf.so.1")
+    if not os.path.exists(lib):
+        pytest.skip("libbpf.so.1 is not at the Debian x86_64 path")
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", 'mount --bind /dev/null "$1" && exec "$2" --journald off', "sh", lib,
+         str(venv / "bin" / "logirad")],
+        capture_output=True, text=True, timeout=60, cwd="/", check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "logirad: error: libbpf.so.1 not found: install it (Debian/Ubuntu: apt-get install libbpf1)\n"
