@@ -1239,19 +1239,30 @@ static __always_inline void conn_track(struct sock *sk, __u32 sc, int fd, __u64 
 		count_kind(&drops, K_NET_CLOSE);
 }
 
-/* Both ends and the counters of a tracked connection into a record in scratch. */
+/* Its own per-CPU scratch: a state change runs in softirq, which can interrupt a syscall
+ * program of this CPU in the middle of building its record in net_scratch (tp_btf programs are
+ * not kept from nesting inside tracepoint programs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct net_rec);
+} conn_scratch SEC(".maps");
+
+/* Both ends and the counters of a tracked connection into a record in conn_scratch. */
 static __always_inline void conn_emit(struct conn *c, struct sock *sk, __u32 kind, int old, int new)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	struct pend *p = scratch();
 	struct net_rec *r;
 	__u64 sent_again;
+	__u32 z = 0;
 
-	if (!p) {
+	r = bpf_map_lookup_elem(&conn_scratch, &z);
+	if (!r) {
 		count_kind(&drops, kind);
 		return;
 	}
-	r = &p->rec;
+	__builtin_memset(r, 0, NET_REC_SMALL);
 	__builtin_memcpy(&r->h, &c->h, sizeof(r->h));
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.kind = kind;
