@@ -515,7 +515,8 @@ static __always_inline void remember_dns(struct pend *p, long ret)
 	struct dns_dst d = {};
 
 	/* UDP (glibc's resolver) and TCP (DNS over TCP, length-prefixed) */
-	if (ret != 0 || (r->sock_type != SOCK_DGRAM && r->sock_type != SOCK_STREAM) || !is_inet(r->family))
+	if ((ret != 0 && ret != -EINPROGRESS) || (r->sock_type != SOCK_DGRAM && r->sock_type != SOCK_STREAM) ||
+	    !is_inet(r->family))
 		return;
 	if (r->dst_port != DNS_PORT) {
 		/* re-connected elsewhere: forget it */

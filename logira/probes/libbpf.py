@@ -108,6 +108,8 @@ _sig("bpf_map_create", c_int, c_int, c_char_p, c_uint32, c_uint32, c_uint32, cty
 _sig("bpf_map_lookup_elem", c_int, c_int, c_void_p, c_void_p)
 _sig("bpf_map_delete_elem", c_int, c_int, c_void_p)
 _sig("bpf_map_get_next_key", c_int, c_int, c_void_p, c_void_p)
+_sig("bpf_program__fd", c_int, c_void_p)
+_sig("bpf_obj_get_info_by_fd", c_int, c_int, c_void_p, ctypes.POINTER(ctypes.c_uint32))
 _sig("libbpf_num_possible_cpus", c_int)
 _sig("ring_buffer__new", c_void_p, c_int, RingCallback, c_void_p, c_void_p)
 _sig("ring_buffer__epoll_fd", c_int, c_void_p)
@@ -234,6 +236,9 @@ class Map:
         return addr, size.value
 
 
+_PROG_INFO_SIZE = 232  # struct bpf_prog_info (6.x), up to attach_btf_id
+
+
 class Program:
     def __init__(self, ptr: int):
         self.ptr = ptr
@@ -248,6 +253,15 @@ class Program:
 
     def attach(self) -> Link:
         return Link(_nonnull(_lib.bpf_program__attach(self.ptr), f"attach {self.name} ({self.section})"))
+
+    def recursion_misses(self) -> int:
+        """Runs the kernel skipped because this program was already running on that CPU
+        (struct bpf_prog_info.recursion_misses, offset 208); 0 when unknown."""
+        info = ctypes.create_string_buffer(_PROG_INFO_SIZE)
+        size = ctypes.c_uint32(_PROG_INFO_SIZE)
+        if _lib.bpf_obj_get_info_by_fd(_lib.bpf_program__fd(self.ptr), info, ctypes.byref(size)) != 0:
+            return 0
+        return int.from_bytes(info.raw[208:216], "little") if size.value >= 216 else 0
 
     def attach_tracepoint(self, category: str, name: str) -> Link:
         """Attach to a tracepoint other than the one its section names."""

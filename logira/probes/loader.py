@@ -32,6 +32,8 @@ DOMAINS = ("exec", "file", "net")
 SHARED_MAPS = ("events", "tracked_cgroups", "drops", "emitted")  # in every object (common.h)
 # shared by the objects that declare them (bpf/dnsfds.h: net fills it, exec forgets at close)
 SHARED_OPTIONAL = ("dns_fds", "dns_hint")
+# tp_btf programs the kernel keeps from nesting on one CPU: what they skip is loss
+RECURSION_COUNTED = ("net_sock_state",)
 CONN_VALUE_SIZE, CONN_RUN_OFF = 128, 56  # bpf/net.bpf.c struct conn; its rec_hdr's run_cgroup_id
 ARGV_CAP = 16384  # bpf/exec.bpf.c: argv_max must stay below this
 BTF_PATH = "/sys/kernel/btf/vmlinux"
@@ -495,9 +497,18 @@ class Probes:
         return n
 
     def drop_counts(self) -> dict[str, int]:
-        """Records the kernel could not put into the ring (ring full), by kind name."""
+        """Records the kernel could not put into the ring (ring full), by kind name; plus
+        `net_state_missed`: TCP state changes net's tp_btf program did not see because it was
+        already running on that CPU (a softirq change inside a process-context one)."""
         names = all_kind_names()
-        return {names.get(k, f"kind{k}"): n for k, n in self._percpu_sums("drops").items()}
+        out = {names.get(k, f"kind{k}"): n for k, n in self._percpu_sums("drops").items()}
+        for o in self._objs:
+            for prog in o.obj.programs():
+                if prog.name in RECURSION_COUNTED:
+                    missed = prog.recursion_misses()
+                    if missed:
+                        out["net_state_missed"] = out.get("net_state_missed", 0) + missed
+        return out
 
     def emitted_counts(self) -> dict[str, int]:
         """Records the kernel put into the ring, by kind name."""

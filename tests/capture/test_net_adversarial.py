@@ -9,6 +9,7 @@ blocks until its SO_SNDTIMEO: that is how the workloads hold a connect in flight
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,6 +53,36 @@ def test_thread_storm_cannot_evict_a_blocked_connect(tracked, cc, probes):
     assert dropped == 0  # per-task storage: nothing to evict
     assert all((e.dst_ip, e.dst_port, e.ret, e.peer_verified) == ("127.0.0.1", port, -115, True) for e in evs)
     assert len({e.tid for e in evs}) == n + 1
+
+
+def test_thread_storm_cannot_evict_a_blocked_dns_send(tracked, cc, probes):
+    # the same storm while one thread is blocked in send() of a DNS query on a TCP socket
+    # connected to a resolver's port 53 (its send buffer full: the server never reads)
+    exe = cc("net_thread_storm", "-pthread")
+    n = 5000
+    before = {k: probes.drop_counts().get(k, 0) for k in ("net_send", "net_connect")}
+    with socket.socket() as srv, full_listener() as port:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.78", 53))
+        srv.listen()
+        held: list[socket.socket] = []
+        t = threading.Thread(target=lambda: held.append(srv.accept()[0]), daemon=True)
+        t.start()
+        done = tracked.run([str(exe), str(n), str(port), "127.0.0.78"], timeout=60)
+        t.join(5)
+        for c in held:
+            c.close()
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode().split()
+    assert out[:3] == ["victim", "-1", "11"] and out[-1] == str(n)  # EAGAIN after SO_SNDTIMEO
+    sends = [e for e in tracked.events() if isinstance(e, NetOp) and e.pid == done.pid and e.op == "send"]
+    (victim,) = [e for e in sends if e.dns_qname == "victim.example.test"]
+    assert (victim.dst_ip, victim.dst_port, victim.proto, victim.ret, victim.peer_verified) == (
+        "127.0.0.78", 53, "tcp", -11, True
+    )
+    dropped = {k: probes.drop_counts().get(k, 0) - v for k, v in before.items()}
+    assert len(connects(tracked, done.pid)) + dropped["net_connect"] == n + 1  # the DNS connect too
+    assert dropped == {"net_send": 0, "net_connect": 0}
 
 
 def test_connect_buffer_rewritten_while_blocked_records_the_real_peer(tracked, cc, world_tmp):

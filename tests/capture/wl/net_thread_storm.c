@@ -1,6 +1,8 @@
 /* Adversarial workload for tests/capture/test_net_adversarial.py: one thread blocked in a
- * connect while thousands of others of the same process enter and leave connects: per-thread
- * in-flight state must not evict the blocked one. argv: <storm threads> <full-listener port> */
+ * connect (or, with a DNS server address, in a send of a DNS query on a TCP socket connected to
+ * its port 53 whose send buffer is full) while thousands of others of the same process enter
+ * and leave connects: per-thread in-flight state must not evict the blocked one.
+ * argv: <storm threads> <full-listener port> [<DNS server IPv4>] */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -15,6 +17,28 @@
 
 static struct sockaddr_in full;
 static int n_storm;
+static const char *dns_host;
+
+/* a DNS query for victim.example.test, as a TCP message (2-byte length first) */
+static const unsigned char query[] = "\x00\x25\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                                     "\x06victim\x07example\x04test\x00\x00\x01\x00\x01";
+
+/* blocked in send(): fill the socket's send buffer (the server never reads), then send the
+ * query with a 3 s SO_SNDTIMEO */
+static int blocked_dns_send(void) {
+    struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons(53)};
+    static char junk[65536];
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 4096;
+    inet_pton(AF_INET, dns_host, &d.sin_addr);
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &one, sizeof one);
+    if (connect(s, (void *)&d, sizeof d))
+        return -2;
+    while (send(s, junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return send(s, query, sizeof query - 1, 0);
+}
 
 static int blocked_connect(int secs) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -32,7 +56,7 @@ static void *storm(void *arg) {
 /* the victim: blocked in connect (SYNs to a listener with a full accept queue are dropped)
  * for 3 s while thousands of other threads of the same process enter and leave connects */
 static void *victim(void *arg) {
-    int r = blocked_connect(3);
+    int r = dns_host ? blocked_dns_send() : blocked_connect(3);
     printf("victim %d %d\n", r, r ? errno : 0);
     return NULL;
 }
@@ -41,6 +65,7 @@ int main(int argc, char **argv) {
     struct rlimit rl = {65536, 65536};
     setrlimit(RLIMIT_NOFILE, &rl);
     n_storm = atoi(argv[1]);
+    dns_host = argc > 3 ? argv[3] : NULL;
     full.sin_family = AF_INET;
     full.sin_port = htons(atoi(argv[2]));
     full.sin_addr.s_addr = htonl(0x7f000001);
@@ -50,7 +75,7 @@ int main(int argc, char **argv) {
     pthread_t *t = calloc(n_storm, sizeof *t), v;
     int started = 0;
     pthread_create(&v, &at, victim, NULL);
-    usleep(200 * 1000);
+    usleep(dns_host ? 500 * 1000 : 200 * 1000); /* the victim is blocked by now */
     for (int i = 0; i < n_storm; i++)
         if (!pthread_create(&t[i], &at, storm, NULL)) started++;
         else t[i] = 0;
