@@ -63,6 +63,7 @@ def test_thread_storm_cannot_evict_a_blocked_dns_send(tracked, cc, probes):
     before = {k: probes.drop_counts().get(k, 0) for k in ("net_send", "net_connect")}
     with socket.socket() as srv, full_listener() as port:
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accepted socket
         srv.bind(("127.0.0.78", 53))
         srv.listen()
         held: list[socket.socket] = []

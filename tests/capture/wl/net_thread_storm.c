@@ -21,7 +21,7 @@ static const char *dns_host;
 
 /* a DNS query for victim.example.test, as a TCP message (2-byte length first) */
 static const unsigned char query[] = "\x00\x25\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-                                     "\x06victim\x07example\x04test\x00\x00\x01\x00\x01";
+                                     "\x06" "victim" "\x07" "example" "\x04" "test" "\x00\x00\x01\x00\x01";
 
 /* blocked in send(): fill the socket's send buffer (the server never reads), then send the
  * query with a 3 s SO_SNDTIMEO */
@@ -33,8 +33,13 @@ static int blocked_dns_send(void) {
     setsockopt(s, SOL_SOCKET, SO_SNDBUF, &one, sizeof one);
     if (connect(s, (void *)&d, sizeof d))
         return -2;
-    while (send(s, junk, sizeof junk, MSG_DONTWAIT) > 0)
-        ;
+    /* until the peer's receive window and our send buffer are both full: a full send buffer
+     * drains into the peer's window meanwhile, so fill again after a pause, a few times */
+    for (int round = 0; round < 20; round++) {
+        while (send(s, junk, sizeof junk, MSG_DONTWAIT) > 0)
+            ;
+        usleep(20 * 1000);
+    }
     struct timeval tv = {.tv_sec = 3};
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return send(s, query, sizeof query - 1, 0);
