@@ -1196,10 +1196,12 @@ struct conn {
 	__u8 dst_addr[16];
 	__u8 src_addr[16];
 };
+/* Preallocated (16384 x 136 B ~ 2.2 MiB): a BPF_F_NO_PREALLOC hash allocates on insert and
+ * frees on delete through bpf_mem_alloc, whose refills run as irq_work and showed up as ~4 us
+ * more in every other net program of tracked processes (bench/bench_net_progs.py). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps");
