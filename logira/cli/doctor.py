@@ -182,17 +182,54 @@ def check_daemon(path: str, daemon: protocol.StatusReply | None, error: str) -> 
     return out
 
 
+def local_canary() -> protocol.CanaryReply:
+    """Root without a daemon: load the probes here and run the daemon's own canary code in-process.
+
+    A private cgroup parent (`logira-doctor-<pid>`) and a 1 MiB ring keep it apart from any logirad
+    running on another socket; everything is unloaded and removed afterwards.
+    """
+    import asyncio
+    from types import SimpleNamespace
+
+    from logira import cgroup2
+    from logira.daemon.canary import Canary
+    from logira.pipeline.flow import FlowControl
+    from logira.pipeline.router import Router
+    from logira.probes.loader import ProbeConfig, ProbeError, Probes
+    from logira.probes.ringbuf import RingReader
+
+    probes = Probes(ProbeConfig(ring_bytes=1 << 20))
+    parent = None
+    try:
+        probes.load()
+        parent = cgroup2.ensure_parent(cgroup2.find_cgroup2_mount(), f"logira-doctor-{os.getpid()}")
+        router = Router(FlowControl(high=8192, low=2048))
+        sessions = SimpleNamespace(router=router, cg_parent=parent, source=RingReader(probes, router.route))
+        return asyncio.run(Canary(sessions, probes).run())
+    except (ProbeError, CgroupError, OSError) as exc:
+        return protocol.CanaryReply(error=f"loading the probes failed: {exc}")
+    finally:
+        probes.close()
+        if parent is not None:
+            cgroup2.remove(parent)
+
+
 def check_canary(path: str, daemon: protocol.StatusReply | None) -> list[Check]:
     names = ("bpf exec", "bpf file", "bpf net")
-    if daemon is None:
-        return [Check(name=n, status="skip", detail="logirad is not running") for n in names]
-    try:
-        with Connection.open(path, timeout=3.0) as conn:
-            reply = conn.request(protocol.Canary(), protocol.CanaryReply, timeout=60.0)
-    except CliError as exc:
-        return [
-            _fail("bpf canary", str(exc), "restart logirad with this version (older daemons have no canary)")
-        ]
+    by = ""
+    if daemon is None and os.geteuid() == 0:
+        reply = local_canary()
+        by = " (probes loaded by doctor: no daemon)"
+    elif daemon is None:
+        skipped = "logirad is not running (as root, doctor loads the probes itself)"
+        return [Check(name=n, status="skip", detail=skipped) for n in names]
+    else:
+        try:
+            with Connection.open(path, timeout=3.0) as conn:
+                reply = conn.request(protocol.Canary(), protocol.CanaryReply, timeout=60.0)
+        except CliError as exc:
+            fix = "restart logirad with this version (older daemons have no canary)"
+            return [_fail("bpf canary", str(exc), fix)]
     if reply.error:
         return [_fail("bpf canary", safe(reply.error), "see logirad's log (journalctl -t logirad)")]
     out = []
@@ -208,7 +245,7 @@ def check_canary(path: str, daemon: protocol.StatusReply | None) -> list[Check]:
                 )
             )
         elif seen:
-            out.append(_ok(name, f"canary {what} recorded and recognised"))
+            out.append(_ok(name, f"canary {what} recorded and recognised{by}"))
         else:
             out.append(
                 _fail(name, f"canary {what} was not recorded ({reply.events} events came back)",

@@ -26,7 +26,17 @@ def test_doctor_passes_with_a_real_canary(logira, daemon):
     sealed_before = seal_files()
     res = logira("doctor", "--json")
     checks = _checks(res)
-    for name in ("kernel", "btf", "cgroup2", "daemon", "version", "socket", "bpf exec", "bpf file", "bpf net"):
+    for name in (
+        "kernel",
+        "btf",
+        "cgroup2",
+        "daemon",
+        "version",
+        "socket",
+        "bpf exec",
+        "bpf file",
+        "bpf net",
+    ):
         assert checks[name]["status"] == "ok", checks[name]
     assert "recorded and recognised" in checks["bpf file"]["detail"]
     assert "any local user may start runs" in checks["socket"]["detail"]
@@ -37,7 +47,9 @@ def test_doctor_passes_with_a_real_canary(logira, daemon):
     assert seal_files() == sealed_before
     assert {c.name for c in daemon.cgroup_parent_path.iterdir() if c.is_dir()} == before
     text = logira("doctor")
-    assert b"ok    bpf net     canary connect to 127.0.0.1 recorded and recognised" in text.stdout, text.stdout
+    assert b"ok    bpf net     canary connect to 127.0.0.1 recorded and recognised" in text.stdout, (
+        text.stdout
+    )
 
 
 def test_doctor_names_the_fix_and_exits_1(logira, daemon):
@@ -58,3 +70,28 @@ def test_doctor_names_the_fix_and_exits_1(logira, daemon):
     assert f"fix: chmod go-w {logira.home}" in out
     assert "skip  bpf exec    logirad is not running" in out
     assert out.rstrip().endswith("check(s) failed")
+
+
+def test_doctor_as_root_without_a_daemon_loads_the_probes_itself(require_bpf, tmp_path):
+    from daemon_helpers import PY
+
+    from logira.cgroup2 import find_cgroup2_mount
+
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+        "HOME": str(tmp_path),
+        "LOGIRA_SOCK": str(tmp_path / "none.sock"),
+    }
+    res = subprocess.run(
+        [PY, "-m", "logira.cli.main", "doctor", "--json"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    checks = _checks(res)
+    assert res.returncode == 1 and checks["daemon"]["status"] == "fail"  # no daemon is still a failure
+    for name in ("bpf exec", "bpf file", "bpf net"):
+        assert checks[name]["status"] == "ok", checks[name]
+        assert checks[name]["detail"].endswith("(probes loaded by doctor: no daemon)")
+    assert not [c for c in find_cgroup2_mount().iterdir() if c.name.startswith("logira-doctor-")]
