@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parent.parent
 MANIFEST = "install-manifest.json"
 UNIT = "logirad.service"
 DEFAULT_STATE_DIR = "/var/lib/logira"
+# Where systemd looks for system units (systemd.unit(5)); a unit elsewhere cannot be enabled.
+SYSTEMD_UNIT_PATHS = ("/etc/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system",
+                      "/lib/systemd/system")  # fmt: skip
 
 
 class InstallError(Exception):
@@ -328,6 +331,12 @@ def start_service(lay: Layout, version: str, notes: list[str]) -> None:
         say(f"staged {version} under DESTDIR={lay.destdir}: enable the unit from the package's post-install step")
         return
     if systemd_is_pid1():
+        if str(lay.unitdir) not in SYSTEMD_UNIT_PATHS:
+            say(
+                f"installed {version}; the unit is in {lay.unitdir}, which systemd does not search: "
+                f"rerun with UNITDIR=/etc/systemd/system to have logirad enabled and started"
+            )
+            return
         run(["systemctl", "daemon-reload"])
         run(["systemctl", "enable", "--quiet", UNIT])
         # restart, not start: an upgrade must run the new version. Active runs are finalized as
