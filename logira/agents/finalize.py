@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from logira.agents.collect import AgentCollector, ev_of
 from logira.agents.join import Ev, JoinResult, finding_detection, join, to_agent_call
 from logira.agents.runtime import agent_of_exec
 from logira.agents.transcript import TranscriptStats, kind_of, read_transcripts
@@ -75,7 +76,8 @@ def transcript_paths(events: list[Ev], home: str) -> list[str]:
     return list(seen)
 
 
-def run_join(read_fd: int, home: str, uid: int, end_ts: int) -> tuple[JoinResult, TranscriptStats, int]:
+def run_join(read_fd: int, home: str, uid: int, end_ts: int,
+             kept: list[Record] | None = None) -> tuple[JoinResult, TranscriptStats, int]:  # fmt: skip
     """The synchronous part (file reads and the join), run off the event loop.
 
     The cyclic GC is paused meanwhile: the join allocates one object per process and record, and
@@ -84,7 +86,10 @@ def run_join(read_fd: int, home: str, uid: int, end_ts: int) -> tuple[JoinResult
     enabled = gc.isenabled()
     gc.disable()
     try:
-        events, bad = read_events(read_fd)
+        if kept is not None:  # the collector sink's records: no re-read, no JSON decode
+            events, bad = [ev_of(r) for r in kept], 0
+        else:
+            events, bad = read_events(read_fd)
         stats = TranscriptStats()
         declared = read_transcripts(transcript_paths(events, home), home, uid, stats)
         return join(events, declared, home=home, uid=uid, run_end=end_ts), stats, bad
@@ -132,13 +137,25 @@ def result_records(res: JoinResult, stats: TranscriptStats, uid: int, now: int) 
 async def finalize_agents(pipe: Any, tree: Any, *, read_fd: int, home: str, uid: int, end_ts: int,
                           hooks: dict[str, int]) -> dict[str, Any]:  # fmt: skip
     """Join and append; returns meta.json's `agents` object ({} when the run had no agent)."""
+    collector = next((s for s in getattr(getattr(pipe, "fanout", None), "sinks", []) if isinstance(s, AgentCollector)),
+                     None)  # fmt: skip
+    return await _finalize(pipe, tree, read_fd, home, uid, end_ts, hooks, collector)
+
+
+async def _finalize(pipe: Any, tree: Any, read_fd: int, home: str, uid: int, end_ts: int, hooks: dict[str, int],
+                    collector: AgentCollector | None) -> dict[str, Any]:  # fmt: skip
     import asyncio
 
     if not wants_join(tree, hooks.get("hooks", 0)):
         return {k: v for k, v in hooks.items() if v}
     t0 = time.monotonic()
-    pipe.flush()
-    res, stats, bad = await asyncio.to_thread(run_join, read_fd, home, uid, end_ts)
+    kept = None
+    if collector is not None and not collector.overflow:
+        await pipe.fanout.drain()  # every batch so far is in the collector
+        kept = collector.records
+    else:
+        pipe.flush()
+    res, stats, bad = await asyncio.to_thread(run_join, read_fd, home, uid, end_ts, kept)
     for rec in result_records(res, stats, uid, time.time_ns()):
         pipe.append_record(rec)
     await pipe.wait_idle()
@@ -147,6 +164,7 @@ async def finalize_agents(pipe: Any, tree: Any, *, read_fd: int, home: str, uid:
     meta["sessions"] = res.sessions
     meta["undecodable_records"] = bad
     meta["join_ms"] = round(1000 * (time.monotonic() - t0))
+    meta["join_source"] = "records" if kept is not None else "jsonl"
     if stats.reasons:
         meta["notes"] = stats.reasons
     return meta

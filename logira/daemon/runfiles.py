@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from logira.agents.collect import AgentCollector
 from logira.errors import LogiraError
 from logira.format.jsonl import scan_chain_fd
 from logira.format.meta import RunMeta, decode_meta, encode_meta
@@ -54,6 +55,7 @@ class RunFiles:
               otlp_wait: float = 2.0, egress: bool = False) -> list[Sink]:  # fmt: skip
         """Every sink of the run, in fan-out order. A new sink is one module and one line here."""
         sinks: list[Sink] = [SqliteSink(self.rundir.proc_path("index.sqlite"))]
+        sinks.append(AgentCollector())  # keeps the records for the agent join at finalize (bounded)
         if egress:  # remembers destinations for the new-egress detection (daemon/egress.py)
             sinks.append(EgressCollector())
         if journal is not None:

@@ -27,6 +27,7 @@ def test_tool_calls_are_joined_to_processes_files_and_detections(logira):
     assert {h["data_json"]["sender_pid"] for h in hooks} <= exec_pids
     agents = run.meta.get("agents", {})
     assert agents.get("hooks") == 8 and agents.get("hook_errors", 0) == 0, run.meta
+    assert agents["join_source"] == "records"  # the collector sink kept them: no re-read of the JSONL
 
     calls = calls_of(run)
     assert set(calls) == {"toolu_A", "toolu_B", "toolu_C"}, (agents.get("notes"), [r["summary"] for r in run.of_type("agent")])
