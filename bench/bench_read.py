@@ -30,7 +30,7 @@ from logira.daemon import protocol  # noqa: E402
 BIG = "20260101-000000-bigagent"
 LOGIRA = [sys.executable, "-m", "logira.cli.main"]
 TARGETS = {  # seconds
-    "query --type file --path '**/.ssh/**'": 0.3,
+    "query --type file --path '**/.ssh/**'": 0.15,  # issue 9's target
     "query --dest 10.0.1.8": 0.3,
     "query --dest host7.example.com": 0.3,
     "view": 1.0,

@@ -25,6 +25,9 @@ def like_escape(s: str) -> str:
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
+LOOSE_SCAN_MIN_ROWS = 50_000  # below this a plain index scan is as fast
+
+
 class EventFilter(msgspec.Struct, kw_only=True):
     """Everything `query`/`tail`/`view` can filter on. Empty = no condition."""
 
@@ -46,9 +49,10 @@ class EventFilter(msgspec.Struct, kw_only=True):
 class CompiledFilter:
     """An EventFilter with its glob/dest parsed, usable as SQL and as a predicate."""
 
-    def __init__(self, f: EventFilter, indexes: frozenset[str] = frozenset()):
+    def __init__(self, f: EventFilter, indexes: frozenset[str] = frozenset(), rows: int = 0):
         self.f = f
         self.indexes = indexes  # optional indexes present in this database (e.g. ev_change, ev_net)
+        self.rows = rows  # about how many events the run has (max seq): chooses the --path plan
         self.glob = PathGlob(f.path) if f.path else None
         self.dest = Dest(f.dest) if f.dest else None
         self.has_event_conds = bool(f.pids or f.ops or self.glob or self.dest)
@@ -109,8 +113,22 @@ class CompiledFilter:
             p2 = ("SELECT seq FROM events INDEXED BY ev_change WHERE type = 'file' AND op != 'read' AND path2 GLOB ?"
                   if "ev_change" in self.indexes else
                   "SELECT seq FROM events WHERE path2 IS NOT NULL AND path2 GLOB ?")  # fmt: skip
-            parts.append(f"{a}.seq IN (SELECT seq FROM events WHERE path GLOB ? UNION {p2})")
-            params.extend([self.glob.sql, self.glob.sql])
+            if "ev_path" in self.indexes and self.rows > LOOSE_SCAN_MIN_ROWS:
+                # Loose index scan: GLOB each DISTINCT path once (one ev_path seek per path) instead
+                # of every row; agents touch the same files over and over, so a 1M-event run has
+                # ~50k paths. Capped at rows/8 seeks; past the cap the rest of the index is range-
+                # scanned from the last path seen, so it never costs much more than a plain scan.
+                cap = max(1, self.rows // 8)
+                p1 = ("WITH RECURSIVE d(p, n) AS (SELECT min(path), 1 FROM events UNION ALL "
+                      "SELECT (SELECT path FROM events WHERE path > d.p ORDER BY path LIMIT 1), n + 1 "
+                      "FROM d WHERE d.p IS NOT NULL AND n < ?) "
+                      "SELECT seq FROM events WHERE path IN (SELECT p FROM d WHERE p GLOB ?) UNION ALL "
+                      "SELECT seq FROM events WHERE path > (SELECT p FROM d WHERE n = ?) AND path GLOB ?")
+                parts.append(f"{a}.seq IN ({p1} UNION {p2})")
+                params.extend([cap, self.glob.sql, cap, self.glob.sql, self.glob.sql])
+            else:
+                parts.append(f"{a}.seq IN (SELECT seq FROM events WHERE path GLOB ? UNION {p2})")
+                params.extend([self.glob.sql, self.glob.sql])
         d = self.dest
         if d is not None:
             hint = "INDEXED BY ev_net" if "ev_net" in self.indexes else ""

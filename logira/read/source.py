@@ -32,6 +32,14 @@ class RunSource:
         self.indexes = frozenset(
             n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         )
+        self._rows: int | None = None
+
+    @property
+    def rows(self) -> int:
+        """About how many events the run has (its last seq: one index seek, not a count)."""
+        if self._rows is None:
+            self._rows = int(self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+        return self._rows
 
     def close(self) -> None:
         if self.db is not None:
@@ -78,7 +86,7 @@ class RunSource:
 
     def select(self, flt: EventFilter, limit: int | None = None, reverse: bool = False) -> Iterator[Row]:
         """Rows matching `flt` in seq order (or reversed), at most `limit`."""
-        cf = CompiledFilter(flt, self.indexes)
+        cf = CompiledFilter(flt, self.indexes, self.rows)
         sql, params, join = cf.sql(reverse, limit)
         n = 0
         if limit is not None and limit <= 0:
