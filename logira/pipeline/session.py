@@ -185,9 +185,12 @@ class RunPipeline:
                 batch = [self.queue.popleft() for _ in range(n)]
                 if self.flow is not None:
                     self.flow.check()
+                mark = (self.seq, dict(self.counts), dict(self.detections), dict(self.filtered))
                 try:
                     out = self._stages(batch)
                 except Exception as exc:  # a stage bug must not stall the run: the batch is counted as lost
+                    # none of it was written: its seqs are given again, so the stored seqs have no gap
+                    self.seq, self.counts, self.detections, self.filtered = mark
                     self.errors += len(batch)
                     self._last_error = f"{type(exc).__name__}: {exc}"
                     continue

@@ -135,3 +135,28 @@ async def test_a_deep_queue_pauses_the_source_until_the_pipeline_drains_it(tmp_p
         await pipe.stop()
     await pipe.close(RunMeta(run_id="r1"))
     assert calls == ["pause", "resume"] and pipe.event_count == 500
+
+
+async def test_a_stage_that_raises_loses_its_batch_counted_and_named_and_the_run_goes_on(tmp_path: Path) -> None:
+    class BrokenTree(ProcessTree):
+        def observe(self, rec: Record) -> None:
+            if rec.pid == 103:
+                raise RuntimeError("tree bug")
+            super().observe(rec)
+
+    cap = CaptureSink()
+    path = tmp_path / "events.jsonl"
+    chain = JsonlSink(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "r1")
+    pipe = RunPipeline(run_id="r1", chain=chain, sinks=[cap], detector=None, tree=BrokenTree(),
+                       domains={"exec": True, "file": True, "net": True})  # fmt: skip
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(pipe.run())
+        for i in range(5):
+            pipe.enqueue(_exec(i))
+        await pipe.wait_idle()  # one batch of 5, lost as a whole
+        pipe.enqueue(_exec(7))
+        await pipe.stop()
+    await pipe.close(RunMeta(run_id="r1"))
+    assert (pipe.errors, pipe.last_error) == (5, "RuntimeError: tree bug")
+    assert [(r.seq, r.summary) for r in cap.got] == [(1, "exec true 7")]  # no seq gap for verify to flag
+    assert scan_chain(path.open("rb")).count == 1 and pipe.counts == {"exec": 1}
