@@ -66,7 +66,8 @@ def ev_of(rec: Record) -> Ev:
                       tool_use_id=d.tool_use_id, tool_name=d.tool_name, command=d.command,  # type: ignore[union-attr]
                       description=d.description, file_path=d.file_path, agent_id=d.agent_id,  # type: ignore[union-attr]
                       sender_pid=d.sender_pid, status=d.status, agent=d.agent,  # type: ignore[union-attr]
-                      transcript_path=d.transcript_path, error=d.error)  # type: ignore[union-attr]  # fmt: skip
+                      transcript_path=d.transcript_path, permission_mode=d.permission_mode,  # type: ignore[union-attr]
+                      error=d.error)  # type: ignore[union-attr]  # fmt: skip
     else:
         data = EvData(op=getattr(d, "op", "") or "")
     return Ev(rec.seq, rec.ts, t, rec.pid, rec.ppid, data)

@@ -70,6 +70,7 @@ class EvData(msgspec.Struct, gc=False):
     status: str = ""
     agent: str = ""
     transcript_path: str = ""
+    permission_mode: str = ""
     error: str = ""
 
 
@@ -272,6 +273,7 @@ class _Joiner:
         self.active: dict[int, tuple[int, int]] = {}  # id(agent Proc) -> hooks active span
         self.counts: dict[str, int] = {}
         self.findings: list[Finding] = []
+        self.modes: dict[str, str] = {}  # session -> last declared permission_mode
 
     def bump(self, k: str, n: int = 1) -> None:
         self.counts[k] = self.counts.get(k, 0) + n
@@ -317,6 +319,15 @@ class _Joiner:
     def _hook(self, ev: Ev, cur: dict[int, Proc], pending: dict[tuple[str, str], list[Call]]) -> None:
         d = ev.data_json
         self.bump("hook_messages")
+        if d.permission_mode:
+            before = self.modes.get(d.session_id)
+            self.modes[d.session_id] = d.permission_mode
+            if before is not None and before != d.permission_mode:
+                self.findings.append(Finding(
+                    RULE_TAMPER, "medium", "Agent permission mode changed during the session",
+                    f"session {d.session_id}: permission mode {before} -> {d.permission_mode} (declared by its hooks)",
+                    ev.seq, ev.ts, ev.pid, None, "none",
+                ))  # fmt: skip
         agent_proc = _agent_ancestor(cur.get(d.sender_pid))
         if agent_proc is not None:
             if not agent_proc.agent:

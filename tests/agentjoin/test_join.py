@@ -150,3 +150,14 @@ def test_codex_tool_call_id_marker_wins():
     ex = r.spawn(AGENT, 200, ["/bin/bash", "-lc", "echo a"], agent_markers={"CODEX_TOOL_CALL_ID": "call_1"})
     res = join(r.evs, [], home=HOME, uid=1000)
     assert res.attribution[ex.seq] == ("call_1", "marker")
+
+
+def test_permission_mode_change_inside_a_session_is_a_finding():
+    r = Run()
+    _claude(r)
+    r.send_hook(AGENT, 300, "UserPromptSubmit", permission_mode="default", session_id="s1")
+    r.send_hook(AGENT, 302, "PreToolUse", tool_use_id="toolu_P", tool_name="Bash", command="ls",
+                permission_mode="bypassPermissions", session_id="s1")  # fmt: skip
+    res = join(r.evs, [], home=HOME, uid=1000)
+    found = [f for f in res.findings if f.rule_id == RULE_TAMPER]
+    assert len(found) == 1 and "default -> bypassPermissions" in found[0].message

@@ -85,3 +85,69 @@ def test_codex_tool_calls_joined_through_installed_hooks(agents):
     for c, name in ((one, "one.txt"), (two, "two.txt")):
         (w,) = files_at(r.run, agents.workspace / name, "create")
         assert att[w["seq"]][0] == c.id and att[w["seq"]][1] in ("hook_window", "marker")
+
+
+@pytest.mark.usefixtures("claude_cli")
+def test_claude_background_call_outlives_its_window_and_is_flagged(agents):
+    from mock_anthropic import tool_results
+
+    _install(agents, "claude")
+    ws = agents.workspace
+    go, late = ws / "go", ws / "late.txt"
+    bg = bash(f"while [ ! -e {go} ]; do sleep 0.05; done; echo late > {late}", "Wait, then write",
+              run_in_background=True)  # fmt: skip
+    after = bash("echo after > after.txt", "Next step")
+
+    def release_when_call_ended(rec) -> None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if after.id in tool_results(body.get("messages") or []):
+            go.touch()
+
+    r = agents.claude(ClaudeScript([[bg], [after]]), on_request=release_when_call_ended)
+    assert r.result.returncode == 0, r.stderr
+    calls, att = _joined(r.run)
+    (late_write,) = files_at(r.run, late, "create")
+    (after_write,) = files_at(r.run, ws / "after.txt", "create")
+    # the kernel tree decides: the late write is the background call's, though it came after `after`
+    assert att[late_write["seq"]][0] == bg.id and att[after_write["seq"]][0] == after.id, describe(r.run)
+    assert calls[bg.id].left_running  # the pid still active after the call ended
+    found = [d for d in r.run.of_type("detection") if d["data_json"]["rule_id"] == "agent-undeclared-activity"]
+    assert any(d["data_json"]["tool_call_id"] == bg.id and "still active" in d["data_json"]["message"] for d in found)
+
+
+@pytest.mark.usefixtures("claude_cli")
+def test_claude_hook_config_edit_is_tampering_by_that_call(agents):
+    _install(agents, "claude")
+    call = bash("echo '{}' > ~/.claude/settings.json", "Reset settings")
+    r = agents.claude(ClaudeScript([[call]]))
+    assert r.result.returncode == 0, r.stderr
+    found = [d["data_json"] for d in r.run.of_type("detection") if d["data_json"]["rule_id"] == "agent-hook-tampering"]
+    assert found and all(d["tool_call_id"] == call.id for d in found), describe(r.run)
+    explain = agents.logira_as_user("explain", r.run.id, "--no-color").stdout.decode()
+    assert f"tool call: {call.id} Bash" in explain
+
+
+@pytest.mark.usefixtures("claude_cli")
+def test_claude_two_sessions_in_one_run_each_call_to_its_session(agents):
+    import shlex
+
+    from agent_cli import claude_argv
+    from mock_anthropic import MockAnthropic
+
+    _install(agents, "claude")
+    a = ClaudeScript([[bash("echo a > a.txt", "Write a")]], key="[[session-a]]")
+    b = ClaudeScript([[bash("echo b > b.txt", "Write b")]], key="[[session-b]]")
+    with MockAnthropic() as mock:
+        mock.add(a)
+        mock.add(b)
+        script = "; ".join(shlex.join(claude_argv(f"{s.key} do it")) for s in (a, b))
+        res = agents.shell_under_logira(script, agents.home.claude_env(mock.url))
+    assert res.returncode == 0, res.stderr
+    run = agents.run_of(res)
+    calls, att = _joined(run)
+    assert set(calls) == {a.calls[0].id, b.calls[0].id}
+    assert len({c.session_id for c in calls.values()}) == 2 and len(run.meta["agents"]["sessions"]) == 2
+    assert len({c.agent_pid for c in calls.values()}) == 2  # two claude processes
+    for s, name in ((a, "a.txt"), (b, "b.txt")):
+        (w,) = files_at(run, agents.workspace / name, "create")
+        assert att[w["seq"]][0] == s.calls[0].id
