@@ -20,10 +20,14 @@
  * logira/probes/decode_file.py):
  *   struct rec_hdr                       64 bytes
  *   s64 ret; u32 flags; s32 mode;        ret = fd/0/-errno, mode -1 when n/a
- *   u8 op; u8 sc; u8 pflags; u8 ident;   op = index into FILE_OPS, sc = FSC_*, ident: dev/ino set
+ *   u8 op; u8 sc; u8 pflags; u8 ident;   op = index into FILE_OPS, sc = FSC_*, ident bit0: dev/ino
+ *                                        set; bit1/2: raw1/raw2 could only be read at exit (the
+ *                                        page was not resident at entry: the caller may have
+ *                                        rewritten it after the kernel's copy)
  *   u16 len[4];                          byte lengths of base1, raw1, base2, raw2
  *   u16 alias[2];                        bytes at the start of raw1/raw2 that an alias took
- *   u64 ino; u32 dev; u32 pad;           inode of the file acted on (ident = 1), dev = s_dev
+ *   u64 ino; u32 dev; u32 mnt_ns;        inode of the file acted on (ident = 1), dev = s_dev;
+ *                                        mnt_ns = inode number of the task's mount namespace
  *   char data[]                          the four strings back to back, no NULs
  * path = base1 joined with raw1 (raw1 absolute or empty -> used as is / base alone);
  * user space joins and normalises lexically. symlink's path1 is the target string as
@@ -92,7 +96,7 @@ struct file_rec {
 	__u16 alias[2];
 	__u64 ino;
 	__u32 dev;
-	__u32 pad;
+	__u32 mnt_ns;
 	char data[DATA_SIZE];
 };
 
@@ -454,6 +458,9 @@ static __always_inline int raw_changed(struct pending *p, int i)
 
 /* Append raw string i of the stash (copying it again from user memory if the enter copy
  * failed); returns bytes added. */
+#define ID_REREAD1 2
+#define ID_REREAD2 4
+
 static __always_inline __u32 put_raw(struct file_rec *r, __u32 pos, struct pending *p, int i,
 				     __u8 *pflags, __u8 trunc_bit, __u8 unres_bit)
 {
@@ -463,6 +470,7 @@ static __always_inline __u32 put_raw(struct file_rec *r, __u32 pos, struct pendi
 	i &= 1;
 	if (p->len[i] == LEN_FAILED) {
 		long m = -1;
+		r->ident |= i ? ID_REREAD2 : ID_REREAD1;
 		if (p->uptr[i])
 			m = bpf_probe_read_user_str(dst, STR_MAX, (const char *)p->uptr[i]);
 		if (m <= 0) {
@@ -506,6 +514,9 @@ static __always_inline void rec_emit(struct file_rec *r, __u16 kind, __u32 pos)
 	size &= 0x7fff;
 	if (size > sizeof(*r))
 		return;
+	/* which mount namespace the names are in: user space can only check paths of its own */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	r->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
 	fill_hdr(&r->h, kind, size);
 	output_rec(r, size, kind, 0);
 }
@@ -515,7 +526,7 @@ static __always_inline void set_ident(struct file_rec *r, struct file *f)
 	struct inode *ino = BPF_CORE_READ(f, f_inode);
 	r->ino = BPF_CORE_READ(ino, i_ino);
 	r->dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	r->ident = 1;
+	r->ident |= 1;
 }
 
 static __always_inline void rec_reset(struct file_rec *r)
@@ -525,7 +536,6 @@ static __always_inline void rec_reset(struct file_rec *r)
 	r->ino = 0;
 	r->dev = 0;
 	r->ident = 0;
-	r->pad = 0;
 }
 
 /* One side (raw i, base dfd) of a path operation: [base][raw], alias-resolved. */

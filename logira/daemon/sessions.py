@@ -35,7 +35,9 @@ from logira.daemon.runfiles import RunFiles, RunFilesError, open_run_files
 from logira.detect.engine import Detector
 from logira.format.meta import RunMeta
 from logira.model.proctree import ProcessTree
+from logira.pipeline.filecheck import FileChecker
 from logira.pipeline.router import Router
+from logira.pipeline.sensitive import sensitive_identities
 from logira.pipeline.session import RunPipeline
 from logira.sinks.journald import Journal
 
@@ -208,6 +210,14 @@ class SessionManager:
         finally:
             held.close()
 
+    @staticmethod
+    def _file_checker(sp: StartPlan) -> FileChecker | None:
+        """Receipt checks of file records, with the identities of the user's sensitive files
+        (stat'ed now through O_NOFOLLOW dirfds) to match them under any name (filecheck.py)."""
+        if not sp.domains.get("file", True) or not sp.passwd_home:
+            return None
+        return FileChecker(sensitive_identities(sp.passwd_home))
+
     def _pipeline(self, sp: StartPlan, files: RunFiles, tree: ProcessTree) -> RunPipeline:
         try:
             detector = (Detector(sp.rules, home=sp.passwd_home or sp.home, workspace=sp.cwd, tree=tree)
@@ -216,6 +226,7 @@ class SessionManager:
             raise StartError(f"detection engine: {type(exc).__name__}: {exc}") from None
         return RunPipeline(run_id=files.run_id, chain=files.chain, sinks=files.sinks(self.journal, {
             "pid": sp.msg.pid, "cgroup": ""}, self.otlp, self.cfg.otlp_finish_wait, self.cfg.new_egress_detection), detector=detector, tree=tree, domains=sp.domains,
+            file_checker=self._file_checker(sp),
             flow=self.router.flow, flush_interval=self.cfg.flush_interval)  # fmt: skip
 
     async def _start(self, peer: Peer, sp: StartPlan, held: HeldPid) -> p.RunStarted:

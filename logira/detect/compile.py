@@ -322,11 +322,26 @@ def _pipe_match(conds: list[CExec], pipeline: list[list[str]], ctx: ExecCtx) -> 
 
 
 class FileCtx:
-    __slots__ = ("data", "names")
+    __slots__ = ("aliases", "data", "names")
 
-    def __init__(self, data: object, names: tuple[str, ...]) -> None:
+    def __init__(self, data: object, names: tuple[str, ...], aliases: tuple[str, ...] = ()) -> None:
         self.data = data
-        self.names = names
+        self.names = names  # the real names the op touches
+        self.aliases = aliases  # the same names as written, and a sensitive file's real name (same dev/ino)
+
+
+def other_names(d: object) -> tuple[str, ...]:
+    """Names a file event also goes by: the literal path(s) and the sensitive file it is."""
+    out = []
+    op = d.op  # type: ignore[attr-defined]
+    lit, lit2 = d.path_literal, d.path2_literal  # type: ignore[attr-defined]
+    if lit and op != "symlink":  # a symlink's literal path is its target string, not a name it touches
+        out.append(lit)
+    if lit2:
+        out.append(lit2)
+    if d.same_file_as:  # type: ignore[attr-defined]
+        out.append(d.same_file_as)  # type: ignore[attr-defined]
+    return tuple(out)
 
 
 def file_names(op: str, path: str, path2: str) -> tuple[str, ...]:
@@ -348,6 +363,7 @@ class CFile:
         "path2",
         "setuid",
         "src",
+        "unverified",
         "workspace",
         "ws",
     )
@@ -365,6 +381,7 @@ class CFile:
         self.workspace = c.workspace
         self.ws = ws.rstrip("/")
         self.exec_bit, self.setuid, self.failed = c.exec_bit, c.setuid, c.failed
+        self.unverified = compile_globs(c.unverified, home=home, workspace=ws, max_mem=mem)
 
     def match(self, ctx: FileCtx) -> bool:
         d = ctx.data
@@ -372,13 +389,26 @@ class CFile:
             return False
         if self.path is not None:
             m = self.path.test
-            hit = all if self.all_names else any
-            if not ctx.names or not hit(m(n) for n in ctx.names):
+            if self.all_names:  # an exception must cover every real name (aliases never widen it)
+                if not ctx.names or not all(m(n) for n in ctx.names):
+                    return False
+            elif not any(m(n) for n in ctx.names) and not any(m(n) for n in ctx.aliases):
                 return False
-        if self.path2 is not None and not (d.path2 and self.path2.test(d.path2)):  # type: ignore[attr-defined]
+        if (
+            self.path2 is not None
+            and not (d.path2 and self.path2.test(d.path2))  # type: ignore[attr-defined]
+            and (self.all_names or not (d.path2_literal and self.path2.test(d.path2_literal)))  # type: ignore[attr-defined]
+        ):
             return False
-        if self.src is not None and not (d.op in ("link", "symlink") and self.src.test(d.path)):  # type: ignore[attr-defined]
-            return False
+        if self.src is not None:
+            if d.op not in ("link", "symlink"):  # type: ignore[attr-defined]
+                return False
+            # symlink: `path` is the target made absolute against the link's directory, the literal
+            # target is kept beside it; both are matched (`ln -s ../.ssh/id_rsa x` and the absolute form)
+            if not self.src.test(d.path) and not (  # type: ignore[attr-defined]
+                not self.all_names and d.path_literal and self.src.test(d.path_literal)  # type: ignore[attr-defined]
+            ):
+                return False
         if self.workspace:
             p = ctx.names[-1] if ctx.names else d.path  # type: ignore[attr-defined]
             inside = p == self.ws or p.startswith(self.ws + "/")
@@ -392,6 +422,8 @@ class CFile:
             mode = d.mode  # type: ignore[attr-defined]
             if (mode >= 0 and mode & 0o6000 != 0) != self.setuid:
                 return False
+        if self.unverified is not None and not (d.path_unverified and self.unverified.test(d.path_unverified)):  # type: ignore[attr-defined]
+            return False
         return self.failed is None or bool(d.errno or d.ret < 0) == self.failed  # type: ignore[attr-defined]
 
 
@@ -521,7 +553,7 @@ class CLineage:
 class CWhen:
     """A compiled `when`/step/except: a type condition plus lineage conditions."""
 
-    __slots__ = ("ancestor", "cond", "has_lineage", "parent", "process", "src", "type")
+    __slots__ = ("ancestor", "cond", "has_lineage", "parent", "process", "src", "type", "writer")
 
     def __init__(self, w: S.When, home: str, ws: str, mem: int = MAX_MEM, *, is_except: bool = False) -> None:
         self.src = w
@@ -540,15 +572,22 @@ class CWhen:
         self.process = CLineage(w.process, home, ws, mem, is_except=is_except) if w.process else None
         self.parent = CLineage(w.parent, home, ws, mem, is_except=is_except) if w.parent else None
         self.ancestor = CLineage(w.ancestor, home, ws, mem, is_except=is_except) if w.ancestor else None
-        self.has_lineage = not (self.process is None and self.parent is None and self.ancestor is None)
+        self.writer = CLineage(w.writer, home, ws, mem, is_except=is_except) if w.writer else None
+        self.has_lineage = not (
+            self.process is None and self.parent is None and self.ancestor is None and self.writer is None
+        )
 
-    def match(self, ctx: object, pid: int, tree: ProcessTree) -> bool:
+    def match(self, ctx: object, pid: int, tree: ProcessTree, writer: ProcInfo | None = None) -> bool:
         if self.cond is not None and not self.cond.match(ctx):  # type: ignore[arg-type]
             return False
-        return not self.has_lineage or self.lineage_ok(pid, tree)
+        return not self.has_lineage or self.lineage_ok(pid, tree, writer)
 
-    def lineage_ok(self, pid: int, tree: ProcessTree) -> bool:
-        """The process/parent/ancestor conditions hold for pid."""
+    def lineage_ok(self, pid: int, tree: ProcessTree, writer: ProcInfo | None = None) -> bool:
+        """The process/parent/ancestor (and writer) conditions hold for pid."""
+        if self.writer is not None and not (writer is not None and self.writer.match(writer)):
+            return False
+        if self.process is None and self.parent is None and self.ancestor is None:
+            return True
         chain = tree.ancestors(pid)
         if self.process is not None and not (chain and self.process.match(chain[0])):
             return False

@@ -9,10 +9,11 @@ bounded per-rule state (see `sequence.py`).
 
 from __future__ import annotations
 
-from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, FlowCtx, file_names
+from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, FlowCtx, file_names, other_names
 from logira.detect.flow import Flow, FlowTracker
 from logira.detect.globs import Globs
 from logira.detect.loader import RuleSet
+from logira.detect.provenance import FileWriters
 from logira.detect.rx import MAX_MEM, MAX_MEM_UNTRUSTED
 from logira.detect.sequence import SequenceState
 from logira.detect.shell import SHELLS
@@ -50,6 +51,8 @@ class Detector:
             for lr in ruleset.rules
         ]
         self.sequences: dict[str, SequenceState] = {}
+        uses_writer = any(w.writer is not None for r in self.rules for w in (*r.whens, *r.excepts))
+        self.writers = FileWriters(tree, used=uses_writer)
         self.evaluated = 0
         self.deduplicated = 0  # detections not repeated because of a rule's `dedup`
         self._dedup: dict[str, set[tuple[object, ...]]] = {}
@@ -192,6 +195,8 @@ class Detector:
                 "path": fl.path, "pipe": fl.pipe}  # fmt: skip
 
     def _process(self, rec: Record) -> list[DetectionData]:
+        if rec.type == "file":
+            self.writers.observe(rec)
         data = rec.data_json
         t = rec.type
         ctx: object
@@ -203,16 +208,19 @@ class Detector:
                 return []
             op = data.op
             pf = table.prefilter
-            if op in _MULTI_NAME_OPS:
-                names = file_names(op, data.path, data.path2)
-                hit = pf is not None and (any(pf.test(n) for n in names) or pf.test(data.path))
-            else:
-                names = (data.path,)
-                hit = pf is not None and pf.test(data.path)
+            names = file_names(op, data.path, data.path2) if op in _MULTI_NAME_OPS else (data.path,)
+            # `path:` also matches the name as written (an alias) and, when the file is a watched
+            # sensitive file under another name, that file's real name (docs/rules.md)
+            aliases = other_names(data) if (data.path_literal or data.path2_literal or data.same_file_as) else ()
+            hit = pf is not None and (
+                any(pf.test(n) for n in names)
+                or (op in _MULTI_NAME_OPS and pf.test(data.path))
+                or any(pf.test(n) for n in aliases)
+            )
             entries = table.both if hit else table.always
             if not entries:
                 return []
-            ctx = FileCtx(data, names)
+            ctx = FileCtx(data, names, aliases)
             entries = [e for e in entries if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
         elif t == "exec":
             if not isinstance(data, ExecData) or data.errno:
@@ -262,10 +270,11 @@ class Detector:
         seq_hits: dict[str, list[int]] = {}
         tree = self.tree
         pid = rec.pid
+        writer = self.writers.of(rec) if self.writers.used else None
         for w, rule, step in entries:  # the type condition already matched
-            if rule.id in done or (w.has_lineage and not w.lineage_ok(pid, tree)):
+            if rule.id in done or (w.has_lineage and not w.lineage_ok(pid, tree, writer)):
                 continue
-            if rule.excepts and any(e.match(ctx, pid, tree) for e in rule.excepts if e.type in (None, t)):
+            if rule.excepts and any(e.match(ctx, pid, tree, writer) for e in rule.excepts if e.type in (None, t)):
                 continue
             if step < 0:
                 done.add(rule.id)
@@ -333,7 +342,8 @@ class Detector:
                      cmdline=" ".join(d.argv), cwd=d.cwd, exe=d.filename)  # fmt: skip
         elif isinstance(d, FileData):
             v.update(
-                op=d.op, path=d.path, path2=d.path2, mode=oct(d.mode) if d.mode >= 0 else "", errno=d.errno
+                op=d.op, path=d.path, path2=d.path2, mode=oct(d.mode) if d.mode >= 0 else "", errno=d.errno,
+                path_literal=d.path_literal, same_file_as=d.same_file_as, unverified=d.path_unverified,
             )
         elif isinstance(d, NetData):
             dst = f"[{d.dst_ip}]:{d.dst_port}" if ":" in d.dst_ip else f"{d.dst_ip}:{d.dst_port}"

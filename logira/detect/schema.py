@@ -73,6 +73,7 @@ class FileCond(_Strict):
     exec_bit: bool | None = None  # event's mode (chmod/create) has any of 0o111
     setuid: bool | None = None  # event's mode has setuid or setgid
     failed: bool | None = None  # None: either; True: only failed attempts; False: only successes
+    unverified: list[str] = []  # globs on FileData.path_unverified (the reason); ["*"]: any unverified name
 
 
 class NetCond(_Strict):
@@ -118,6 +119,9 @@ class When(_Strict):
     process: ProcCond | None = None
     parent: ProcCond | None = None
     ancestor: ProcCond | None = None
+    # the process that last created or wrote the event's file (file events: the path; exec: the
+    # program, or a script operand); no match when the run did not see it written (docs/rules.md)
+    writer: ProcCond | None = None
 
 
 class Sequence(_Strict):

@@ -39,9 +39,11 @@ def _keys(rec: Record) -> tuple[str, ...]:
     if isinstance(d, FileData):
         return (d.path2 if d.op in ("rename", "link", "symlink") and d.path2 else d.path,)
     if isinstance(d, ExecData):
-        if len(d.argv) > 1 and not d.argv[1].startswith("-"):
-            return (d.filename, posixpath.normpath(posixpath.join(d.cwd or "/", d.argv[1])))
-        return (d.filename,)
+        # the program and the first operands: the script of an interpreter, or the file the
+        # loader runs after its options (`ld.so --library-path DIR /tmp/x`); the step's own
+        # condition decides whether that operand is really what runs
+        ops = [a for a in d.argv[1:5] if a and not a.startswith("-")][:3]
+        return (d.filename, *(posixpath.normpath(posixpath.join(d.cwd or "/", a)) for a in ops))
     return ("",)
 
 

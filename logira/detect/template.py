@@ -17,7 +17,7 @@ MESSAGE_MAX = 300
 COMMON_FIELDS = ("pid", "ppid", "uid", "exe", "comm", "type")
 FIELDS: dict[str, tuple[str, ...]] = {
     "exec": (*COMMON_FIELDS, "filename", "program", "argv", "cmdline", "cwd"),
-    "file": (*COMMON_FIELDS, "op", "path", "path2", "mode", "errno"),
+    "file": (*COMMON_FIELDS, "op", "path", "path2", "mode", "errno", "path_literal", "same_file_as", "unverified"),
     "net": (*COMMON_FIELDS, "op", "proto", "family", "dst_ip", "dst_port", "dst", "src_ip", "src_port",
             "unix_path", "dns_qname", "bytes", "errno", "dns_qnames", "peer_mismatch", "claimed_dst_ip",
             "claimed_dst_port", "outcome", "bytes_received", "run_dst_bytes"),

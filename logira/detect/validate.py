@@ -117,7 +117,7 @@ def _when(path: Path, w: S.When, *, need_type: bool) -> str | None:
     if w.file is not None:
         f, fp = w.file, (*path, "file")
         _choices((*fp, "op"), f.op, S.FILE_OPS, "file op")
-        for key in ("path", "path2", "src"):
+        for key in ("path", "path2", "src", "unverified"):
             _globs((*fp, key), getattr(f, key))
         if f.workspace not in ("", "inside", "outside"):
             raise Invalid((*fp, "workspace"), f"workspace must be inside or outside, not {f.workspace!r}")
@@ -148,7 +148,7 @@ def _when(path: Path, w: S.When, *, need_type: bool) -> str | None:
             sub = getattr(w.flow, key)
             if sub is not None:
                 _exec((*path, "flow", key), sub)
-    for key in ("process", "parent", "ancestor"):
+    for key in ("process", "parent", "ancestor", "writer"):
         _proc_cond((*path, key), getattr(w, key))
     return types[0] if types else None
 
@@ -302,10 +302,10 @@ def _when_cost(w: S.When) -> int:
     if w.flow is not None:
         cost += sum(_exec_cost(c) for c in (w.flow.into, w.flow.source) if c is not None)
     if w.file is not None:
-        cost += _patterns_cost([(g, True) for g in [*w.file.path, *w.file.path2, *w.file.src]])
+        cost += _patterns_cost([(g, True) for g in [*w.file.path, *w.file.path2, *w.file.src, *w.file.unverified]])
     if w.net is not None:
         cost += _patterns_cost([(g.lower(), True) for g in w.net.dns])
-    for pc in (w.process, w.parent):
+    for pc in (w.process, w.parent, w.writer):
         if pc is not None:
             cost += _lineage_cost(pc)
     if w.ancestor is not None:

@@ -108,11 +108,13 @@ class FileOp(KernelEvent, kw_only=True, tag="file"):
     path_truncated: bool = False
     path_unresolved: bool = False  # relative path whose base could not be resolved in the kernel
     path_changed: bool = False  # the user string changed while the kernel used it (TOCTOU race)
+    path_reread: bool = False  # the string could only be read after the syscall (not resident at entry)
     path_literal: str = ""  # the path as the caller wrote it, when an alias made it differ
     path2_literal: str = ""
     resolved: str = ""  # how an alias was resolved: "kernel" (exact) | "receipt" (can race) | ""
     dev: int = 0  # st_dev / st_ino of the file acted on, when the kernel had its inode
     ino: int = 0
+    mnt_ns: int = 0  # inode number of the task's mount namespace (the names are in it)
 
 
 NET_OPS = ("connect", "send", "bind", "listen", "accept", "established", "close")

@@ -87,6 +87,7 @@ class FileData(msgspec.Struct, kw_only=True, gc=False):
     ino: int = 0
     same_file_as: str = ""  # a watched sensitive path that is this very file (same dev/ino), when path differs
     pseudo: bool = False  # /dev/null, /dev/tty, /proc/..., pipes, sockets: recorded, not a change
+    mnt_ns: int = 0  # mount namespace (inode number) the names are in
 
 
 class NetData(msgspec.Struct, kw_only=True, gc=False):

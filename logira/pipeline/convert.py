@@ -128,6 +128,19 @@ def ns_summary(ev: NsOp) -> str:
     return " ".join(parts)
 
 
+CHANGED = "changed during the syscall"
+REREAD = "read after the syscall"
+
+
+def _kernel_doubt(ev: FileOp) -> str:
+    """Why the kernel probe cannot vouch for the path string (docs/jsonl.md, path_unverified)."""
+    if ev.path_changed:
+        return CHANGED  # the caller's buffer differed at exit from the copy made at entry
+    if ev.path_reread:
+        return REREAD  # not resident at entry: copied at exit, after the caller could rewrite it
+    return ""
+
+
 def _file(ev: FileOp, run_id: str, seq: int) -> Record:
     ret = ev.ret
     err = -ret if ret < 0 else 0
@@ -135,8 +148,8 @@ def _file(ev: FileOp, run_id: str, seq: int) -> Record:
                     ret=ret, errno=err, path_truncated=ev.path_truncated,
                     path_unresolved=ev.path_unresolved, comm=ev.comm, tid=ev.tid,
                     path_literal=ev.path_literal, path2_literal=ev.path2_literal, resolved=ev.resolved,
-                    path_unverified="changed during the syscall" if ev.path_changed else "",
-                    dev=ev.dev, ino=ev.ino, pseudo=ev.op != "read" and is_pseudo(ev.path2 or ev.path))  # fmt: skip
+                    path_unverified=_kernel_doubt(ev),
+                    dev=ev.dev, ino=ev.ino, mnt_ns=ev.mnt_ns, pseudo=ev.op != "read" and is_pseudo(ev.path2 or ev.path))  # fmt: skip
     summary = file_summary(ev.op, ev.path, ev.path2, err)
     return Record(run_id=run_id, seq=seq, ts=ev.ts, type="file", pid=ev.pid, ppid=ev.ppid, uid=ev.uid,
                   summary=summary, data_json=data)  # fmt: skip

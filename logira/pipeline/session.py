@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from logira.format.meta import RunMeta
-from logira.model.kernel import KernelEvent
+from logira.model.kernel import FileOp, KernelEvent
 from logira.model.proctree import ProcessTree
 from logira.model.record import DetectionData, FileData, NetData, ProcData, Record
 from logira.pipeline.convert import convert, domain
 from logira.pipeline.fanout import FanOut
+from logira.pipeline.filecheck import FileChecker
 from logira.pipeline.flow import FlowControl
 from logira.sinks.base import Sink
 from logira.sinks.jsonl import JsonlSink
@@ -54,6 +55,7 @@ class RunPipeline:
         sinks: Sequence[Sink] = (),
         detector: Detect | None,
         tree: ProcessTree,
+        file_checker: FileChecker | None = None,
         domains: dict[str, bool],
         flow: FlowControl | None = None,
         flush_interval: float = 0.5,
@@ -63,6 +65,7 @@ class RunPipeline:
         self.fanout = FanOut(sinks)
         self.detector = detector
         self.tree = tree
+        self.file_checker = file_checker
         self.domains = domains
         self.flow = flow
         self.flush_interval = flush_interval
@@ -220,7 +223,10 @@ class RunPipeline:
         observe, exe_of = self.tree.observe, self.tree.exe
         detect = self.detector.process if self.detector is not None else None
         run_id = self.run_id
-        for ev in batch:
+        checker = self.file_checker
+        if checker is not None:
+            checker.begin_batch(batch)
+        for i, ev in enumerate(batch):
             if type(ev) is Record:  # appended by append_record: already a record, only seq is ours
                 self.seq += 1
                 ev.seq, ev.run_id = self.seq, run_id
@@ -242,6 +248,11 @@ class RunPipeline:
                 self.errors += 1
                 continue
             self.seq = seq
+            if checker is not None and type(ev) is FileOp:
+                try:
+                    checker.check(rec, ev, i)
+                except Exception:  # the record stands without its receipt checks: counted like a
+                    self.detect_errors += 1  # record the rules could not fully judge
             observe(rec)
             data = rec.data_json
             if type(data) in _ENRICHED and not data.exe:  # type: ignore[union-attr]

@@ -3,7 +3,7 @@
 Every file record has the same layout after the 64-byte header (`struct file_rec`):
 
     s64 ret; u32 flags; s32 mode; u8 op; u8 sc; u8 pflags; u8 ident; u16 len[4]; u16 alias[2]
-    u64 ino; u32 dev; u32 pad
+    u64 ino; u32 dev; u32 mnt_ns
     data: base1, raw1, base2, raw2 back to back (lengths in len[], no NULs)
 
 path = base1 joined with raw1, path2 = base2 joined with raw2. The kernel resolves the
@@ -70,8 +70,11 @@ PF_CHANGED1 = 16
 PF_CHANGED2 = 32
 PF_ALIAS1 = 64
 PF_ALIAS2 = 128
+ID_SET = 1  # ident: dev/ino are set
+ID_REREAD1 = 2  # ident: raw1/raw2 could only be copied at exit (not resident at entry)
+ID_REREAD2 = 4
 
-FIXED = struct.Struct("<qIiBBBBHHHHHHQIxxxx")
+FIXED = struct.Struct("<qIiBBBBHHHHHHQII")
 DATA_OFF = layout.HDR_SIZE + FIXED.size
 assert DATA_OFF == 112, DATA_OFF
 _unpack = FIXED.unpack_from
@@ -132,7 +135,7 @@ def _side(base: str, raw: str, alias: int, unresolved: bool) -> tuple[str, str]:
 
 def decode_file(buf: memoryview, hdr, base: dict) -> FileOp:
     """Decode one file record (any of the three file kinds)."""
-    ret, flags, mode, op, sc, pf, ident, l0, l1, l2, l3, a1, a2, ino, dev = _unpack(buf, layout.HDR_SIZE)
+    ret, flags, mode, op, sc, pf, ident, l0, l1, l2, l3, a1, a2, ino, dev, mnt_ns = _unpack(buf, layout.HDR_SIZE)
     o = DATA_OFF
     end = o + l0 + l1 + l2 + l3
     if end > len(buf):
@@ -168,8 +171,10 @@ def decode_file(buf: memoryview, hdr, base: dict) -> FileOp:
         path_literal=lit1,
         path2_literal=lit2,
         resolved="kernel" if pf & (PF_ALIAS1 | PF_ALIAS2) else "",
-        dev=kernel_dev(dev) if ident else 0,
-        ino=ino if ident else 0,
+        path_reread=bool(ident & (ID_REREAD1 | ID_REREAD2)),
+        dev=kernel_dev(dev) if ident & ID_SET else 0,
+        ino=ino if ident & ID_SET else 0,
+        mnt_ns=mnt_ns,
         **base,
     )
 

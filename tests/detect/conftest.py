@@ -2,7 +2,8 @@
 
 A case is one event spec or `{events: [spec, ...]}`. Specs:
   exec: "argv as a shell line" | [argv...]   filename, cwd, pid, ppid, parent (cmdline)
-  file: "op path [path2]"                    mode (octal int), errno, by (cmdline of the process), pid, ppid
+  file: "op path [path2]"                    mode (octal int), errno, by (cmdline of the process), pid, ppid,
+                                             literal, unverified, same_file_as (FileData fields)
   net:  "op proto ip:port" ("[v6]:port")     dns, src ("ip:port"), by, pid, ppid, qnames (list),
                                              mismatch, claimed ("ip:port"), outcome, bytes, run_bytes
   proc: "io_uring_setup"                     by, pid
@@ -113,7 +114,9 @@ class CaseRunner:
         if "file" in spec:
             parts = shlex.split(spec["file"])
             data = FileData(op=parts[0], path=parts[1], path2=parts[2] if len(parts) > 2 else "",
-                            mode=_mode(spec.get("mode", -1)), errno=int(spec.get("errno", 0)))  # fmt: skip
+                            mode=_mode(spec.get("mode", -1)), errno=int(spec.get("errno", 0)),
+                            path_literal=spec.get("literal", ""), path_unverified=spec.get("unverified", ""),
+                            same_file_as=spec.get("same_file_as", ""))  # fmt: skip
             return self._feed(self._rec("file", pid, ppid, data))
         if "net" in spec:
             op, proto, addr = spec["net"].split(" ")

@@ -119,7 +119,7 @@ def test_base_rule_loads() -> None:
         (
             'message: "m {path}"',
             'message: "m {dst_ip}"',
-            "x.yaml:7: rule r1: message placeholder {dst_ip} is not a field of this event type (one of: comm, errno, exe, mode, op, path, path2, pid, ppid, type, uid)",
+            "x.yaml:7: rule r1: message placeholder {dst_ip} is not a field of this event type (one of: comm, errno, exe, mode, op, path, path2, path_literal, pid, ppid, same_file_as, type, uid, unverified)",
         ),
         (
             'message: "m {path}"',

@@ -4,6 +4,8 @@ or be recorded as something else. Real BPF, real logirad, the throwaway user, th
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -101,3 +103,212 @@ def test_a_write_open_held_by_a_lease_through_a_thread_storm_is_never_lost(logir
     assert d["ret"] >= 0 and d["flags"] & os.O_APPEND and d["ino"] == bashrc.stat().st_ino
     assert d["dev"] == bashrc.stat().st_dev
     assert any(r["data_json"]["rule_id"] == "persist-shell-startup" for r in run.of_type("detection"))
+
+
+RENAME_RACE_C = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* rename(src_i, buf) while a second thread flips buf between "harmless_i" and the real target:
+ * the probe may copy one, the kernel another. Prints per iteration where the file really went. */
+static char buf[4096];
+static char evil[4096];
+static char decoy[4096];
+static atomic_int stop;
+
+static void *flipper(void *arg)
+{
+	while (!atomic_load(&stop)) {
+		strcpy(buf, decoy);
+		strcpy(buf, evil);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argv[1];
+	int n = 0, hits = 0;
+	snprintf(evil, sizeof(evil), "%s/.ssh/authorized_keys2", getenv("HOME"));
+	for (int i = 0; i < 3000 && hits < 12; i++) {
+		char src[4096];
+		struct stat st;
+		snprintf(src, sizeof(src), "%s/k%d", dir, i);
+		snprintf(decoy, sizeof(decoy), "%s/harmless_%d", dir, i);
+		strcpy(buf, decoy);
+		FILE *f = fopen(src, "w");
+		fputs("ssh-ed25519 AAAA attacker\n", f);
+		fclose(f);
+		atomic_store(&stop, 0);
+		pthread_t t;
+		pthread_create(&t, 0, flipper, 0);
+		syscall(SYS_rename, src, buf);
+		atomic_store(&stop, 1);
+		pthread_join(t, 0);
+		n++;
+		if (stat(evil, &st) == 0) {
+			printf("%d evil\n", i);
+			hits++;
+			unlink(evil);
+		} else {
+			printf("%d decoy\n", i);
+			unlink(decoy);
+		}
+	}
+	fflush(stdout);
+	return 0;
+}
+"""
+
+
+def _race(logira, test_user, tmp_path, source: str, decoy_doubt: str = "") -> None:
+    src = tmp_path / "race.c"
+    src.write_text(source)
+    exe = logira.workspace / "race"  # the user's own dir: the user can run it
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(exe), str(src)], check=True)
+    ssh = test_user.home / ".ssh"
+    made_ssh = not ssh.exists()
+    if made_ssh:
+        ssh.mkdir(mode=0o700)
+        os.chown(ssh, test_user.uid, test_user.gid)
+    try:
+        res = logira("run", "--tool", "renamerace", "--", str(exe), str(logira.workspace), timeout=240)
+    finally:
+        (ssh / "authorized_keys2").unlink(missing_ok=True)
+        if made_ssh:
+            shutil.rmtree(ssh, ignore_errors=True)
+    assert res.returncode == 0, res.stderr
+    outcome = dict(line.split() for line in res.stdout.decode().splitlines())
+    evil_iters = [i for i, where in outcome.items() if where == "evil"]
+    assert evil_iters, "the race never reached the real target (the attack did not run)"
+    run = logira.only_run()
+    renames = {r["data_json"]["path"].rsplit("/k", 1)[1]: r for r in run.files("rename")}
+    dets = {(r["data_json"]["rule_id"], r["data_json"]["related_event_seq"]) for r in run.of_type("detection")}
+    evil = str(ssh / "authorized_keys2")
+    for i in evil_iters:
+        rec = renames[i]  # it succeeded: it must be on record
+        d = rec["data_json"]
+        # exact, or flagged as not verifiable (and reported): never the decoy as if it were true
+        if d["path2"] == evil:
+            assert ("persist-authorized-keys", rec["seq"]) in dets
+            continue
+        assert d.get("path_unverified"), d
+        assert {("evasion-path-rewritten", rec["seq"]), ("evasion-path-unverified", rec["seq"])} & dets, d
+    # a decoy iteration that the receipt check confirms raises no evasion detection
+    # (a torn string can name a missing directory: that rename failed with ENOENT, not recorded)
+    quiet = [
+        i
+        for i, where in outcome.items()
+        if where == "decoy"
+        and i in renames
+        and renames[i]["data_json"]["path2"].endswith(f"/harmless_{i}")
+        and renames[i]["data_json"].get("path_unverified", "") == decoy_doubt
+        and not {("evasion-path-rewritten", renames[i]["seq"]), ("evasion-path-unverified", renames[i]["seq"])} & dets
+    ]
+    assert quiet, "no decoy rename was recorded as confirmed"
+
+
+def test_a_rename_whose_target_is_flipped_by_a_racing_thread_is_never_recorded_as_the_decoy(
+    logira, test_user, tmp_path
+):
+    _race(logira, test_user, tmp_path, RENAME_RACE_C)
+
+
+# The reliable variant: the path sits in a page that is not mapped yet, so the probe's copy
+# at entry faults and only the copy at exit succeeds; a thread writes the decoy after the
+# kernel's own copy (getname) and before the exit.
+RENAME_RACE_NONRESIDENT_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define N 600
+static char *volatile buf;
+static char decoy[4096];
+static atomic_int go, done;
+static volatile int delay;
+
+/* one thread for the whole run, spinning on the other CPU: started with a fresh thread per
+ * iteration it is often not even scheduled before the rename is over */
+static void *flipper(void *arg)
+{
+	for (int seen = 0;;) {
+		int g;
+		while ((g = atomic_load(&go)) == seen)
+			;
+		if (g < 0)
+			return 0;
+		seen = g;
+		for (volatile int k = 0; k < delay; k++)
+			;
+		memcpy(buf, decoy, strlen(decoy) + 1);
+		atomic_store(&done, g);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argv[1];
+	char evil[4096], pages[4096];
+	snprintf(evil, sizeof(evil), "%s/.ssh/authorized_keys2", getenv("HOME"));
+	snprintf(pages, sizeof(pages), "%s/pages", dir);
+	int fd = open(pages, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	/* one page every 32: the kernel's fault-around maps up to 16 cached neighbours */
+	for (int i = 0; i < N; i++) {
+		char page[4096] = {0};
+		strcpy(page, evil);
+		pwrite(fd, page, sizeof(page), (off_t)i * 32 * 4096);
+	}
+	char *map = mmap(0, (size_t)N * 32 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	pthread_t t;
+	pthread_create(&t, 0, flipper, 0);
+	for (int i = 0; i < N; i++) {
+		char src[4096];
+		struct stat st;
+		buf = map + (size_t)i * 32 * 4096; /* never touched by this process: no page-table entry */
+		snprintf(src, sizeof(src), "%s/k%d", dir, i);
+		snprintf(decoy, sizeof(decoy), "%s/harmless_%d", dir, i);
+		FILE *f = fopen(src, "w");
+		fputs("ssh-ed25519 AAAA attacker\n", f);
+		fclose(f);
+		delay = (i * 13) % 1500;
+		atomic_store(&go, i + 1);
+		syscall(SYS_rename, src, buf);
+		while (atomic_load(&done) != i + 1)
+			;
+		if (stat(evil, &st) == 0) {
+			printf("%d evil\n", i);
+			unlink(evil);
+		} else {
+			printf("%d decoy\n", i);
+			unlink(decoy);
+		}
+	}
+	atomic_store(&go, -1);
+	pthread_join(t, 0);
+	fflush(stdout);
+	return 0;
+}
+"""
+
+
+def test_a_rename_target_rewritten_after_the_kernel_read_it_from_a_nonresident_page_is_flagged(
+    logira, test_user, tmp_path
+):
+    # every such string is marked as read late; the receipt check confirms or contradicts it
+    _race(logira, test_user, tmp_path, RENAME_RACE_NONRESIDENT_C, decoy_doubt="read after the syscall")

@@ -31,8 +31,8 @@ def record(
     data = b"".join(strings)
     dev, ino = ident or (0, 0)
     body = struct.pack(
-        "<qIiBBBBHHHHHHQIxxxx", ret, flags, mode, FILE_OPS.index(op), SC[sc], pflags, 1 if ident else 0,
-        *map(len, strings), *alias, ino, dev,
+        "<qIiBBBBHHHHHHQII", ret, flags, mode, FILE_OPS.index(op), SC[sc], pflags, 1 if ident else 0,
+        *map(len, strings), *alias, ino, dev, 4026531841,
     )  # fmt: skip
     total = layout.HDR_SIZE + len(body) + len(data)
     hdr = layout.HDR.pack(
