@@ -9,7 +9,16 @@ import msgspec
 
 from logira.cli import readside
 from logira.cli.errors import CliError
-from logira.read.query import Dest, EventFilter, PathGlob, Row, RunSource, parse_severity, parse_types
+from logira.read.query import (
+    RESULTS,
+    Dest,
+    EventFilter,
+    PathGlob,
+    Row,
+    RunSource,
+    parse_severity,
+    parse_types,
+)
 from logira.render.escape import esc, esc_argv, esc_path, file_summary
 from logira.render.table import Column, render_table
 from logira.render.timefmt import parse_time_spec
@@ -143,6 +152,11 @@ def add_filters(p: argparse.ArgumentParser, tail: bool = False) -> None:
     g.add_argument(
         "--rule", action="append", default=[], metavar="ID", help="detections of rule ID (repeatable)"
     )
+    g.add_argument(
+        "--result",
+        metavar="R",
+        help="ok | failed (any error, denied included) | denied (EACCES/EPERM): events by outcome",
+    )
     g.add_argument("--severity", metavar="LEVEL", help="info|low|medium|high|critical, a list, or >=LEVEL")
     g.add_argument("--min-severity", metavar="LEVEL", help="same as --severity '>=LEVEL'")
     if not tail:
@@ -163,6 +177,8 @@ def add_filters(p: argparse.ArgumentParser, tail: bool = False) -> None:
 def validate_flags(args: argparse.Namespace) -> None:
     """Check every filter flag's syntax before any run is opened (one-line errors)."""
     parse_types(args.type)
+    if args.result and args.result not in RESULTS:
+        raise CliError(f"invalid --result {args.result!r} (expected ok, failed or denied)", exit_code=2)
     if args.severity:
         parse_severity(args.severity)
     if args.min_severity:
@@ -213,7 +229,7 @@ def build_filter(args: argparse.Namespace, src: RunSource | None, start_ts: int,
     return EventFilter(
         types=parse_types(args.type), pids=pids, path=args.path or "", ops=tuple(args.op),
         dest=args.dest or "", contains=args.contains or "", rules=tuple(args.rule), severities=sev,
-        since=since, until=until, seq_in=seq_in, seq_not_in=seq_not_in,
+        since=since, until=until, seq_in=seq_in, seq_not_in=seq_not_in, result=args.result or "",
     )  # fmt: skip
 
 

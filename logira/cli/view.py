@@ -10,6 +10,7 @@ import msgspec
 
 from logira.agents.calls import ToolCall
 from logira.cli import readside
+from logira.model.paths import errno_name, result_of
 from logira.model.record import RECORD_TYPES, SEVERITIES
 from logira.read.query import RunSource
 from logira.render.escape import esc, esc_argv, esc_path
@@ -21,6 +22,7 @@ TREE_MAX = 50  # above this many processes the tree is summarised
 CHILDREN_SHOWN = 6
 FILES_PER_DIR = 8
 DIRS_SHOWN = 15
+DENIED_SHOWN = 20
 DESTS_SHOWN = 20
 
 EXAMPLES = """\
@@ -38,7 +40,9 @@ def register(subparsers) -> None:
     )  # fmt: skip
     readside.add_selector(p)
     p.add_argument(
-        "--all", action="store_true", help="do not summarise the process tree, files or destinations"
+        "--all",
+        action="store_true",
+        help="do not summarise the process tree, files or destinations; list pseudo files (/dev/null, /proc/self/…) too",
     )
     readside.add_output(p, json_help="the dashboard's data as one JSON document")
     p.set_defaults(func=run)
@@ -72,11 +76,21 @@ class ViewDoc(msgspec.Struct):
     detections: list[agg.RuleGroup]
     processes: int
     tree: list[ProcNode]
-    files: list[agg.FileChange]
+    files: list[agg.FileChange]  # changes: successful, not pseudo files (unless --all)
     destinations: list[agg.Destination]
     dns: list[tuple[str, int]]
     tool_calls: list[ToolCall] = []
     agent_runtime: RuntimeDoc = msgspec.field(default_factory=RuntimeDoc)
+    denied: list[agg.FileChange] = []  # failed attempts (errno != 0), reads included
+    pseudo_hidden: int = 0  # paths of pseudo files left out of `files` (view --all lists them)
+
+
+def split_files(files: list[agg.FileChange], full: bool) -> tuple[list[agg.FileChange], list[agg.FileChange], int]:
+    """(changes, failed attempts, pseudo paths hidden): a failed op is never a change."""
+    changes = [f for f in files if not f.errno and f.op != "read" and (full or not f.pseudo)]
+    denied = [f for f in files if f.errno]
+    hidden = len({f.path for f in files if not f.errno and f.pseudo}) if not full else 0
+    return changes, denied, hidden
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,14 +114,15 @@ def run(args: argparse.Namespace) -> int:
     for g in groups:  # the rule set's title wins; the stored title covers rules no longer loaded
         title, g.description = texts.get(g.rule_id, ("", ""))
         g.title = title or g.title
+    changes, denied, hidden = split_files(files, args.all)
     if args.json:
         doc = ViewDoc(
-            msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, files, dests, dns,
-            calls, runtime,
+            msgspec.Raw(msgspec.json.encode(meta)), counts, groups, nprocs, roots, changes, dests, dns,
+            calls, runtime, denied=denied, pseudo_hidden=hidden,
         )
         readside.print_json(doc)
         return 0
-    _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns, calls, runtime)
+    _render(out, args, meta, counts, groups, roots, nprocs, (changes, denied, hidden), dests, dns, calls, runtime)
     out.flush()
     return 0
 
@@ -213,11 +228,13 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns, c
     else:
         out.lines(_tree_lines(roots, nprocs, args.all))
     out.line("")
-    _render_files(out, files, args.all)
+    changes, denied, hidden = files
+    _render_files(out, changes, args.all, hidden)
     if runtime is not None and runtime.records:
         out.line(f"  agent runtime: {runtime.records} records, {runtime.paths} paths folded "
                  f"(e.g. {esc(', '.join(runtime.dirs[:3]))}); logira query --agent-runtime")  # fmt: skip
         out.line("")
+    _render_denied(out, denied, args.all)
     _render_net(out, dests, dns, args.all)
     _render_new(out, meta)
     rid = esc(meta.run_id)
@@ -353,7 +370,7 @@ def _tree_lines(roots: list[ProcNode], nprocs: int, full: bool) -> list[str]:
     return lines
 
 
-def _render_files(out, files: list[agg.FileChange], full: bool) -> None:
+def _render_files(out, files: list[agg.FileChange], full: bool, hidden: int = 0) -> None:
     pal = out.palette
     by_dir: dict[str, list[agg.FileChange]] = defaultdict(list)
     for f in files:
@@ -374,6 +391,25 @@ def _render_files(out, files: list[agg.FileChange], full: bool) -> None:
             out.line(f"    … {len(entries) - FILES_PER_DIR} more")
     if not full and len(dirs) > DIRS_SHOWN:
         out.line(f"  … {len(dirs) - DIRS_SHOWN} more directories (view --all, or query --type file)")
+    if hidden:
+        out.line(f"  ({hidden} pseudo files such as /dev/null or /proc/self/… not shown: view --all)")
+    out.line("")
+
+
+def _render_denied(out, denied: list[agg.FileChange], full: bool) -> None:
+    """Failed attempts: what the agent tried and the kernel refused (never listed as changes)."""
+    if not denied:
+        return
+    pal = out.palette
+    out.line(pal.bold(f"Denied or failed ({sum(f.count for f in denied)} attempts on {len({f.path for f in denied})} paths)"))
+    rows = sorted(denied, key=lambda f: (f.path, f.op))
+    for f in rows if full else rows[:DENIED_SHOWN]:
+        label = ("DENIED" if result_of(f.errno) == "denied" else "FAILED") + f" ({errno_name(f.errno)})"
+        name = esc(f.path) + (" -> " + esc(f.path2) if f.path2 else "")
+        times = f"  x{f.count}" if f.count > 1 else ""
+        out.line(f"  {f.op:<8} {pal.warn(label)}  {name}{times}")
+    if not full and len(rows) > DENIED_SHOWN:
+        out.line(f"  … {len(rows) - DENIED_SHOWN} more (view --all, or query --type file --result failed)")
     out.line("")
 
 

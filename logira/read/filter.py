@@ -44,6 +44,27 @@ class EventFilter(msgspec.Struct, kw_only=True):
     # records of one tool call / the agent's runtime (logira/agents/calls.py); None = no condition
     seq_in: tuple[int, ...] | None = None
     seq_not_in: tuple[int, ...] | None = None
+    result: str = ""  # ok | failed (any errno, denied included) | denied (EACCES, EPERM)
+
+
+RESULTS = ("ok", "failed", "denied")
+_DENIED = (1, 13)  # EPERM, EACCES: logira.model.paths.DENIED_ERRNOS
+
+
+class _Errno(msgspec.Struct):
+    errno: int = 0
+
+
+_errno_of = msgspec.json.Decoder(_Errno).decode
+
+
+def result_ok(want: str, errno: int) -> bool:
+    """Does an event with this errno have the wanted result?"""
+    if want == "ok":
+        return errno == 0
+    if want == "denied":
+        return errno in _DENIED
+    return errno != 0
 
 
 class CompiledFilter:
@@ -55,7 +76,7 @@ class CompiledFilter:
         self.rows = rows  # about how many events the run has (max seq): chooses the --path plan
         self.glob = PathGlob(f.path) if f.path else None
         self.dest = Dest(f.dest) if f.dest else None
-        self.has_event_conds = bool(f.pids or f.ops or self.glob or self.dest)
+        self.has_event_conds = bool(f.pids or f.ops or self.glob or self.dest or f.result)
         self.has_det_conds = bool(f.rules or f.severities)
         types = f.types or (("detection",) if self.has_det_conds else RECORD_TYPES)
         self.types = tuple(types)
@@ -74,6 +95,13 @@ class CompiledFilter:
             return False
         if self.glob is not None and not (self.glob.match(row.path) or self.glob.match(row.path2)):
             return False
+        if f.result:
+            try:
+                errno = _errno_of(row.data_json or "{}").errno
+            except (msgspec.DecodeError, TypeError):
+                errno = 0
+            if not result_ok(f.result, errno):
+                return False
         return not (self.dest is not None and not self.dest.match(row))
 
     def det_match(self, row: Row) -> bool:
@@ -107,6 +135,9 @@ class CompiledFilter:
         f, parts = self.f, []
         _in(parts, params, f"{a}.pid", f.pids)
         _in(parts, params, f"{a}.op", f.ops)
+        if f.result:
+            err = f"COALESCE({a}.data_json ->> '$.errno', 0)"
+            parts.append({"ok": f"{err} = 0", "denied": f"{err} IN (1, 13)"}.get(f.result, f"{err} != 0"))
         if self.glob is not None:
             # Non-correlated subqueries, so SQLite scans the covering ev_path index (and the partial
             # ev_change index for rename/link targets) once instead of looking up every file row.

@@ -22,12 +22,12 @@ read/source.py (`RunSource`, with the JSONL fallback). This module names them fo
 
 from __future__ import annotations
 
-from logira.read.filter import CompiledFilter, EventFilter, like_escape
+from logira.read.filter import RESULTS, CompiledFilter, EventFilter, like_escape
 from logira.read.matchers import SEV_RANK, Dest, PathGlob, parse_severity, parse_types
 from logira.read.row import COLUMNS, N_COLS, Row, row_from_record
 from logira.read.source import RunSource
 
 __all__ = [
-    "COLUMNS", "N_COLS", "SEV_RANK", "CompiledFilter", "Dest", "EventFilter", "PathGlob", "Row", "RunSource",
+    "COLUMNS", "N_COLS", "RESULTS", "SEV_RANK", "CompiledFilter", "Dest", "EventFilter", "PathGlob", "Row", "RunSource",
     "like_escape", "parse_severity", "parse_types", "row_from_record",
 ]

@@ -6,6 +6,7 @@ import sqlite3
 
 import msgspec
 
+from logira.model.paths import is_pseudo
 from logira.model.record import SEVERITIES
 
 SEV_ORDER = (
@@ -29,6 +30,8 @@ class FileChange(msgspec.Struct):
     path: str
     path2: str | None
     count: int
+    errno: int = 0  # non-zero: the attempts failed (view lists them under "Denied", never as changes)
+    pseudo: bool = False  # /dev/null, ttys, /proc/<pid>/..., pipes: recorded, not a change to a file
 
 
 class Destination(msgspec.Struct):
@@ -63,14 +66,22 @@ def _has_index(db: sqlite3.Connection, name: str) -> bool:
 
 
 def file_changes(db: sqlite3.Connection) -> list[FileChange]:
-    """Every changed path with its ops (reads excluded), ordered by path."""
-    if _has_index(db, "ev_change"):  # partial covering index: no table lookups, no sort
-        sql = ("SELECT op, path, path2, count(*) FROM events INDEXED BY ev_change "
-               "WHERE type = 'file' AND op != 'read' GROUP BY path, op, path2")  # fmt: skip
-    else:
-        sql = ("SELECT op, path, path2, count(*) FROM events WHERE type = 'file' AND op != 'read' "
-               "GROUP BY path, op, path2")  # fmt: skip
-    return [FileChange(r[0], r[1] or "", r[2], r[3]) for r in db.execute(sql)]
+    """Every path with its non-read ops, and every failed file op (reads included), by path.
+
+    Successful ops are changes; failed ones (errno != 0) are attempts. Pseudo files are
+    marked (the stored flag, or recomputed for records written before it existed).
+    """
+    hint = "INDEXED BY ev_change" if _has_index(db, "ev_change") else ""
+    err = "COALESCE(data_json ->> '$.errno', 0)"
+    sql = (f"SELECT op, path, path2, count(*), {err} AS err FROM events {hint} "
+           "WHERE type = 'file' AND op != 'read' GROUP BY path, op, path2, err "
+           f"UNION ALL SELECT op, path, path2, count(*), {err} AS err FROM events "
+           f"WHERE type = 'file' AND op = 'read' AND {err} != 0 GROUP BY path, op, path2, err")  # fmt: skip
+    out = []
+    for op, path, path2, n, errno in db.execute(sql):
+        path = path or ""
+        out.append(FileChange(op, path, path2, n, int(errno or 0), is_pseudo(path2 or path)))
+    return out
 
 
 def destinations(db: sqlite3.Connection) -> list[Destination]:

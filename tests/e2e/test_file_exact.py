@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 from e2e_support import PY, StoredRun
@@ -312,3 +314,195 @@ def test_a_rename_target_rewritten_after_the_kernel_read_it_from_a_nonresident_p
 ):
     # every such string is marked as read late; the receipt check confirms or contradicts it
     _race(logira, test_user, tmp_path, RENAME_RACE_NONRESIDENT_C, decoy_doubt="read after the syscall")
+
+
+# ---- aliases, identity, provenance, presentation: real runs as the test user ---------------
+
+
+@pytest.fixture
+def world_dir():
+    """A dir every test user can enter and write (mode 1777), removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="logira-fx-"))
+    os.chmod(d, 0o1777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _dets(run: StoredRun) -> list[tuple[str, str]]:
+    return [(r["data_json"]["rule_id"], r["data_json"]["message"]) for r in run.of_type("detection")]
+
+
+def _ssh_dir(test_user):
+    ssh = test_user.home / ".ssh"
+    made = not ssh.exists()
+    if made:
+        ssh.mkdir(mode=0o700)
+        os.chown(ssh, test_user.uid, test_user.gid)
+    return ssh, made
+
+
+def _plant(path, uid_user, text="secret\n", mode=0o600):
+    path.write_text(text)
+    os.chown(path, uid_user.uid, uid_user.gid)
+    os.chmod(path, mode)
+
+
+def test_deletes_through_fd_aliases_and_symlinked_dirs_name_the_real_file(logira, test_user):
+    ssh, made = _ssh_dir(test_user)
+    names = ["a_fd", "a_devfd", "a_thread", "a_pid", "a_link"]
+    for n in names:
+        _plant(ssh / n, test_user)
+    ws = logira.workspace
+    script = textwrap.dedent(f"""
+        exec 3< {ssh}
+        rm /proc/self/fd/3/a_fd
+        rm /dev/fd/3/a_devfd
+        rm /proc/thread-self/fd/3/a_thread
+        # another process's fd: it stays alive (3 s) so logirad can still read its fd table
+        (exec 4< {ssh}; exec sleep 3) &
+        while [ "$(readlink /proc/$!/fd/4)" != "{ssh}" ]; do :; done
+        rm /proc/$!/fd/4/a_pid
+        ln -s {ssh} {ws}/innocent
+        rm {ws}/innocent/a_link
+    """)
+    try:
+        res = logira("run", "--tool", "alias", "--", "bash", "-c", script)
+    finally:
+        for n in names:
+            (ssh / n).unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(ssh, ignore_errors=True)
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    deletes = {r["data_json"]["path"]: r["data_json"] for r in run.files("delete")}
+    for n in names:
+        assert str(ssh / n) in deletes, (n, sorted(deletes))
+    d = deletes[str(ssh / "a_fd")]
+    assert (d["path_literal"], d["resolved"]) == ("/proc/self/fd/3/a_fd", "kernel")
+    assert deletes[str(ssh / "a_devfd")]["path_literal"] == "/dev/fd/3/a_devfd"
+    assert deletes[str(ssh / "a_thread")]["resolved"] == "kernel"
+    # another process's fd and a symlinked directory: only logirad could resolve them, at receipt
+    assert deletes[str(ssh / "a_pid")]["resolved"] == "receipt"
+    assert deletes[str(ssh / "a_link")]["path_literal"] == f"{ws}/innocent/a_link"
+    assert deletes[str(ssh / "a_link")]["resolved"] == "receipt"
+    fired = _dets(run)
+    assert sum(1 for rid, _ in fired if rid == "cred-ssh-write") >= len(names), fired
+    # the symlink to ~/.ssh is a detection of its own, its target absolute
+    (sl,) = run.files("symlink")
+    assert sl["data_json"]["path"] == str(ssh) and sl["data_json"]["path2"] == f"{ws}/innocent"
+    assert any(rid == "cred-symlink-to-sensitive" for rid, _ in fired)
+
+
+def test_a_key_read_through_a_bind_mount_in_a_private_namespace_is_matched_by_identity(logira, test_user):
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    ssh, made = _ssh_dir(test_user)
+    key = ssh / "id_identity_test"
+    _plant(key, test_user)
+    ws = logira.workspace
+    (ws / "mnt").mkdir()
+    os.chown(ws / "mnt", test_user.uid, test_user.gid)
+    script = f"mount --bind {ssh} {ws}/mnt && cat {ws}/mnt/id_identity_test > /dev/null && echo read"
+    try:
+        res = logira("run", "--tool", "bindalias", "--", "unshare", "-Urm", "sh", "-c", script)
+    finally:
+        key.unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(ssh, ignore_errors=True)
+    if b"read" not in res.stdout:
+        pytest.skip(f"unprivileged user+mount namespaces unavailable here: {res.stderr.decode().strip()}")
+    run = logira.only_run()
+    (rd,) = [r["data_json"] for r in run.files("read") if r["data_json"]["path"].endswith("/id_identity_test")]
+    assert rd["path"] == f"{ws}/mnt/id_identity_test"  # the name the agent saw
+    assert rd["same_file_as"] == str(key)  # the file it really is (dev, ino)
+    assert any(rid == "cred-ssh-private-read" for rid, _ in _dets(run)), _dets(run)
+
+
+def test_compiling_in_tmp_and_running_it_is_not_a_dropper_but_the_loader_and_mknod_tricks_are(logira, tmp_path):
+    scratch = f"/tmp/logira-scratch-{os.getpid()}-{tmp_path.name}"
+    script = textwrap.dedent(f"""
+        set -e
+        mkdir -p {scratch}/build && cd {scratch}/build
+        printf 'int main(void){{return 0;}}\\n' > hello.c
+        gcc -o hello hello.c
+        ./hello
+        cp /bin/true {scratch}/payload && chmod 644 {scratch}/payload
+        /lib64/ld-linux-x86-64.so.2 {scratch}/payload
+        python3 -c "import os; os.mknod('{scratch}/nod', 0o100755)"
+        cat /bin/true > {scratch}/nod
+        {scratch}/nod
+        printf 'true\\n' > {scratch}/s.sh
+        exec 3< {scratch}/s.sh
+        bash /proc/self/fd/3
+    """)
+    try:
+        res = logira("run", "--tool", "droppers", "--", "bash", "-c", script, timeout=120)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    fired = _dets(run)
+    drop = [(rid, m) for rid, m in fired if rid.startswith("drop-")]
+    # the build: nothing about hello
+    assert not [x for x in drop if "/build/hello" in x[1]], drop
+    # the tricks: each one caught
+    assert any(rid == "drop-loader-run-tmp" and "payload" in m for rid, m in drop), drop
+    assert any(rid == "drop-create-exec-no-chmod" and "nod" in m for rid, m in drop), drop
+    assert any(rid == "drop-fileless-exec" and "/proc/self/fd/3" in m for rid, m in drop), drop
+    (mk,) = [r["data_json"] for r in run.files("create") if r["data_json"]["path"] == f"{scratch}/nod"]
+    assert (mk["syscall"], mk["mode"], mk["flags"]) == ("mknodat", 0o755, 0o100000) or mk["syscall"] == "mknod"
+
+
+def test_npm_reading_npmrc_is_routine_but_cat_is_not(logira, test_user):
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    npmrc = test_user.home / ".npmrc"
+    had = npmrc.exists()
+    if not had:
+        _plant(npmrc, test_user, "fund=false\n")
+    ws = logira.workspace
+    (ws / "package.json").write_text('{"name": "x", "version": "1.0.0"}\n')
+    (ws / "package-lock.json").write_text(
+        '{"name": "x", "version": "1.0.0", "lockfileVersion": 3, "requires": true,'
+        ' "packages": {"": {"name": "x", "version": "1.0.0"}}}\n'
+    )
+    for f in ("package.json", "package-lock.json"):
+        os.chown(ws / f, test_user.uid, test_user.gid)
+    try:
+        res = logira("run", "--tool", "npm", "--", "sh", "-c",
+                     f"npm ci --offline --no-audit --no-fund >/dev/null && cat {npmrc} >/dev/null", timeout=180)  # fmt: skip
+    finally:
+        if not had:
+            npmrc.unlink(missing_ok=True)
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    reads = [r for r in run.files("read") if r["data_json"]["path"] == str(npmrc)]
+    assert {r["data_json"]["comm"] for r in reads} >= {"cat"} and len(reads) >= 2, [r["data_json"] for r in reads]
+    token = [m for rid, m in _dets(run) if rid == "cred-token-file-read"]
+    assert len(token) == 1 and "/cat" in token[0], token
+
+
+def test_denied_and_pseudo_files_are_never_shown_as_changes(logira, world_dir):
+    root_file = world_dir / "rootfile"
+    root_file.write_text("root\n")
+    root_file.chmod(0o644)
+    script = f"echo x > {root_file} 2>/dev/null; echo y > /dev/null; echo z > {logira.workspace}/ok.txt; true"
+    res = logira("run", "--tool", "denied", "--", "sh", "-c", script)
+    assert res.returncode == 0, res.stderr
+    run = logira.only_run()
+    (den,) = [r for r in run.files("modify") if r["data_json"]["path"] == str(root_file)]
+    assert den["summary"] == f"file modify DENIED (EACCES) {root_file}"
+    view = logira("view", run.id, "--color", "never")
+    text = view.stdout.decode().split("Files changed", 1)[1]  # past the header (it shows the command)
+    changed, _, rest = text.partition("Denied or failed")
+    assert "ok.txt" in changed and "rootfile" not in changed and "null" not in changed.replace("/dev/null or", "")
+    assert "DENIED (EACCES)" in rest and "rootfile" in rest
+    assert "1 pseudo files" in changed
+    full = logira("view", run.id, "--all", "--color", "never").stdout.decode().split("Files changed", 1)[1]
+    assert "null" in full.partition("Denied or failed")[0] and "pseudo files" not in full
+    q = logira("query", run.id, "--type", "file", "--result", "denied", "--json").stdout.decode()
+    assert str(root_file) in q and "ok.txt" not in q
+    q_ok = logira("query", run.id, "--type", "file", "--result", "ok", "--json").stdout.decode()
+    assert "ok.txt" in q_ok and str(root_file) not in q_ok
+    bad = logira("query", run.id, "--result", "maybe")
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1
