@@ -104,4 +104,10 @@ def file_summary(op: str, path: str, path2: str, summary: str) -> str:
     would read like markup, else the stored summary escaped."""
     if not (_markup_like(path) or (path2 and _markup_like(path2))):
         return esc(summary)
-    return f"file {esc(op)} {esc_path(path)}" + (f" -> {esc_path(path2)}" if path2 else "")
+    # keep the outcome label of a failed op ("file modify DENIED (EACCES) <path>", convert.py)
+    head = f"file {op} "
+    rest = summary[len(head) :] if summary.startswith(head) else ""
+    label = ""
+    if rest.startswith(("DENIED (", "FAILED (")) and ") " in rest:
+        label = rest[: rest.index(") ") + 1] + " "
+    return f"file {esc(op)} {esc(label)}{esc_path(path)}" + (f" -> {esc_path(path2)}" if path2 else "")
