@@ -8,6 +8,8 @@ here: a linker writing `/tmp/build/a.out` versus curl writing `/tmp/x`.
 
 from __future__ import annotations
 
+import msgspec
+
 from logira.model.proctree import ProcessTree, ProcInfo
 from logira.model.record import ExecData, FileData, Record
 
@@ -25,7 +27,8 @@ class FileWriters:
         p = self.tree.get(pid)
         if p is None:
             return ProcInfo(pid=pid)
-        return ProcInfo(pid=pid, ppid=p.ppid, exe=p.exe, argv=list(p.argv[:16]), cwd=p.cwd, uid=p.uid)
+        # a copy: the tree's entry changes at the process's next exec (trust, script and all)
+        return msgspec.structs.replace(p, argv=list(p.argv[:16]))
 
     def _put(self, path: str, info: ProcInfo) -> None:
         if len(self._by_path) >= MAX_FILES:

@@ -448,7 +448,7 @@ def test_compiling_in_tmp_and_running_it_is_not_a_dropper_but_the_loader_and_mkn
     # the tricks: each one caught
     assert any(rid == "drop-loader-run-tmp" and "payload" in m for rid, m in drop), drop
     assert any(rid == "drop-create-exec-no-chmod" and "nod" in m for rid, m in drop), drop
-    assert any(rid == "drop-fileless-exec" and "/proc/self/fd/3" in m for rid, m in drop), drop
+    assert any(rid == "drop-script-via-fd" and "/proc/self/fd/3" in m for rid, m in drop), drop
     (mk,) = [r["data_json"] for r in run.files("create") if r["data_json"]["path"] == f"{scratch}/nod"]
     assert (mk["syscall"], mk["mode"], mk["flags"]) == ("mknodat", 0o755, 0o100000) or mk["syscall"] == "mknod"
 
