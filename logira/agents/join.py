@@ -352,10 +352,16 @@ class _Joiner:
                 pending.setdefault(key, []).append(c)
             self._bind(c)
             return
-        c = self.calls.get(cid) if cid else (pending.get(key) or [None]).pop(0) if pending.get(key) else None
-        if c is None:
+        ended: Call | None
+        if cid:
+            ended = self.calls.get(cid)
+        else:
+            waiting = pending.get(key)
+            ended = waiting.pop(0) if waiting else None
+        if ended is None:
             self.bump("post_without_pre")
             return
+        c = ended
         if c.end_ts:
             self.bump("duplicate_call_ids")
             return
@@ -489,12 +495,12 @@ class _Joiner:
             if t == "agent":
                 continue
             if t == "detection":
-                call, how = by_seq.get(d.related_event_seq, (None, ""))
-                if call is not None:
-                    call.detections += 1
-                    call.seqs.append(ev.seq)
-                    call.hows.append(how)
-                    attribution[ev.seq] = (call.call_id, how)
+                dcall, dhow = by_seq.get(d.related_event_seq, (None, ""))
+                if dcall is not None:
+                    dcall.detections += 1
+                    dcall.seqs.append(ev.seq)
+                    dcall.hows.append(dhow)
+                    attribution[ev.seq] = (dcall.call_id, dhow)
                 continue
             call: Call | None = p.call if p is not None else None
             how = p.how if p is not None else ""

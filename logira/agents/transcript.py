@@ -148,10 +148,10 @@ def parse_claude(data: bytes, stats: TranscriptStats) -> list[Declared]:
                              start_ts=ts, session_id=sess[:256], subagent=sub[:256])  # fmt: skip
                 calls.setdefault(d.call_id, d)
             elif block.get("type") == "tool_result" and isinstance(block.get("tool_use_id"), str):
-                d = calls.get(block["tool_use_id"])
-                if d is not None and not d.end_ts:
-                    d.end_ts = ts
-                    d.status = "error" if block.get("is_error") is True else "ok"
+                done = calls.get(block["tool_use_id"])
+                if done is not None and not done.end_ts:
+                    done.end_ts = ts
+                    done.status = "error" if block.get("is_error") is True else "ok"
     stats.tool_calls += len(calls)
     return list(calls.values())
 
@@ -184,27 +184,27 @@ def parse_codex(data: bytes, stats: TranscriptStats) -> list[Declared]:
             item = payload.get("item")
             if not isinstance(item, dict) or item.get("type") != "CommandExecution":
                 continue
-            d = calls.get(item.get("id"))  # type: ignore[arg-type]
-            if d is None:
+            ended = calls.get(str(item.get("id")))
+            if ended is None:
                 continue
             done = payload.get("completed_at_ms")
-            d.end_ts = done * 1_000_000 if isinstance(done, int) and done > 0 else ts or d.end_ts
+            ended.end_ts = done * 1_000_000 if isinstance(done, int) and done > 0 else ts or ended.end_ts
             code = item.get("exit_code")
-            d.status = "ok" if code == 0 and item.get("status") != "failed" else "error"
-            if not d.command:
-                d.command = command_of({"command": item.get("command")})
+            ended.status = "ok" if code == 0 and item.get("status") != "failed" else "error"
+            if not ended.command:
+                ended.command = command_of({"command": item.get("command")})
         elif (kind == "event_msg" and ptype == "exec_command_end") or (
             kind == "response_item" and ptype in ("function_call_output", "custom_tool_call_output")
         ):
-            d = calls.get(payload.get("call_id"))  # type: ignore[arg-type]
-            if d is None:
+            out = calls.get(str(payload.get("call_id")))
+            if out is None:
                 continue
             if ptype == "exec_command_end":
                 code = payload.get("exit_code")
-                d.end_ts = ts or d.end_ts
-                d.status = "ok" if code == 0 else "error"
-            elif not d.end_ts:
-                d.end_ts, d.status = ts, d.status or "ok"
+                out.end_ts = ts or out.end_ts
+                out.status = "ok" if code == 0 else "error"
+            elif not out.end_ts:
+                out.end_ts, out.status = ts, out.status or "ok"
     stats.tool_calls += len(calls)
     return list(calls.values())
 

@@ -161,3 +161,15 @@ def test_permission_mode_change_inside_a_session_is_a_finding():
     res = join(r.evs, [], home=HOME, uid=1000)
     found = [f for f in res.findings if f.rule_id == RULE_TAMPER]
     assert len(found) == 1 and "default -> bypassPermissions" in found[0].message
+
+
+def test_subagent_calls_are_marked_and_attributed_like_any_other():
+    r = Run()
+    _claude(r)
+    r.send_hook(AGENT, 300, "SubagentStart", agent_id="sub-1")
+    ex = _tool(r, "toolu_S", "ls -la", 200, 302)
+    pre = next(e for e in r.evs if e.type == "agent" and e.data_json.event == "PreToolUse")
+    pre.data_json.agent_id = "sub-1"  # the PreToolUse of toolu_S came from inside the subagent
+    res = join(r.evs, [], home=HOME, uid=1000)
+    (call,) = res.calls
+    assert call.subagent == "sub-1" and res.attribution[ex.seq] == ("toolu_S", "hook_window")
