@@ -14,7 +14,10 @@ each interpreter was asked to run. This tracker follows it:
   `pipe`  - it reads its program from stdin or /dev/fd/N (`sh`, `bash -s`, `python3 -`,
             `bash /dev/fd/63`) and that fd is a pipe a tainted process writes;
   `image` - its image or the #! script the kernel was asked to run is a downloaded file;
-  `file`  - its first operand (the script of `sh x.sh`, `python3 x.py`) is a downloaded file;
+  `file`  - its first operand (the script of `sh x.sh`, `python3 x.py`), or the regular file on
+            its stdin when it reads its program from there (`sh < x.sh`), is a downloaded file;
+  files are known by path and by identity (dev, inode), so an alias or a hard link of a
+  downloaded file is still one;
   `args`  - it runs inline code (`-c`) and its parent (≤ 3 levels) is a non-shell process
             fed by a tainted pipe (`… | xargs sh -c`);
   `self`  - it runs inline code (`-c`/`-e`) and reached the network itself (an interpreter
@@ -122,8 +125,8 @@ class FlowTracker:
         self.procs: OrderedDict[int, _Proc] = OrderedDict()
         self.readers: OrderedDict[str, set[int]] = OrderedDict()
         self.writers: OrderedDict[str, set[int]] = OrderedDict()
-        self.downloaded: OrderedDict[str, tuple[int, int]] = OrderedDict()  # path -> (pid, seq)
-        self.pending_writes: dict[int, list[str]] = {}
+        self.downloaded: OrderedDict[str, tuple[int, int]] = OrderedDict()  # path or "dev:ino" -> (pid, seq)
+        self.pending_writes: dict[int, list[str]] = {}  # paths and "@dev:ino" identities
         self.reported: set[tuple[int, int, str]] = set()
         self.dropped = 0
 
@@ -214,12 +217,14 @@ class FlowTracker:
             return []
         if d.op in ("create", "modify"):
             p = self.procs.get(rec.pid)
+            names = [d.path] + ([f"@{d.dev}:{d.ino}"] if d.ino else [])  # identity: aliases and renames
             if p is not None and p.tainted:
-                self._downloaded(d.path, p.origin or rec.pid, rec.seq)
+                for n in names:
+                    self._downloaded(n, p.origin or rec.pid, rec.seq)
             else:
                 w = self.pending_writes.setdefault(rec.pid, [])
                 if len(w) < MAX_WRITES:
-                    w.append(d.path)
+                    w.extend(names)
                 if len(self.pending_writes) > MAX_PROCS:
                     self.pending_writes.pop(next(iter(self.pending_writes)))
                     self.dropped += 1
@@ -282,10 +287,15 @@ class FlowTracker:
         out: list[Flow] = []
         d = p.data
         kind, arg = p.program
-        for via, path in (("image", d.filename), ("image", d.script), ("file", arg if kind == "file" else "")):
+        stdin = d.fds.get(0, "")
+        ident = ("@" + stdin[5:]) if kind == "stdin" and stdin.startswith("file:") else ""  # `sh < x.sh`
+        exe_id = f"@{d.exe_dev}:{d.exe_ino}" if d.exe_ino else ""
+        for via, path in (("image", d.filename), ("image", d.script), ("image", exe_id),
+                          ("file", arg if kind == "file" else ""), ("file", ident)):  # fmt: skip
             src = self.downloaded.get(path) if path else None
             if src is not None and src[0] != pid:
-                out += self._report(via, pid, src[0], src[1], path=path)
+                shown = path if not path.startswith("@") else (d.filename if path == exe_id else "stdin")
+                out += self._report(via, pid, src[0], src[1], path=shown)
         if kind == "inline":
             if p.tainted and not p.fed_by:
                 out += self._report("self", pid, pid, p.taint_seq)

@@ -4,6 +4,7 @@ and bpf/nsmount.h."""
 
 from __future__ import annotations
 
+import os
 import posixpath
 import struct
 
@@ -94,8 +95,14 @@ def namespaces_of(flags: int) -> list[str]:
     return [name for bit, name in CLONE_NEW if flags & bit]
 
 
+def st_dev(dev: int) -> int:
+    """The kernel's internal dev_t (MAJOR << 20 | MINOR) as stat()'s st_dev (as file records carry it)."""
+    return os.makedev(dev >> 20, dev & 0xFFFFF)
+
+
 def _fd_ident(kind: int, fmode: int, dev: int, ino: int) -> str:
     name = _FD_KINDS.get(kind, "other")
+    dev = st_dev(dev)
     if name == "pipe":
         return f"pipe:{ino}:{_RW[fmode & 3]}"
     if name == "socket":
@@ -176,7 +183,7 @@ def decode_exec(buf: memoryview, hdr, base: dict) -> ProcExec:
         exe_gid=exe_gid if exe_mode else -1,
         exe_mode=exe_mode if exe_mode else -1,
         exe_nlink=exe_nlink if exe_mode else -1,
-        exe_dev=exe_dev,
+        exe_dev=st_dev(exe_dev) if exe_mode else 0,
         exe_ino=exe_ino,
         fds=fds,
         fds_more=bool(flags & EXF_FDS_MORE),

