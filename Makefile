@@ -13,7 +13,7 @@ APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gc
 BUILD_PKGS := clang llvm bpftool libbpf1 python3-venv python3-pip make
 
 # The real agent CLIs the tests drive offline (tests/agents), pinned; installed into build/agents.
-AGENT_PKGS := @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0
+AGENT_PKGS := @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0 @google/gemini-cli@0.61.0
 AGENTS_DIR := build/agents
 
 # `make install`: where (PREFIX, DESTDIR for packagers) and what to wipe on uninstall (PURGE=1).

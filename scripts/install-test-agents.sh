@@ -10,7 +10,7 @@ set -uo pipefail
 dest=$1; shift
 pkgs="$*"
 stamp="$dest/.installed"
-bins=(claude codex)
+bins=(claude codex gemini)  # gemini is a Node program: it needs node >= 20
 
 give_up() {
   if [ "${CI:-}" = "true" ]; then echo "error: $1" >&2; exit 1; fi

@@ -17,6 +17,7 @@ AGENTS_DIR = REPO / "build" / "agents"
 BIN = AGENTS_DIR / "node_modules" / ".bin"
 CLAUDE = BIN / "claude"
 CODEX = BIN / "codex"
+GEMINI = BIN / "gemini"
 # Versions are pinned in the Makefile (AGENT_PKGS); the tests only check they are what ran.
 
 CLAUDE_HOOK_EVENTS = (
@@ -31,6 +32,8 @@ CLAUDE_HOOK_EVENTS = (
     "SessionEnd",
 )
 CODEX_HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SessionEnd")
+GEMINI_HOOK_EVENTS = ("SessionStart", "BeforeAgent", "BeforeTool", "AfterTool", "AfterAgent", "SessionEnd")
+GEMINI_MODEL = "gemini-2.5-pro"  # named, so the CLI does not first ask a classifier model which to use
 
 
 def unusable_reason(binary: Path) -> str | None:
@@ -142,6 +145,34 @@ class AgentHome:
     def codex_env(self) -> dict[str, str]:
         return {"HOME": str(self.path), "SHELL": "/bin/bash", "MOCK_API_KEY": "sk-mock"}
 
+    # -- Gemini CLI
+    def gemini_settings(self, hooks: dict[str, Any] | None = None) -> Path:
+        """~/.gemini/settings.json: API-key auth, no usage statistics or telemetry, and hooks if given
+        (merged into what is there, so `logira agent hooks install gemini` can come before or after)."""
+        path = self.path / ".gemini" / "settings.json"
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        doc.setdefault("security", {}).setdefault("auth", {})["selectedType"] = "gemini-api-key"
+        doc.setdefault("privacy", {})["usageStatisticsEnabled"] = False
+        doc["telemetry"] = {"enabled": False}
+        doc.setdefault("general", {}).update(
+            {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}
+        )
+        if hooks:
+            doc.setdefault("hooks", {}).update(hooks)
+        return self.write(".gemini/settings.json", json.dumps(doc, indent=2) + "\n")
+
+    def gemini_env(self, mock_url: str) -> dict[str, str]:
+        return {
+            "HOME": str(self.path),
+            "SHELL": "/bin/bash",
+            "GEMINI_API_KEY": "mock-key",
+            "GOOGLE_GEMINI_BASE_URL": mock_url,
+            "GEMINI_CLI_TRUST_WORKSPACE": "true",  # headless runs refuse an untrusted folder otherwise
+        }
+
+    def gemini_transcripts(self) -> list[Path]:
+        return sorted((self.path / ".gemini" / "tmp").glob("*/chats/session-*.jsonl"))
+
     def claude_transcripts(self) -> list[Path]:
         return sorted((self.path / ".claude" / "projects").glob("*/*.jsonl"))
 
@@ -164,3 +195,7 @@ def codex_argv(prompt: str, *extra: str, bypass_hook_trust: bool = False) -> lis
         *extra,
         prompt,
     ]
+
+
+def gemini_argv(prompt: str, *extra: str) -> list[str]:
+    return [str(GEMINI), "-p", prompt, "--yolo", "-m", GEMINI_MODEL, *extra]

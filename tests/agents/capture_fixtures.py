@@ -24,14 +24,17 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from agent_cli import (  # noqa: E402
     CLAUDE_HOOK_EVENTS,
     CODEX_HOOK_EVENTS,
+    GEMINI_HOOK_EVENTS,
     AgentHome,
     claude_argv,
     codex_argv,
     dump_hooks,
+    gemini_argv,
     read_dumped_hooks,
 )
 from mock_anthropic import ClaudeScript, MockAnthropic, bash  # noqa: E402
 from mock_common import ToolCall  # noqa: E402
+from mock_gemini import GeminiScript, MockGemini, shell  # noqa: E402
 from mock_openai import CodexScript, MockOpenAI, exec_command  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
@@ -48,9 +51,7 @@ def _suite_conftest():
 MAX_STR = 240
 MAX_LIST = 12
 # The wrapper Claude puts around a Bash command, and the variables it sets: the tool call prints both.
-SHOW_SHELL = (
-    "tr '\\0' ' ' < /proc/$$/cmdline; echo; env | grep -E '^(CLAUDE|CODEX|AI_AGENT|TRACEPARENT)' | sort"
-)
+SHOW_SHELL = "tr '\\0' ' ' < /proc/$$/cmdline; echo; env | grep -E '^(CLAUDE|CODEX|GEMINI|AI_AGENT|TRACEPARENT)' | sort"
 
 
 def cut(value: Any) -> Any:
@@ -81,7 +82,7 @@ class Sanitizer:
     def text(self, s: str) -> str:
         for old, new in self.subs:
             s = s.replace(old, new)
-        return s
+        return re.sub(r"gemini-shell-[A-Za-z0-9]{6}", "gemini-shell-XXXXXX", s)
 
     def value(self, v: Any) -> Any:
         if isinstance(v, str):
@@ -178,9 +179,35 @@ def capture_codex(user, out: Path) -> None:
         (out / "codex_stderr.txt").write_text(san.text(res.stderr.decode()))
 
 
+def capture_gemini(user, out: Path) -> None:
+    home = AgentHome(user)
+    ws = home.path / "project"
+    ws.mkdir()
+    home.chown(ws)
+    home.gemini_settings(dump_hooks(home.hook_dump, GEMINI_HOOK_EVENTS))
+    with MockGemini() as mock:
+        mock.add(
+            GeminiScript(
+                [
+                    [shell("echo hello > notes.txt", "Write a note")],
+                    [shell(SHOW_SHELL, "Show the shell")],
+                    [shell("exit 3", "Fail on purpose")],
+                ],
+                final_text="all done",
+            )
+        )
+        res = run_as(user, gemini_argv("do the steps"), home.gemini_env(mock.url), ws)
+        assert res.returncode == 0, res.stderr.decode()
+        san = Sanitizer(home.path, ws, user, mock.port)
+        write_hooks(read_dumped_hooks(home.hook_dump), out / "gemini_hooks", san)
+        (transcript,) = home.gemini_transcripts()
+        lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in transcript.read_text().splitlines()]
+        (out / "gemini_transcript.jsonl").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     users = _suite_conftest()
-    for capture in (capture_claude, capture_codex):  # a fresh user (and HOME) for each CLI
+    for capture in (capture_claude, capture_codex, capture_gemini):  # a fresh user (and HOME) for each CLI
         user = users._make_user()
         try:
             FIXTURES.mkdir(exist_ok=True)

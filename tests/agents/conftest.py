@@ -1,4 +1,4 @@
-"""Real agent CLIs (Claude Code, Codex) under `logira run` against a real logirad, driven offline.
+"""Real agent CLIs (Claude Code, Codex, Gemini CLI) under `logira run` against a real logirad, driven offline.
 
 The CLIs come from `make setup` (build/agents, see agent_cli.py). Without them the tests skip, unless
 CI=true or LOGIRA_REQUIRE_AGENTS=1 (set by .ci/run), where a missing CLI fails the test: CI cannot go
@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 # The modules here and tests/e2e's helpers are imported by name, whatever pytest's import mode.
 sys.path[:0] = [str(HERE), str(HERE.parent / "e2e")]
 
-from agent_cli import CLAUDE, CODEX, unusable_reason  # noqa: E402
+from agent_cli import CLAUDE, CODEX, GEMINI, unusable_reason  # noqa: E402
 from e2e_support import logira_for  # noqa: E402
 from harness import AgentRunner  # noqa: E402
 
@@ -42,6 +42,12 @@ def claude_cli() -> Path:
 def codex_cli() -> Path:
     _require(CODEX)
     return CODEX
+
+
+@pytest.fixture(scope="session")
+def gemini_cli() -> Path:
+    _require(GEMINI)
+    return GEMINI
 
 
 @pytest.fixture

@@ -20,16 +20,19 @@ from typing import Any
 from agent_cli import (
     CLAUDE_HOOK_EVENTS,
     CODEX_HOOK_EVENTS,
+    GEMINI_HOOK_EVENTS,
     AgentHome,
     claude_argv,
     codex_argv,
     dump_hooks,
+    gemini_argv,
     read_dumped_hooks,
 )
 from e2e_support import Logira, StoredRun
 from kernel_view import describe
 from mock_anthropic import ClaudeScript, MockAnthropic
 from mock_common import MockServer, Recorded, Script
+from mock_gemini import GeminiScript, MockGemini
 from mock_openai import CodexScript, MockOpenAI
 
 RUN_LINE = re.compile(r"^logira: run (?P<id>\S+)  dir=(?P<dir>\S+)", re.M)
@@ -144,6 +147,26 @@ class AgentRunner:
             # Codex runs hooks only once trusted (the TUI's /hooks): automation passes this flag
             argv = codex_argv(prompt, bypass_hook_trust=bypass_hook_trust or dump or hooks)
             res = self.run_under_logira(argv, home.codex_env(), tool)
+        return AgentRun(res, self.run_of(res), home, mock, list(scripts))
+
+    # -- Gemini CLI
+    def gemini(
+        self,
+        *scripts: GeminiScript,
+        prompt: str = "do the steps",
+        dump: bool = False,
+        hooks: bool = False,
+        tool: str = "gemini",
+        on_request: Callable[[Recorded], None] | None = None,
+    ) -> AgentRun:
+        home = self.home
+        if hooks:
+            self.install_hooks("gemini")
+        home.gemini_settings(dump_hooks(home.hook_dump, GEMINI_HOOK_EVENTS) if dump else None)
+        with MockGemini(on_request=on_request) as mock:
+            for s in scripts:
+                mock.add(s)
+            res = self.run_under_logira(gemini_argv(prompt), home.gemini_env(mock.url), tool)
         return AgentRun(res, self.run_of(res), home, mock, list(scripts))
 
     @staticmethod
