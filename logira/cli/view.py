@@ -197,6 +197,9 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns, c
     filtered = _filtered_text(meta)
     if filtered:
         out.line(f"  filtered:  {filtered}")
+    agents = _agents_text(meta)
+    if agents:
+        out.line(f"  agents:    {agents}")
     total = sum(counts.values())
     parts = "  ".join(f"{t} {counts.get(t, 0)}" for t in RECORD_TYPES if t != "agent" or counts.get(t))
     out.line(f"Events      {parts}  (total {total})")
@@ -295,6 +298,26 @@ def _exit_text(meta) -> str:
     if meta.exit_signal:
         return f"killed by signal {meta.exit_signal}"
     return "-" if meta.exit_code is None else str(meta.exit_code)
+
+
+def _agents_text(meta) -> str:
+    """One line on the agent join (docs/agents.md): how many calls, from which source, what was not read."""
+    a = getattr(meta, "agents", None) or {}
+    if not a:
+        return ""
+    parts = [f"{a.get('calls', 0)} tool calls", f"{a.get('hooks', 0)} hook messages"]
+    if a.get("transcript_files"):
+        parts.append(f"{a['transcript_files']} transcripts")
+    if a.get("attributed"):
+        parts.append(f"{a['attributed']} records attributed")
+    sessions = a.get("sessions") or []
+    if len(sessions) > 1:
+        parts.append(f"{len(sessions)} sessions")
+    for key, what in (("hook_errors", "unparsable hooks"), ("transcripts_refused", "transcripts refused"),
+                      ("transcript_parse_errors", "transcript lines unparsable"), ("join_errors", "join errors")):  # fmt: skip
+        if a.get(key):
+            parts.append(f"{a[key]} {what}")
+    return esc(", ".join(parts))
 
 
 def _filtered_text(meta) -> str:

@@ -76,6 +76,7 @@ def test_what_users_see_names_the_tool_calls(logira):
     assert doc["calls"][0]["detections"] and doc["calls"][1]["files"] == 1
     view = logira("view", run.id, "--no-color").stdout.decode()
     assert "Tool calls (2)" in view and "toolu_T" in view and "agent runtime:" in view
+    assert "  agents:    2 tool calls, 4 hook messages" in view
     explain = logira("explain", run.id, "--no-color").stdout.decode()
     assert f"tool call: toolu_R Bash `echo x >> {logira.user.home}/.bashrc` → " in explain, explain
     q = logira("query", run.id, "--tool-call", "toolu_T", "--json", "--all")
