@@ -9,6 +9,8 @@ bounded per-rule state (see `sequence.py`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from logira.detect.compile import CRule, CWhen, ExecCtx, FileCtx, FlowCtx, file_names, other_names
 from logira.detect.flow import Flow, FlowTracker
 from logira.detect.globs import Globs
@@ -72,6 +74,12 @@ class Detector:
         self._build()
 
     # -- dispatch tables --------------------------------------------------------------
+        # record type -> the stage that selects its candidate rules (decided once, not per event)
+        self._by_type: dict[str, Callable[[object], tuple[object, list[Entry]] | None]] = {
+            "file": self._file_candidates, "exec": self._exec_candidates_of,
+            "net": self._net_candidates, "proc": self._proc_candidates,
+        }  # fmt: skip
+
     def _build(self) -> None:
         from logira.detect.schema import FILE_OPS, NET_OPS, PROC_OPS
 
@@ -195,76 +203,93 @@ class Detector:
                 "path": fl.path, "pipe": fl.pipe}  # fmt: skip
 
     def _process(self, rec: Record) -> list[DetectionData]:
+        """The rules this record's type and fields select, then lineage, exceptions, dedup, sequences."""
         if rec.type == "file":
             self.writers.observe(rec)
-        data = rec.data_json
-        t = rec.type
-        ctx: object
-        if t == "file":
-            if not isinstance(data, FileData):
-                return []
-            table = self._file.get(data.op)
-            if table is None:
-                return []
-            op = data.op
-            pf = table.prefilter
-            names = file_names(op, data.path, data.path2) if op in _MULTI_NAME_OPS else (data.path,)
-            # `path:` also matches the name as written (an alias) and, when the file is a watched
-            # sensitive file under another name, that file's real name (docs/rules.md)
-            aliases = other_names(data) if (data.path_literal or data.path2_literal or data.same_file_as) else ()
-            hit = pf is not None and (
-                any(pf.test(n) for n in names)
-                or (op in _MULTI_NAME_OPS and pf.test(data.path))
-                or any(pf.test(n) for n in aliases)
-            )
-            entries = table.both if hit else table.always
-            if not entries:
-                return []
-            ctx = FileCtx(data, names, aliases)
-            entries = [e for e in entries if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
-        elif t == "exec":
-            if not isinstance(data, ExecData) or data.errno:
-                return []  # failed attempts (e.g. PATH search) are recorded, not judged
-            fn = data.filename
-            argv = data.argv or [fn]
-            # identical command lines repeat a lot in agent sessions: cache which conditions match
-            # (keyed on everything a condition can look at: trust and kind decide exceptions)
-            key = (fn, tuple(argv), data.cwd, data.script, data.exe_kind, data.fileless, data.exe_writable,
-                   data.argv_truncated, data.argv_cut, data.argv_head_partial, data.argv_tail_partial)  # fmt: skip
-            hit_entries = self._exec_match.get(key)
-            ctx = ExecCtx.of(data, self.home)
-            if hit_entries is None:
-                hit_entries = [e for e in self._exec_candidates(fn, argv[0]) if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
-                if len(self._exec_match) >= _CACHE_MAX:
-                    self._exec_match.clear()
-                self._exec_match[key] = hit_entries
-            entries = hit_entries
-        elif t == "net":
-            if not isinstance(data, NetData):
-                return []
-            nkey = (data.op, data.proto, data.family, data.dst_ip, data.dst_port, data.src_ip, data.src_port,
-                    data.dns_qname, data.errno, data.ret, data.peer_mismatch, data.outcome, data.bytes,
-                    data.run_dst_bytes, tuple(data.dns_qnames))  # fmt: skip
-            hit_entries = self._net_match.get(nkey)
-            if hit_entries is None:
-                cands = self._net.get(data.op, _EMPTY)
-                if data.dns_qname:
-                    cands = sorted(cands + self._net_dns, key=self._rank)
-                hit_entries = [e for e in cands if e[0].cond.match(data)]  # type: ignore[union-attr]
-                if len(self._net_match) >= _CACHE_MAX:
-                    self._net_match.clear()
-                self._net_match[nkey] = hit_entries
-            entries = hit_entries
-            ctx = data
-        elif t == "proc":
-            if not isinstance(data, ProcData):
-                return []
-            entries = self._proc.get(data.op, _EMPTY)
-            ctx = data
-        else:
+        select = self._by_type.get(rec.type)
+        found = select(rec.data_json) if select is not None else None
+        if found is None:
             return []
+        ctx, entries = found
         if not entries:
             return []
+        return self._evaluate(rec, ctx, entries)
+
+    def _file_candidates(self, data: object) -> tuple[object, list[Entry]] | None:
+        """Rules whose file conditions match (prefiltered by name and aliases), with their context."""
+        if not isinstance(data, FileData):
+            return None
+        table = self._file.get(data.op)
+        if table is None:
+            return None
+        op = data.op
+        pf = table.prefilter
+        names = file_names(op, data.path, data.path2) if op in _MULTI_NAME_OPS else (data.path,)
+        # `path:` also matches the name as written (an alias) and, when the file is a watched
+        # sensitive file under another name, that file's real name (docs/rules.md)
+        aliases = other_names(data) if (data.path_literal or data.path2_literal or data.same_file_as) else ()
+        hit = pf is not None and (
+            any(pf.test(n) for n in names)
+            or (op in _MULTI_NAME_OPS and pf.test(data.path))
+            or any(pf.test(n) for n in aliases)
+        )
+        entries = table.both if hit else table.always
+        if not entries:
+            return None
+        ctx = FileCtx(data, names, aliases)
+        entries = [e for e in entries if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
+        return ctx, entries
+
+    def _exec_candidates_of(self, data: object) -> tuple[object, list[Entry]] | None:
+        """Rules whose exec conditions match (cached per distinct command line), with their context."""
+        if not isinstance(data, ExecData) or data.errno:
+            return None  # failed attempts (e.g. PATH search) are recorded, not judged
+        fn = data.filename
+        argv = data.argv or [fn]
+        # identical command lines repeat a lot in agent sessions: cache which conditions match
+        # (keyed on everything a condition can look at: trust and kind decide exceptions)
+        key = (fn, tuple(argv), data.cwd, data.script, data.exe_kind, data.fileless, data.exe_writable,
+               data.argv_truncated, data.argv_cut, data.argv_head_partial, data.argv_tail_partial)  # fmt: skip
+        hit_entries = self._exec_match.get(key)
+        ctx = ExecCtx.of(data, self.home)
+        if hit_entries is None:
+            hit_entries = [e for e in self._exec_candidates(fn, argv[0]) if e[0].cond.match(ctx)]  # type: ignore[union-attr,arg-type]
+            if len(self._exec_match) >= _CACHE_MAX:
+                self._exec_match.clear()
+            self._exec_match[key] = hit_entries
+        entries = hit_entries
+        return ctx, entries
+
+    def _net_candidates(self, data: object) -> tuple[object, list[Entry]] | None:
+        """Rules whose net conditions match (cached per distinct connection), with their context."""
+        if not isinstance(data, NetData):
+            return None
+        nkey = (data.op, data.proto, data.family, data.dst_ip, data.dst_port, data.src_ip, data.src_port,
+                data.dns_qname, data.errno, data.ret, data.peer_mismatch, data.outcome, data.bytes,
+                data.run_dst_bytes, tuple(data.dns_qnames))  # fmt: skip
+        hit_entries = self._net_match.get(nkey)
+        if hit_entries is None:
+            cands = self._net.get(data.op, _EMPTY)
+            if data.dns_qname:
+                cands = sorted(cands + self._net_dns, key=self._rank)
+            hit_entries = [e for e in cands if e[0].cond.match(data)]  # type: ignore[union-attr]
+            if len(self._net_match) >= _CACHE_MAX:
+                self._net_match.clear()
+            self._net_match[nkey] = hit_entries
+        entries = hit_entries
+        ctx = data
+        return ctx, entries
+
+    def _proc_candidates(self, data: object) -> tuple[object, list[Entry]] | None:
+        """Rules of this proc op (fork/exit/...), with their context."""
+        if not isinstance(data, ProcData):
+            return None
+        entries = self._proc.get(data.op, _EMPTY)
+        ctx = data
+        return ctx, entries
+
+    def _evaluate(self, rec: Record, ctx: object, entries: list[Entry]) -> list[DetectionData]:
+        t = rec.type
         out: list[DetectionData] = []
         done: set[str] = set()
         seq_hits: dict[str, list[int]] = {}
