@@ -66,7 +66,8 @@ def test_view_dashboard(cli):
     assert "    create    evil\\x1b[31mRED\\x1b]0;pwn\\x07\\nname\\u202etxt.sh" in lines
     assert "    create    bad\\xff\\xfe.bin" in lines
     assert "    rename    a.txt -> /home/u/proj/b.txt" in lines
-    assert any(ln.split() == ["[2001:db8::1]:443", "tcp", "connect", "1", "-"] for ln in lines)
+    # dst, proto, ops, count, sent, received (no closed TCP connection: "-"), dns
+    assert any(ln.split() == ["[2001:db8::1]:443", "tcp", "connect", "1", "-", "-", "-"] for ln in lines)
     assert "  DNS names: evil.example" in lines
     assert f"  logira explain {RID}                 # why each detection fired, with evidence" in lines
     assert "/etc/passwd" not in out  # reads are not changes
