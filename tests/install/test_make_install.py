@@ -116,7 +116,7 @@ def test_make_install_record_upgrade_uninstall(installed, test_user):
 
         # an upgrade while a run is active: the running daemon keeps its venv
         argv, env = _as_user(test_user, inst, daemon, home, "run", "--tool", "long", "--", "sh", "-c",
-                             "echo started; sleep 60")  # fmt: skip
+                             "echo started; sleep 900")  # fmt: skip  (outlives a slow upgrade)
         active = subprocess.Popen(argv, env=env, cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert select.select([active.stdout], [], [], 30)[0] and active.stdout.readline() == b"started\n"
         with open(inst.clone / "logira" / "__init__.py", "a") as f:
@@ -137,6 +137,7 @@ def test_make_install_record_upgrade_uninstall(installed, test_user):
         assert restarted.status().pid != daemon.proc.pid
         long_run = next(d for d in (home / "runs").iterdir() if d != first_run)
         meta = json.loads((long_run / "meta.json").read_text())
+        assert meta.get("exit_signal") or meta["status"] != "complete", "the run ended before the restart"
         assert meta["status"] == "interrupted" and meta["complete"] is False, meta["status"]
         assert long_run.stat().st_uid == test_user.uid
         argv, env = _as_user(test_user, inst, restarted, home, "verify", long_run.name)
