@@ -58,7 +58,7 @@ def rule_groups(db: sqlite3.Connection) -> list[RuleGroup]:
     return [RuleGroup(r[0] or "?", r[1] or "?", r[2], r[3], r[4], r[5], r[6] or "") for r in rows]
 
 
-def _has_index(db: sqlite3.Connection, name: str) -> bool:
+def has_index(db: sqlite3.Connection, name: str) -> bool:
     return (
         db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
         is not None
@@ -71,7 +71,7 @@ def file_changes(db: sqlite3.Connection) -> list[FileChange]:
     Successful ops are changes; failed ones (errno != 0) are attempts. Pseudo files are
     marked (the stored flag, or recomputed for records written before it existed).
     """
-    hint = "INDEXED BY ev_change" if _has_index(db, "ev_change") else ""
+    hint = "INDEXED BY ev_change" if has_index(db, "ev_change") else ""
     err = "COALESCE(data_json ->> '$.errno', 0)"
     sql = (f"SELECT op, path, path2, count(*), {err} AS err FROM events {hint} "
            "WHERE type = 'file' AND op != 'read' GROUP BY path, op, path2, err "
@@ -87,7 +87,7 @@ def file_changes(db: sqlite3.Connection) -> list[FileChange]:
 def destinations(db: sqlite3.Connection) -> list[Destination]:
     """Remote destinations (connect/send/accept…), with the DNS names seen for them and the
     bytes sent/received over their TCP connections (close records)."""
-    hint = "INDEXED BY ev_net" if _has_index(db, "ev_net") else ""
+    hint = "INDEXED BY ev_net" if has_index(db, "ev_net") else ""
     out: list[Destination] = []
     conn = "op IN ('established', 'close')"
     rows = db.execute(

@@ -110,20 +110,26 @@ def header(meta: RunMeta, last_ts: int | None) -> RunHeader:
 
 
 def timeline(db: sqlite3.Connection, start_ts: int) -> Timeline:
-    first, last = db.execute("SELECT min(ts), max(ts) FROM events").fetchone()
+    # two queries: SQLite answers a lone min() or max() from the ev_ts index, both together by a scan
+    first = db.execute("SELECT min(ts) FROM events").fetchone()[0]
+    last = db.execute("SELECT max(ts) FROM events").fetchone()[0]
     if first is None:
         return Timeline(bucket_s=1, buckets=[], marks=[], marks_total=0)
     base = min(start_ts or first, first)
     span_s = max(1.0, (last - base) / NS)
     step = next((s for s in _BUCKET_STEPS if span_s / s <= TIMELINE_BUCKETS_MAX), _BUCKET_STEPS[-1])
     width = step * NS
-    buckets: dict[int, dict[str, int]] = {}
-    for b, typ, n in db.execute(
-        "SELECT (ts - ?) / ? AS b, type, count(*) FROM events WHERE type != 'detection' GROUP BY b, type",
-        (base, width),
-    ):
-        buckets.setdefault(int(b), {})[typ] = n
-    out = [TimelineBucket(t=float(b * step), counts=buckets[b]) for b in sorted(buckets)]
+    nb = int((last - base) // width) + 1
+    if agg.has_index(db, "ev_ts") and agg.has_index(db, "ev_type"):
+        buckets = _buckets_by_seq(db, base, width, nb)
+    else:
+        buckets = {}
+        for b, typ, n in db.execute(
+            "SELECT (ts - ?) / ? AS b, type, count(*) FROM events WHERE type != 'detection' GROUP BY b, type",
+            (base, width),
+        ):
+            buckets.setdefault(int(b), {})[typ] = n
+    out = [TimelineBucket(t=float(b * step), counts=buckets[b]) for b in sorted(buckets) if buckets[b]]
     marks = [
         TimelineMark(t=round((ts - base) / NS, 3), seq=seq, rule_id=rid or "?", severity=sev or "?")
         for seq, ts, rid, sev in db.execute(
@@ -135,6 +141,37 @@ def timeline(db: sqlite3.Connection, start_ts: int) -> Timeline:
     return Timeline(bucket_s=float(step), buckets=out, marks=marks, marks_total=total)
 
 
+def _buckets_by_seq(db: sqlite3.Connection, base: int, width: int, nb: int) -> dict[int, dict[str, int]]:
+    """Per bucket and type, counted on the indexes only (no table scan, no sort of a million rows).
+
+    Records are stored in arrival order, so a bucket is the seq range from the first record at or
+    after its start time (ev_ts) to the next bucket's; each type's count in a range is an
+    index-only range count on ev_type. A record whose time is out of arrival order (another CPU's,
+    a few microseconds late) can land in the neighbouring bucket; every record is counted once.
+    """
+    first_seq = "SELECT seq FROM events INDEXED BY ev_ts WHERE ts >= ? ORDER BY ts LIMIT 1"
+    end = db.execute("SELECT max(seq) FROM events").fetchone()[0] + 1
+    bounds: list[int] = []
+    for i in range(nb):
+        row = db.execute(first_seq, (base + i * width,)).fetchone()
+        bounds.append(row[0] if row else end)
+    bounds = [min(bounds[i:]) for i in range(nb)]  # keep the ranges ordered when times are not
+    bounds.append(end)
+    types = [t for (t,) in db.execute("SELECT DISTINCT type FROM events INDEXED BY ev_type") if t != "detection"]
+    out: dict[int, dict[str, int]] = {}
+    bounds[0] = 0
+    for typ in types:
+        for i in range(nb):
+            lo, hi = bounds[i], bounds[i + 1]
+            if hi <= lo:
+                continue
+            n = db.execute("SELECT count(*) FROM events INDEXED BY ev_type WHERE type = ? AND seq >= ? AND seq < ?",
+                           (typ, lo, hi)).fetchone()[0]  # fmt: skip
+            if n:
+                out.setdefault(i, {})[typ] = n
+    return out
+
+
 def processes(db: sqlite3.Connection) -> Processes:
     """Processes that exec'd (first PROCS_MAX by seq), linked by ppid."""
     total = db.execute(
@@ -142,8 +179,10 @@ def processes(db: sqlite3.Connection) -> Processes:
     ).fetchone()[0]
     nodes: dict[int, ProcNode] = {}
     dec = msgspec.json.Decoder(_ExecLite)
+    # the first execs by seq; a few times the cap, so re-execs of kept processes are still seen
     for seq, pid, ppid, data_json in db.execute(
-        "SELECT seq, pid, ppid, data_json FROM events WHERE type = 'exec' AND op = 'exec' ORDER BY seq"
+        "SELECT seq, pid, ppid, data_json FROM events WHERE type = 'exec' AND op = 'exec' ORDER BY seq LIMIT ?",
+        (PROCS_MAX * 4,),
     ):
         n = nodes.get(pid)
         if n is None and len(nodes) >= PROCS_MAX:
@@ -165,54 +204,73 @@ def processes(db: sqlite3.Connection) -> Processes:
     return Processes(total=total, shown=len(nodes), truncated=total > len(nodes), roots=roots)
 
 
+_FAILED_SUMMARY = "(summary GLOB 'file * DENIED (*' OR summary GLOB 'file * FAILED (*')"
+
+
 def files(db: sqlite3.Connection) -> Files:
-    """Successful changes grouped by directory; failed (denied) attempts apart."""
+    """Successful changes grouped by directory; failed (denied) attempts apart.
+
+    The changes come from the covering partial index `ev_change` (no table lookups); the failed
+    attempts, rare, are found by their summary (`file <op> DENIED (EACCES) <path>`, convert.py) in
+    one sequential pass, and only those rows have their data_json read (for the errno).
+    """
+    hint = "INDEXED BY ev_change" if agg.has_index(db, "ev_change") else ""
     rows = db.execute(
-        "SELECT path, op, path2, count(*) FROM events WHERE type = 'file' AND op != 'read' "
-        "AND coalesce(data_json ->> '$.errno', 0) = 0 GROUP BY path, op, path2 ORDER BY path, op LIMIT ?",
+        f"SELECT path, op, path2, count(*) FROM events {hint} WHERE type = 'file' AND op != 'read' "
+        "GROUP BY path, op, path2 ORDER BY path, op LIMIT ?",
         (FILE_GROUPS_MAX + 1,),
     ).fetchall()
-    truncated = len(rows) > FILE_GROUPS_MAX
-    rows = rows[:FILE_GROUPS_MAX]
-    total = db.execute(
-        "SELECT count(DISTINCT path) FROM events WHERE type = 'file' AND op != 'read' "
-        "AND coalesce(data_json ->> '$.errno', 0) = 0"
-    ).fetchone()[0]
-    by_dir: dict[str, list[FileChange]] = {}
-    for path, op, path2, n in rows:
-        p = path or ""
-        by_dir.setdefault(posixpath.dirname(p) or "/", []).append(
-            FileChange(op=op or "?", path=p, path2=path2, count=n)
-        )
-    dirs = [FileDir(dir=d, changes=c) for d, c in sorted(by_dir.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
     denied_rows = db.execute(
-        "SELECT op, path, data_json ->> '$.errno' AS e, count(*) FROM events WHERE type = 'file' "
-        "AND coalesce(e, 0) != 0 GROUP BY op, path, e ORDER BY count(*) DESC, path LIMIT ?",
-        (DENIED_MAX,),
+        "SELECT op, path, path2, data_json ->> '$.errno' AS e, count(*) FROM events NOT INDEXED "
+        f"WHERE type = 'file' AND {_FAILED_SUMMARY} GROUP BY op, path, path2, e ORDER BY count(*) DESC, path"
     ).fetchall()
-    denied_total = db.execute(
-        "SELECT count(*) FROM events WHERE type = 'file' AND coalesce(data_json ->> '$.errno', 0) != 0"
-    ).fetchone()[0]
+    failed: dict[tuple, int] = {}
+    for op, p, p2, e, n in denied_rows:
+        if e:
+            failed[(p, op, p2)] = failed.get((p, op, p2), 0) + n
+    truncated = len(rows) > FILE_GROUPS_MAX
+    by_dir: dict[str, list[FileChange]] = {}
+    shown_paths: set[str] = set()
+    for path, op, path2, n in rows[:FILE_GROUPS_MAX]:
+        n -= failed.get((path, op, path2), 0)  # the index groups failed attempts with the successes
+        if n <= 0:
+            continue
+        p = path or ""
+        shown_paths.add(p)
+        by_dir.setdefault(posixpath.dirname(p) or "/", []).append(FileChange(op=op or "?", path=p, path2=path2, count=n))
+    dirs = [FileDir(dir=d, changes=c) for d, c in sorted(by_dir.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    total = db.execute(f"SELECT count(DISTINCT path) FROM events {hint} WHERE type = 'file' AND op != 'read'").fetchone()[0]
+    only_failed = {p for (p, op, _p2) in failed if op != "read"} - shown_paths
+    total -= len(only_failed) if not truncated else 0
     denied = [
         DeniedAttempt(op=op or "?", path=p or "", errno=int(e), error=errno_mod.errorcode.get(int(e), f"errno {e}"),
                       count=n)
-        for op, p, e, n in denied_rows
+        for op, p, _p2, e, n in denied_rows[:DENIED_MAX] if e
     ]  # fmt: skip
-    return Files(total_paths=total, shown=len({r[0] for r in rows}), truncated=truncated, dirs=dirs,
-                 denied=denied, denied_total=denied_total)  # fmt: skip
+    return Files(total_paths=total, shown=len(shown_paths), truncated=truncated, dirs=dirs, denied=denied,
+                 denied_total=sum(r[4] for r in denied_rows if r[3]))  # fmt: skip
 
 
 def egress(db: sqlite3.Connection) -> Egress:
-    """Remote destinations with ops, bytes sent, failures and the DNS names seen for them."""
+    """Remote destinations with ops, bytes sent, failures and the DNS names seen for them.
+
+    Counts, ops and names come from the covering partial index `ev_net`; bytes (send/sendmsg, TCP
+    close records), failures and the protocol are read for the shown destinations only (ev_dst).
+    """
+    hint = "INDEXED BY ev_net" if agg.has_index(db, "ev_net") else ""
     rows = db.execute(
-        "SELECT dst_ip, dst_port, group_concat(DISTINCT op), count(*), group_concat(DISTINCT dns), "
-        "sum(coalesce(data_json ->> '$.bytes', 0)), sum(coalesce(data_json ->> '$.errno', 0) != 0), "
-        "max(data_json ->> '$.proto') FROM events WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' "
-        "GROUP BY dst_ip, dst_port ORDER BY count(*) DESC LIMIT ?",
+        f"SELECT dst_ip, dst_port, group_concat(DISTINCT op), count(*), group_concat(DISTINCT dns) FROM events {hint} "
+        "WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' GROUP BY dst_ip, dst_port "
+        "ORDER BY count(*) DESC LIMIT ?",
         (DESTS_MAX + 1,),
     ).fetchall()
     out: list[Destination] = []
-    for ip, port, ops, n, dns, nbytes, failed, proto in rows[:DESTS_MAX]:
+    for ip, port, ops, n, dns in rows[:DESTS_MAX]:
+        nbytes, failed, proto = db.execute(
+            "SELECT sum(coalesce(data_json ->> '$.bytes', 0)), sum(coalesce(data_json ->> '$.errno', 0) != 0), "
+            "max(data_json ->> '$.proto') FROM events WHERE dst_ip = ? AND dst_port IS ? AND type = 'net'",
+            (ip, port),
+        ).fetchone()
         port = port or 0
         dst = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         out.append(Destination(dst=dst, ip=ip, port=port, proto=proto or "?", ops=sorted(set((ops or "").split(","))),
@@ -221,7 +279,7 @@ def egress(db: sqlite3.Connection) -> Egress:
     unix = db.execute(
         "SELECT data_json ->> '$.unix_path' AS u, group_concat(DISTINCT op), count(*), "
         "sum(coalesce(data_json ->> '$.bytes', 0)), sum(coalesce(data_json ->> '$.errno', 0) != 0) "
-        "FROM events WHERE type = 'net' AND dst_ip IS NULL AND u IS NOT NULL AND u != '' "
+        f"FROM events {hint} WHERE type = 'net' AND dst_ip IS NULL AND u IS NOT NULL AND u != '' "
         "GROUP BY u ORDER BY count(*) DESC LIMIT ?",
         (DESTS_MAX,),
     ).fetchall()
@@ -229,7 +287,7 @@ def egress(db: sqlite3.Connection) -> Egress:
         out.append(Destination(dst=u, ip="", port=0, proto="unix", ops=sorted(set((ops or "").split(","))),
                                count=n, bytes=int(nbytes or 0), failed=int(failed or 0), dns=[]))  # fmt: skip
     total = db.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM events WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' "
+        f"SELECT count(*) FROM (SELECT 1 FROM events {hint} WHERE type = 'net' AND dst_ip IS NOT NULL AND dst_ip != '' "
         "GROUP BY dst_ip, dst_port)"
     ).fetchone()[0] + len(unix)
     dns_rows = db.execute(

@@ -29,7 +29,7 @@ def hostile_records(run_id: str) -> list:
                                        dns_qname=DNS, bytes=42, exe="/usr/bin/curl"), pid=300,
             summary=f"net send udp 10.0.0.53:53 dns={DNS}"),
         rec(r, 21, 5.3, "file", FileData(op="modify", path="/etc/shadow", errno=13, ret=-13, exe="/usr/bin/sh"),
-            pid=300, summary="file modify /etc/shadow"),
+            pid=300, summary="file modify DENIED (EACCES) /etc/shadow"),
         rec(r, 22, 5.3, "net", NetData(op="send", proto="tcp", family="inet", dst_ip="93.184.216.34", dst_port=443,
                                        bytes=1000, exe="/usr/bin/curl"), pid=101, ppid=100,
             summary="net send tcp 93.184.216.34:443"),
