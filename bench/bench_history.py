@@ -109,6 +109,8 @@ def main() -> int:
     full = (time.perf_counter() - t) * a.runs / len(sample)
     print(f"baseline (full evaluation of every record, no index) scaled to {a.runs} runs: {full:.1f} s")
     shutil.rmtree(tmp, ignore_errors=True)
+    print(f"(load average while measured: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
+          "figures scale with it: compare ratios, not absolutes)")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import os
 import statistics
 import sys
 import threading
@@ -97,6 +98,8 @@ def main() -> int:
     print(f"write_batch (on the caller's loop) per {a.batch}-record batch: median {statistics.median(costs) * 1e6:.0f} µs, "
           f"max {max(costs) * 1e6:.0f} µs ({len(costs)} calls); {_Sink.received} requests; "
           f"delivered during the offer window: {stats.get('delivered', 0)}")
+    print(f"(load average while measured: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
+          "figures scale with it: compare ratios, not absolutes)")
     return 0
 
 

@@ -69,6 +69,8 @@ def main() -> int:
         print(f"  --format {fmt:<5}  {sizes['big']:>8} records: {b_min:.2f} / {b_med:.2f} s, {b_rss} MiB   "
               f"{sizes['small']:>7} records: {s_min:.2f} s, {s_rss} MiB   time x{b_min / s_min:.1f} for x10 records, "
               f"memory x{b_rss / max(s_rss, 1):.2f}   target < {TARGET_S:.0f} s: {ok}")
+    print(f"(load average while measured: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
+          "figures scale with it: compare ratios, not absolutes)")
     return 0
 
 
