@@ -62,16 +62,32 @@ def main() -> int:
     ap.add_argument("--events-per-run", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--baseline-runs", type=int, default=50)
+    ap.add_argument("--distinct", type=int, default=20,
+                    help="runs generated through the real sinks; the others hard-link their files (own meta.json)")
     a = ap.parse_args()
     home = a.home or Path(tempfile.mkdtemp(prefix="logira-bench-history-"))
     t0 = time.time_ns() - (a.runs + 10) * 60 * gen_runs.S
     ids = [f"20250101-{i // 60:04d}{i % 60:02d}-hist" for i in range(a.runs)]
     t = time.perf_counter()
     made = 0
+    from logira.format.meta import decode_meta, encode_meta
+
     for i, rid in enumerate(ids):
-        if not (home / "runs" / rid / "meta.json").exists():
+        run_dir = home / "runs" / rid
+        if (run_dir / "meta.json").exists():
+            continue
+        if i < a.distinct:
             gen_runs.write_run(home, rid, a.events_per_run, t0 + i * 60 * gen_runs.S, seed=i)
-            made += 1
+        else:  # same records as a generated run (hard links), its own id and start time
+            src = home / "runs" / ids[i % a.distinct]
+            run_dir.mkdir(parents=True)
+            for f in ("events.jsonl", "index.sqlite"):
+                os.link(src / f, run_dir / f)
+            meta = decode_meta((src / "meta.json").read_bytes())
+            meta.run_id, meta.start_ts = rid, t0 + i * 60 * gen_runs.S
+            meta.end_ts = meta.start_ts + 60 * gen_runs.S
+            (run_dir / "meta.json").write_bytes(encode_meta(meta))
+        made += 1
     if made:
         print(f"generated {made} runs x {a.events_per_run} records in {time.perf_counter() - t:.0f}s", file=sys.stderr)
     total = a.runs * a.events_per_run

@@ -194,6 +194,22 @@ def _records_from_jsonl(run_dir: Path):
                      ppid=stored.ppid, uid=stored.uid, summary=stored.summary, data_json=data)  # fmt: skip
 
 
+def _types_judged(rs) -> set[str]:
+    """The record types some rule of `rs` has a condition on (all of them for a rule without one)."""
+    from logira.detect.prefilter import steps_of
+
+    out: set[str] = set()
+    for lr in rs.rules:
+        steps = steps_of(lr.rule)
+        if not steps:
+            return {"exec", "proc", "file", "net"}
+        for step in steps:
+            for w in step:
+                kinds = [k for k in ("exec", "file", "net", "proc") if getattr(w, k) is not None]
+                out.update(kinds or ("exec", "proc", "file", "net"))
+    return out
+
+
 def hunt_run(rs, run_dir: Path, stats: HuntStats | None = None) -> tuple[list[HuntHit], int]:
     """Detections the ruleset produces on one stored run, and the number of records evaluated.
 
@@ -243,11 +259,14 @@ def hunt_run(rs, run_dir: Path, stats: HuntStats | None = None) -> tuple[list[Hu
         records = _records_from_jsonl(run_dir)
     tree = ProcessTree()
     det = Detector(rs, home=home, workspace=ws, tree=tree)
+    judged = _types_judged(rs)  # records of other types only build the process tree
     hits: list[HuntHit] = []
     n = 0
     for rec in records:
         n += 1
         tree.observe(rec)
+        if rec.type not in judged:
+            continue
         for d in det.process(rec):
             hits.append(HuntHit(meta.run_id, d.related_event_seq, d.rule_id, d.severity, d.message, d.title,
                                 d.category, d.steps))  # fmt: skip

@@ -116,14 +116,21 @@ def summarize(db: sqlite3.Connection, meta: RunMeta) -> RunSummary:
     )
     outside: list[str] = []
     creds: list[str] = []
-    # Every distinct file path (covering index scan); writes are successful non-read ops.
-    for path, writes in db.execute(
-        "SELECT path, max(op != 'read' AND coalesce(data_json ->> '$.errno', 0) = 0) FROM events "
-        "WHERE type = 'file' AND path IS NOT NULL GROUP BY path"
+    idx = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    # failed attempts (rare; `file <op> DENIED (EACCES) <path>` summaries) are not writes
+    failed = {(p, op) for p, op in db.execute(
+        "SELECT DISTINCT path, op FROM events NOT INDEXED WHERE type = 'file' "
+        "AND (summary GLOB 'file * DENIED (*' OR summary GLOB 'file * FAILED (*')")}
+    ok_write = {p for p, op in db.execute(
+        f"SELECT path, op FROM events {'INDEXED BY ev_change' if 'ev_change' in idx else ''} "
+        "WHERE type = 'file' AND op != 'read' AND path IS NOT NULL GROUP BY path, op") if (p, op) not in failed}
+    for (path,) in db.execute(
+        f"SELECT DISTINCT path FROM events {'INDEXED BY ev_path' if 'ev_path' in idx else ''} "
+        "WHERE path IS NOT NULL AND type = 'file'"
     ):
         if CREDENTIAL_RE.search(path):
             creds.append(path)
-        if writes and not inside(path, ws) and not _NOT_WRITES.match(path):
+        if path in ok_write and not inside(path, ws) and not _NOT_WRITES.match(path):
             outside.append(path)
         if len(outside) > ITEMS_MAX and len(creds) > ITEMS_MAX:
             break
@@ -194,9 +201,9 @@ class SummaryIndex:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if v == 0 and not tables:
                 return True  # new file
-            if v != DB_VERSION or not {"runs", "items"} <= tables:
-                return False
-            return conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+            # (no quick_check here: it reads the whole file on every command; a corrupt page shows up
+            # as sqlite3.DatabaseError on use, and the caller rebuilds the index then)
+            return v == DB_VERSION and {"runs", "items"} <= tables
         except sqlite3.Error:
             return False
 
@@ -267,18 +274,11 @@ class SummaryIndex:
         db.execute("DELETE FROM base")
         db.executemany("INSERT OR IGNORE INTO base VALUES (?)", ((r,) for r in baseline))
         out: dict[str, list[str]] = {}
+        # one indexed probe per item, stopping at the first baseline run that has it (an item seen
+        # in every earlier run costs one lookup, not one per run)
+        probe = ("SELECT 1 FROM items WHERE kind = ? AND value = ? AND run_id IN (SELECT run_id FROM base) LIMIT 1")
         for kind in KINDS:
-            vals = subject.items[kind]
-            if not vals:
-                out[kind] = []
-                continue
-            known = set()
-            for i in range(0, len(vals), 500):
-                chunk = vals[i : i + 500]
-                known.update(r[0] for r in db.execute(
-                    f"SELECT DISTINCT value FROM items WHERE kind = ? AND value IN ({','.join('?' * len(chunk))}) "
-                    "AND run_id IN (SELECT run_id FROM base)", [kind, *chunk]))  # fmt: skip
-            out[kind] = [v for v in vals if v not in known]
+            out[kind] = [v for v in subject.items[kind] if db.execute(probe, (kind, v)).fetchone() is None]
         return out
 
     def cached(self, run_id: str) -> RunSummary | None:

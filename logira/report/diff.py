@@ -7,6 +7,7 @@ runs is a few indexed lookups, not a rescan of their events.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from logira.format.meta import RunMeta
@@ -35,6 +36,14 @@ def compare(
     from logira.read import reader
 
     runs = [(r.dir, r.meta) for r in reader.list_runs(home) if r.meta is not None]
+    try:
+        return _compare(home, meta, runs, against, last)
+    except sqlite3.DatabaseError:  # a corrupt summary index: rebuilt from the runs, once
+        (home / "summaries.sqlite").unlink(missing_ok=True)
+        return _compare(home, meta, runs, against, last)
+
+
+def _compare(home: Path, meta: RunMeta, runs: list, against: str | None, last: int | None) -> tuple[NewItems, RunSummary]:
     with SummaryIndex(home) as index:
         index.refresh(runs)
         run_dir = next((d for d, m in runs if m.run_id == meta.run_id), home / "runs" / meta.run_id)
