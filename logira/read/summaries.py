@@ -24,14 +24,14 @@ from logira.format.meta import RunMeta
 from logira.read.workspace import inside, workspace_of
 
 SUMMARY_VERSION = 1
-DB_VERSION = 1
+DB_VERSION = 2
 ITEMS_MAX = 5000  # per kind and run; beyond it the run's summary is marked truncated
 KINDS = ("program", "destination", "dns", "write_outside", "credential", "detection")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs(run_id TEXT PRIMARY KEY, workspace TEXT NOT NULL, start_ts INTEGER NOT NULL,
                                 final_hash TEXT NOT NULL, event_count INTEGER NOT NULL, version INTEGER NOT NULL,
-                                truncated INTEGER NOT NULL);
+                                truncated INTEGER NOT NULL, meta_key TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS runs_ws ON runs(workspace, start_ts);
 CREATE TABLE IF NOT EXISTS items(kind TEXT NOT NULL, value TEXT NOT NULL, run_id TEXT NOT NULL,
                                  PRIMARY KEY(kind, value, run_id)) WITHOUT ROWID;
@@ -219,41 +219,68 @@ class SummaryIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def store(self, s: RunSummary, meta: RunMeta, commit: bool = True) -> None:
+    def store(self, s: RunSummary, meta: RunMeta, commit: bool = True, meta_key: str = "") -> None:
         db = self.db
         with contextlib.nullcontext() if not commit else db:
             db.execute("DELETE FROM items WHERE run_id = ?", (s.run_id,))
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
                 (s.run_id, s.workspace, s.start_ts, meta.final_hash, meta.event_count, SUMMARY_VERSION,
-                 int(s.truncated)),
+                 int(s.truncated), meta_key),
             )  # fmt: skip
             db.executemany(
                 "INSERT OR IGNORE INTO items VALUES (?,?,?)",
                 ((k, v, s.run_id) for k, vals in s.items.items() for v in vals),
             )
 
-    def refresh(self, runs: list[tuple[Path, RunMeta]]) -> None:
-        """Bring the index up to date with the finished runs given (and forget runs that are gone)."""
-        from logira.read.query import RunSource
+    def refresh(self, home: Path) -> None:
+        """Bring the index up to date with the finished runs of `home` (and forget runs that are gone).
 
-        cached = {
-            r[0]: r[1:] for r in self.db.execute("SELECT run_id, final_hash, event_count, version FROM runs")
-        }
-        present = set()
+        A run whose meta.json has not changed since its summary was stored (same mtime, size and
+        inode) is not read again; a changed meta.json is decoded, and its summary recomputed unless
+        `final_hash` and `event_count` still match (then only the stat key is updated).
+        """
+        from logira.read.query import RunSource
+        from logira.read.reader import read_meta
+        from logira.storage.runids import validate_run_id
+
+        cached = {r[0]: r[1:] for r in self.db.execute(
+            "SELECT run_id, final_hash, event_count, version, meta_key FROM runs")}  # fmt: skip
+        present: set[str] = set()
         self.rebuilt = 0
-        for run_dir, meta in runs:
-            if meta.status == "running":
+        try:
+            entries = list(os.scandir(home / "runs"))
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                validate_run_id(entry.name)
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                st = os.stat(os.path.join(entry.path, "meta.json"), follow_symlinks=False)
+            except (ValueError, OSError):
                 continue
-            present.add(meta.run_id)
-            if cached.get(meta.run_id) == (meta.final_hash, meta.event_count, SUMMARY_VERSION):
+            key = f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+            row = cached.get(entry.name)
+            if row is not None and row[2] == SUMMARY_VERSION and row[3] == key:
+                present.add(entry.name)
                 continue
             try:
-                with RunSource(run_dir, running=True) as src:
+                meta = read_meta(Path(entry.path))
+            except Exception:  # an unreadable meta.json: no summary (`logira verify` reports it)
+                continue
+            if meta.status == "running" or meta.run_id != entry.name:
+                continue
+            present.add(entry.name)
+            if row is not None and row[:3] == (meta.final_hash, meta.event_count, SUMMARY_VERSION):
+                self.db.execute("UPDATE runs SET meta_key = ? WHERE run_id = ?", (key, entry.name))
+                continue
+            try:
+                with RunSource(Path(entry.path), running=True) as src:
                     s = summarize(src.db, meta)
             except Exception:  # an unreadable run has no summary; `logira verify` reports it
                 continue
-            self.store(s, meta, commit=False)
+            self.store(s, meta, commit=False, meta_key=key)
             self.rebuilt += 1
             if self.rebuilt % 50 == 0:
                 self.db.commit()

@@ -33,20 +33,17 @@ def compare(
     home: Path, meta: RunMeta, *, against: str | None = None, last: int | None = None
 ) -> tuple[NewItems, RunSummary]:
     """The new items of run `meta` against its baseline (all earlier runs of its workspace by default)."""
-    from logira.read import reader
-
-    runs = [(r.dir, r.meta) for r in reader.list_runs(home) if r.meta is not None]
     try:
-        return _compare(home, meta, runs, against, last)
+        return _compare(home, meta, against, last)
     except sqlite3.DatabaseError:  # a corrupt summary index: rebuilt from the runs, once
         (home / "summaries.sqlite").unlink(missing_ok=True)
-        return _compare(home, meta, runs, against, last)
+        return _compare(home, meta, against, last)
 
 
-def _compare(home: Path, meta: RunMeta, runs: list, against: str | None, last: int | None) -> tuple[NewItems, RunSummary]:
+def _compare(home: Path, meta: RunMeta, against: str | None, last: int | None) -> tuple[NewItems, RunSummary]:
     with SummaryIndex(home) as index:
-        index.refresh(runs)
-        run_dir = next((d for d, m in runs if m.run_id == meta.run_id), home / "runs" / meta.run_id)
+        index.refresh(home)
+        run_dir = home / "runs" / meta.run_id
         subject = _subject(index, run_dir, meta)
         if against:
             base = [against] if index.cached(against) is not None else []

@@ -83,17 +83,23 @@ def test_summary_index_integrity(rcli, dhome):
     assert idx.stat().st_mode & 0o777 == 0o600
     db = sqlite3.connect(idx)
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
-    # a forged history entry is dropped when it no longer matches the run's meta.json
-    db.execute("UPDATE runs SET final_hash = 'forged' WHERE run_id = '20260102-100000-a'")
+    # a forged history entry whose stat key no longer matches meta.json is recomputed from the run
+    db.execute("UPDATE runs SET final_hash = 'forged', meta_key = 'x' WHERE run_id = '20260102-100000-a'")
     db.execute("INSERT INTO items VALUES ('program', '/usr/bin/nc', '20260102-100000-a')")
     db.commit()
-    db.close()
     assert _diff(rcli)["programs"] == ["/usr/bin/nc"]  # recomputed from the run itself
+    # a run whose meta.json changed (same final hash): only its stat key is refreshed, nothing recomputed
+    meta_path = dhome / "runs" / "20260102-110000-a" / "meta.json"
+    meta_path.write_bytes(meta_path.read_bytes())
+    before = db.execute("SELECT meta_key FROM runs WHERE run_id = '20260102-110000-a'").fetchone()[0]
+    assert _diff(rcli)["programs"] == ["/usr/bin/nc"]
+    assert db.execute("SELECT meta_key FROM runs WHERE run_id = '20260102-110000-a'").fetchone()[0] != before
+    db.close()
     # a corrupt or foreign index is rebuilt
     idx.write_bytes(b"not a database" * 100)
     assert _diff(rcli)["programs"] == ["/usr/bin/nc"]
     db = sqlite3.connect(idx)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     # a deleted run is forgotten
     import shutil
 
