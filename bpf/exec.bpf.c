@@ -24,6 +24,7 @@
 #define INTERP_CAP 256   /* bprm->interp (a #! line is at most 256 bytes) */
 #define FDPATH_CAP 1024  /* path of the fd exec'd through (/dev/fd/N, AT_EMPTY_PATH) */
 #define ENV_CAP 2048     /* agent markers NAME=VALUE\0..., each at most ENV_STR bytes */
+#define ARGV0_CAP 256    /* the caller's argv[0], kept for #! scripts (the kernel replaces it) */
 #define ENV_STR 256      /* bytes of one environment string examined / kept */
 #define ENV_ITERS 512    /* environment strings examined at most */
 #define ENV_SCAN_MAX (64 * 1024) /* environment bytes examined at most */
@@ -93,8 +94,8 @@ struct fd_ent {
 };
 
 /* K_EXEC / K_EXEC_FAILED: fixed part, then filename, argv head, argv tail, cwd, script,
- * interp, fdpath, env markers back to back (lengths below; failed execs use the first
- * four regions only). */
+ * interp, fdpath, env markers, caller's argv[0] back to back (lengths below; failed execs
+ * use the first four regions only). */
 struct exec_rec {
 	struct rec_hdr h;
 	__u32 old_pid;
@@ -108,7 +109,7 @@ struct exec_rec {
 	__u16 interp_len; /* bprm->interp incl. NUL, when EXF_SCRIPT */
 	__u16 fdpath_len;
 	__u16 env_len;    /* NAME=VALUE\0 entries */
-	__u16 nfds;
+	__u16 nfds;       /* (argv0_len below: the caller's argv[0] when EXF_SCRIPT) */
 	__u32 argv_total; /* bytes of the whole argv area of the new image */
 	__u32 exe_uid;    /* inode of the binary that ran */
 	__u32 exe_gid;
@@ -118,13 +119,14 @@ struct exec_rec {
 	__u32 exe_dev;
 	__u32 env_total;   /* bytes of the environment area */
 	__u32 env_scanned; /* bytes of it examined */
-	__u32 pad;
+	__u16 argv0_len;   /* the caller's argv[0] incl. NUL (#! scripts; read at sys_enter, best effort) */
+	__u16 pad;
 	struct fd_ent fds[NFDS];
 };
 
 #define EXEC_FIXED sizeof(struct exec_rec)
 #define EXEC_BUF (EXEC_FIXED + FNAME_MAX + ARGV_CAP + TAIL_CAP + FNAME_MAX + SCRIPT_CAP + INTERP_CAP + \
-		  FDPATH_CAP + ENV_CAP)
+		  FDPATH_CAP + ENV_CAP + ARGV0_CAP)
 _Static_assert(EXEC_BUF <= 32768, "per-CPU values are limited to 32 KiB");
 
 struct exec_buf {
@@ -164,8 +166,11 @@ struct exec_args {
 	__u32 active;    /* 1 between sys_enter and the exec / sys_exit */
 	__u16 fdpath_len;
 	__u16 fdflags;   /* EXF_FDPATH_DIR | EXF_FDPATH_TRUNC */
+	__u16 argv0_len; /* bytes of argv0 incl. NUL; 0: unreadable */
+	__u16 pad;
 	char fname[FNAME_MAX];
 	char fdpath[FDPATH_CAP];
+	char argv0[ARGV0_CAP];
 };
 
 /* keyed by tid; preallocated and NOT evicting (an LRU let 2000 threads in execve evict each
@@ -656,11 +661,24 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		asm volatile("" : "+r"(off));
 		if (fpl && (off > EXEC_BUF - FDPATH_CAP || bpf_probe_read_kernel(b + off, fpl, a->fdpath)))
 			fpl = 0;
-		bpf_map_delete_elem(&exec_inflight, &key);
 	} else {
 		flags |= EXF_NO_INFLIGHT;
 	}
 	off += fpl;
+
+	/* the caller's argv[0] (a #! script's exec dropped it from the new image's argv) */
+	__u32 a0l = 0;
+	if (a && (flags & EXF_SCRIPT)) {
+		a0l = a->argv0_len;
+		asm volatile("" : "+r"(a0l));
+		a0l &= ARGV0_CAP - 1; /* a full 256-byte read keeps 255 (cut, NUL-free: decoded as is) */
+		asm volatile("" : "+r"(off));
+		if (a0l && (off > EXEC_BUF - ARGV0_CAP || bpf_probe_read_kernel(b + off, a0l, a->argv0)))
+			a0l = 0;
+	}
+	off += a0l;
+	if (a)
+		bpf_map_delete_elem(&exec_inflight, &key);
 
 	/* agent markers from the new image's environment (bounded scan) */
 	__u32 zero = 0;
@@ -698,6 +716,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	r->fdpath_len = fpl;
 	r->env_len = el;
 	r->nfds = nfds;
+	r->argv0_len = a0l;
 	r->pad = 0;
 	emit_exec(b, K_EXEC, off);
 	return 0;
@@ -795,6 +814,14 @@ static __always_inline int stash_exec(__u64 filename, __u64 argv, __s32 dfd, __u
 	if (n <= 0)
 		a->fname[0] = 0;
 	stash_fdpath(a, dfd, at_flags);
+	/* the caller's argv[0]: a #! script's exec replaces it in the new image (best effort: a
+	 * literal of a fresh fork may not be mapped yet) */
+	__u64 p0 = 0;
+	a->argv0_len = 0;
+	if (argv && !bpf_probe_read_user(&p0, sizeof(p0), (void *)argv) && p0) {
+		int m = bpf_probe_read_user_str(a->argv0, ARGV0_CAP, (void *)p0);
+		a->argv0_len = m > 0 ? m : 0;
+	}
 	a->active = 1;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	/* full table: a success still gets its record; a failure is counted at sys_exit */

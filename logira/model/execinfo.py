@@ -116,3 +116,15 @@ def trusted_image(kind: str, fileless: bool, writable: bool) -> bool:
 
 def trusted_script(script: str) -> bool:
     return script.startswith(TRUSTED_PREFIXES) and not _deleted(script)
+
+
+def caller_argv(ev: ProcExec) -> list[str]:
+    """For a #! script: the argv its caller passed, rebuilt from the kernel's rewritten argv
+    (`interpreter [arg] script args…` → `argv0 args…`); [] otherwise or when unknown."""
+    if not ev.interp or not ev.requested:
+        return []
+    argv = ev.argv
+    for k in (1, 2):  # the script follows the interpreter and its optional #! argument
+        if k < len(argv) and argv[k] == ev.requested:
+            return [ev.caller_argv0 or ev.requested, *argv[k + 1 :]]
+    return []

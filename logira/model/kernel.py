@@ -52,6 +52,7 @@ class ProcExec(KernelEvent, kw_only=True, tag="exec"):
     interp: str = ""  # bprm->interp when it differs (#! script): the interpreter line's path
     fd_path: str = ""  # real path of the fd exec'd through (/dev/fd/N, AT_EMPTY_PATH, dirfd)
     fd_path_is_dir: bool = False  # fd_path is the directory a relative name was resolved in
+    caller_argv0: str = ""  # #! scripts: the argv[0] the caller passed (the new image's argv lacks it)
     exe_uid: int = -1  # inode of the binary that ran: owner, group, mode, link count, identity
     exe_gid: int = -1
     exe_mode: int = -1

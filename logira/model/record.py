@@ -33,6 +33,7 @@ class ExecData(msgspec.Struct, kw_only=True, gc=False):
     requested: str = ""  # the name the kernel was asked to run, as given (bprm->filename)
     script: str = ""  # the script that was asked to run (#! script, ld.so operand), absolute
     interp: str = ""  # the #! line's interpreter path (the kernel's bprm->interp)
+    caller_argv: list[str] = []  # #! scripts: the argv the caller passed (argv[0] read at sys_enter)
     exe_kind: str = ""  # file | fd | loader | memfd | anon | deleted ("" in older records)
     fileless: bool = False  # the image or the script has no file on disk (memfd, anon, deleted)
     exe_uid: int = -1  # owner of the binary that ran (its inode, read in the kernel)

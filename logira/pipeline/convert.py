@@ -67,6 +67,7 @@ def _exec(ev: ProcExec, run_id: str, seq: int) -> Record:
                     cwd=ev.cwd, tid=ev.tid, gid=ev.gid, cgroup_id=ev.cgroup_id, argv_cut=ev.argv_cut,
                     argv_omitted=ev.argv_omitted, argv_head_partial=ev.argv_head_partial,
                     argv_tail_partial=ev.argv_tail_partial, requested=ev.requested, script=script,
+                    caller_argv=execinfo.caller_argv(ev),
                     interp=ev.interp, exe_kind=kind, fileless=execinfo.is_fileless(kind, script),
                     exe_uid=ev.exe_uid, exe_mode=ev.exe_mode, exe_writable=execinfo.exe_writable(ev),
                     exe_dev=ev.exe_dev, exe_ino=ev.exe_ino, fds=ev.fds, agent_markers=ev.env_markers,

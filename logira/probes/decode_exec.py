@@ -13,8 +13,8 @@ from logira.probes import layout
 
 # struct exec_rec after the header: old_pid, err, fname_len, argv_len, cwd_len, flags, tail_len,
 # script_len, interp_len, fdpath_len, env_len, nfds, argv_total, exe_uid, exe_gid, exe_mode,
-# exe_nlink, exe_ino, exe_dev, env_total, env_scanned, pad; then NFDS struct fd_ent
-EXEC_FIXED = struct.Struct("<IiHHHHHHHHHHIIIIIQIIII")
+# exe_nlink, exe_ino, exe_dev, env_total, env_scanned, argv0_len, pad; then NFDS struct fd_ent
+EXEC_FIXED = struct.Struct("<IiHHHHHHHHHHIIIIIQIIIHH")
 FD_ENT = struct.Struct("<iHHIIQ")
 NFDS = 8
 EXEC_OFF = layout.HDR_SIZE + EXEC_FIXED.size + NFDS * FD_ENT.size  # 328
@@ -138,9 +138,9 @@ def decode_fork(buf: memoryview, hdr, base: dict) -> ProcFork:
 
 def decode_exec(buf: memoryview, hdr, base: dict) -> ProcExec:
     (old_pid, _err, fl, al, cl, flags, tl, sl, il, fpl, el, nfds, argv_total, exe_uid, exe_gid, exe_mode,
-     exe_nlink, exe_ino, exe_dev, _env_total, _env_scanned, _pad) = EXEC_FIXED.unpack_from(buf, layout.HDR_SIZE)  # fmt: skip
+     exe_nlink, exe_ino, exe_dev, _env_total, _env_scanned, a0l, _pad) = EXEC_FIXED.unpack_from(buf, layout.HDR_SIZE)  # fmt: skip
     o = EXEC_OFF
-    if o + fl + al + tl + cl + sl + il + fpl + el > len(buf):
+    if o + fl + al + tl + cl + sl + il + fpl + a0l + el > len(buf):
         raise ValueError("exec record shorter than its lengths")
     raw = bytes(buf[o:])
     fname = _str(raw[:fl])
@@ -155,6 +155,8 @@ def decode_exec(buf: memoryview, hdr, base: dict) -> ProcExec:
     p += il
     fd_path = _str(raw[p : p + fpl]) if fpl else ""
     p += fpl
+    caller_argv0 = raw[p : p + a0l].split(b"\0", 1)[0].decode("utf-8", "surrogateescape") if a0l else ""
+    p += a0l
     markers = _markers(raw[p : p + el]) if el else {}
     truncated = bool(flags & EXF_ARGV_TRUNC)
     argv, cut, hp, tp = _head_tail(head, tail, truncated)
@@ -179,6 +181,7 @@ def decode_exec(buf: memoryview, hdr, base: dict) -> ProcExec:
         interp=interp if flags & EXF_SCRIPT else "",
         fd_path=fd_path,
         fd_path_is_dir=bool(flags & EXF_FDPATH_DIR),
+        caller_argv0=caller_argv0,
         exe_uid=exe_uid if exe_mode else -1,
         exe_gid=exe_gid if exe_mode else -1,
         exe_mode=exe_mode if exe_mode else -1,
@@ -194,7 +197,7 @@ def decode_exec(buf: memoryview, hdr, base: dict) -> ProcExec:
 
 
 def decode_exec_failed(buf: memoryview, hdr, base: dict) -> ProcExecFailed:
-    _old, err, fl, al, cl, flags = struct.unpack_from("<IiHHHH", buf, layout.HDR_SIZE)
+    _old, err, fl, al, cl, flags = struct.unpack_from("<IiHHHH", buf, layout.HDR_SIZE)  # the head of EXEC_FIXED
     o = EXEC_OFF
     if o + fl + al + cl > len(buf):
         raise ValueError("exec record shorter than its lengths")

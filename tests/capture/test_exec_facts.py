@@ -48,6 +48,7 @@ def test_script_names_the_script_the_interpreter_and_the_callers_args(tracked, w
     assert (ex.filename, ex.requested, ex.interp) == ("/usr/bin/dash", "./hello.sh", "/bin/sh")
     assert ex.argv == ["/bin/sh", "./hello.sh", "a1"]
     assert execinfo.script_of(ex) == str(script)
+    assert execinfo.caller_argv(ex) == ["./hello.sh", "a1"]  # what the caller passed
     assert (ex.exe_uid, ex.exe_mode & 0o777, ex.exe_nlink) == (0, 0o755, 1)
     st = os.stat("/usr/bin/dash")
     assert (ex.exe_dev, ex.exe_ino) == (st.st_dev, st.st_ino)  # the same identity file records carry
@@ -73,6 +74,7 @@ def test_script_exec_through_proc_self_fd_names_the_real_file(tracked, world_tmp
     done = tracked.run([PY, "-c", code])
     assert done.stdout == b"via-fd\n", done.stderr
     ex = _execs(tracked.events())[-1]
+    assert ex.caller_argv0 == "viafd"  # exec -a style names are kept, labelled as the caller's
     assert ex.requested.startswith("/proc/self/fd/") and ex.fd_path == str(script)
     script_path = execinfo.script_of(ex)
     assert script_path == str(script)

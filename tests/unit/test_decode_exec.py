@@ -15,15 +15,16 @@ def _hdr(kind: int, size: int, pid: int = 100, comm: bytes = b"bash") -> bytes:
 
 
 def _exec_rec(kind, fname: bytes, argv: bytes, cwd: bytes, flags=0, err=0, old_pid=0, *, tail=b"",
-              script=b"", interp=b"", fdpath=b"", env=b"", argv_total=None, fds=(), exe=(0, 0, 0, 0, 0, 0)) -> bytes:
+              script=b"", interp=b"", fdpath=b"", env=b"", argv_total=None, fds=(), exe=(0, 0, 0, 0, 0, 0),
+              argv0=b"") -> bytes:
     uid, gid, mode, nlink, ino, dev = exe
     total = len(argv) if argv_total is None else argv_total
     fixed = decode_exec.EXEC_FIXED.pack(
         old_pid, err, len(fname), len(argv), len(cwd), flags, len(tail), len(script), len(interp), len(fdpath),
-        len(env), len(fds), total, uid, gid, mode, nlink, ino, dev, 0, 0, 0,
+        len(env), len(fds), total, uid, gid, mode, nlink, ino, dev, 0, 0, len(argv0), 0,
     )
     ents = b"".join(decode_exec.FD_ENT.pack(*f) for f in fds) + b"\0" * (decode_exec.FD_ENT.size * (8 - len(fds)))
-    body = fixed + ents + fname + argv + tail + cwd + script + interp + fdpath + env
+    body = fixed + ents + fname + argv + tail + cwd + script + interp + fdpath + argv0 + env
     return _hdr(kind, 64 + len(body)) + body
 
 
@@ -158,11 +159,11 @@ def test_exec_script_fd_markers_and_exe_inode(clock):
     rec = _exec_rec(
         layout.K_EXEC, b"/usr/bin/bash\0", b"/bin/bash\0/dev/fd/3\0", b"/w\0",
         flags=decode_exec.EXF_SCRIPT, script=b"/dev/fd/3\0", interp=b"/bin/bash\0", fdpath=b"/tmp/x.sh\0",
-        env=b"CLAUDECODE=1\0CLAUDE_CODE_SESSION_ID=abc\0", exe=(0, 0, 0o100755, 1, 77, 8),
+        env=b"CLAUDECODE=1\0CLAUDE_CODE_SESSION_ID=abc\0", exe=(0, 0, 0o100755, 1, 77, 8), argv0=b"viafd\0",
         fds=[(0, 1, 1, 12, 0, 4242), (1, 4, 2, 5, 0, 3)],
     )
     ev = decode.decode(rec, clock)
-    assert (ev.requested, ev.interp, ev.fd_path) == ("/dev/fd/3", "/bin/bash", "/tmp/x.sh")
+    assert (ev.requested, ev.interp, ev.fd_path, ev.caller_argv0) == ("/dev/fd/3", "/bin/bash", "/tmp/x.sh", "viafd")
     assert ev.env_markers == {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "abc"}
     assert (ev.exe_uid, ev.exe_mode, ev.exe_nlink, ev.exe_ino) == (0, 0o100755, 1, 77)
     assert ev.fds == {0: "pipe:4242:r", 1: "chr:5:3"}
