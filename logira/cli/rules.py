@@ -232,12 +232,14 @@ def hunt_run(rs, run_dir: Path, stats: HuntStats | None = None) -> tuple[list[Hu
     try:
         if db is not None:
             live, clauses, sequence = [], [], False
+            indexes = frozenset(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'"))
             for lr in rs.rules:
-                steps = [pf.sql() for pf in prefilters(lr.rule, home, ws)]
-                if steps and all(db.execute(f"SELECT 1 FROM events WHERE {w} LIMIT 1", p).fetchone()
-                                 for w, p in steps):  # fmt: skip
+                pfs = prefilters(lr.rule, home, ws, indexes)
+                # each clause probed on its own (an index each), the rule is live if every step has a row
+                if pfs and all(any(db.execute(f"SELECT 1 FROM events WHERE {w} LIMIT 1", p).fetchone()
+                                   for w, p in pf.clauses) for pf in pfs):  # fmt: skip
                     live.append(lr)
-                    clauses += steps
+                    clauses += [pf.sql() for pf in pfs]
                     sequence |= lr.rule.sequence is not None
             if not live:
                 stats.skipped += 1

@@ -76,21 +76,29 @@ def _in(col: str, values: list) -> tuple[str, list]:
     return f"{col} IN ({','.join('?' * len(values))})", list(values)
 
 
-def _file(c: S.FileCond, home: str, ws: str) -> tuple[str, list]:
-    conds, params = ["type = 'file'"], []
+def _file(c: S.FileCond, home: str, ws: str, indexes: frozenset[str] = frozenset()) -> list[tuple[str, list]]:
+    """Clauses for a file condition: the path names (ev_path) and, apart, rename/link targets (ev_change).
+
+    Two clauses rather than `path GLOB ? OR path2 GLOB ?`: SQLite can answer the first from the
+    ev_path index and the second from the partial ev_change index, but not the OR of both.
+    """
+    ops, params = "", []
     if c.op:
-        s, p = _in("op", c.op)
-        conds.append(s)
-        params += p
+        ops, params = _in("op", c.op)
     names = [*c.path, *c.path2]
-    if names and not c.src:
-        alts = []
-        for g in names:
-            w = widen_glob(g, home, ws) if "/" in g else "*/" + widen_glob(g, home, ws)
-            alts.append("path GLOB ? OR path2 GLOB ?")
-            params += [w, w]
-        conds.append("(" + " OR ".join(alts) + ")")
-    return " AND ".join(conds), params
+    if not names or c.src:
+        return [("type = 'file'" + (f" AND {ops}" if ops else ""), params)]
+    globs = [widen_glob(g, home, ws) if "/" in g else "*/" + widen_glob(g, home, ws) for g in names]
+    # `+type`/`+op`: keep SQLite from walking every file row of ev_type; the GLOB prefix uses ev_path
+    on_path = ("+type = 'file'" + (f" AND +{ops}" if ops else "") + " AND ("
+               + " OR ".join(["path GLOB ?"] * len(globs)) + ")", params + globs)  # fmt: skip
+    inner = ("type = 'file' AND op != 'read' AND path2 IS NOT NULL" + (f" AND {ops}" if ops else "") + " AND ("
+             + " OR ".join(["path2 GLOB ?"] * len(globs)) + ")")  # fmt: skip
+    if "ev_change" in indexes:  # a covering scan of the file-change index, not of the table
+        on_path2 = (f"seq IN (SELECT seq FROM events INDEXED BY ev_change WHERE {inner})", params + globs)
+    else:
+        on_path2 = (inner, params + globs)
+    return [on_path, on_path2]
 
 
 def _dst(items: list[str]) -> tuple[str, list] | None:
@@ -145,17 +153,17 @@ def _exec(c: S.ExecCond, home: str, ws: str) -> tuple[str, list]:
     return "type = 'exec' AND (" + " OR ".join(alts) + ")", params
 
 
-def _when(w: S.When, home: str, ws: str) -> tuple[str, list]:
+def _when(w: S.When, home: str, ws: str, indexes: frozenset[str] = frozenset()) -> list[tuple[str, list]]:
     if w.file is not None:
-        return _file(w.file, home, ws)
+        return _file(w.file, home, ws, indexes)
     if w.net is not None:
-        return _net(w.net)
+        return [_net(w.net)]
     if w.exec is not None:
-        return _exec(w.exec, home, ws)
+        return [_exec(w.exec, home, ws)]
     if w.proc is not None:
-        return ("type = 'proc'", []) if not w.proc.op else (
-            "type = 'proc' AND " + _in("op", w.proc.op)[0], list(w.proc.op))  # fmt: skip
-    return "type != 'detection'", []
+        return [("type = 'proc'", []) if not w.proc.op else (
+            "type = 'proc' AND " + _in("op", w.proc.op)[0], list(w.proc.op))]  # fmt: skip
+    return [("type != 'detection'", [])]
 
 
 def steps_of(rule: S.Rule) -> list[list[S.When]]:
@@ -167,6 +175,10 @@ def steps_of(rule: S.Rule) -> list[list[S.When]]:
     return [rule.when if isinstance(rule.when, list) else [rule.when]]
 
 
-def prefilters(rule: S.Rule, home: str, workspace: str) -> list[Prefilter]:
-    """One prefilter per step (a plain rule has one); the rule can fire only if every step has rows."""
-    return [Prefilter([_when(w, home, workspace) for w in step]) for step in steps_of(rule)]
+def prefilters(rule: S.Rule, home: str, workspace: str, indexes: frozenset[str] = frozenset()) -> list[Prefilter]:
+    """One prefilter per step (a plain rule has one); the rule can fire only if every step has rows.
+
+    `indexes`: the names of the run database's indexes (ev_change lets rename targets be probed
+    on the file-change index).
+    """
+    return [Prefilter([c for w in step for c in _when(w, home, workspace, indexes)]) for step in steps_of(rule)]
