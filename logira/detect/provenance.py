@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from logira.model.paths import normalize
 from logira.model.proctree import ProcessTree, ProcInfo
 from logira.model.record import ExecData, FileData, Record
 
@@ -63,20 +64,8 @@ class FileWriters:
                 if arg.startswith("-"):
                     continue
                 path = arg if arg.startswith("/") else f"{d.cwd.rstrip('/')}/{arg}" if d.cwd else ""
-                w = self._by_path.get(_norm(path)) if path else None
+                w = self._by_path.get(normalize(path)) if path else None
                 if w is not None:
                     return w
         return None
 
-
-def _norm(path: str) -> str:
-    parts: list[str] = []
-    for p in path.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(p)
-    return "/" + "/".join(parts)

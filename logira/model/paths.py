@@ -41,3 +41,25 @@ def result_of(errno: int) -> str:
 
 def errno_name(errno: int) -> str:
     return _errno.errorcode.get(errno, f"errno {errno}")
+
+
+def normalize(path: str) -> str:
+    """Lexically normalise an absolute path: collapse `//`, drop `.`, resolve `..`.
+
+    `..` at the root stays at the root (as the kernel does). Relative input is returned
+    unchanged: it is a path that could not be resolved and must be shown as given.
+    """
+    if not path.startswith("/"):
+        return path
+    if "/." not in path and "//" not in path and (len(path) == 1 or not path.endswith("/")):
+        return path  # the common case: already normal
+    out: list[str] = []
+    for part in path.split("/"):
+        if not part or part == ".":
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return "/" + "/".join(out)

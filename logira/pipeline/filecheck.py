@@ -28,9 +28,9 @@ import time
 from collections.abc import Sequence
 
 from logira.model.kernel import FileOp
+from logira.model.paths import normalize
 from logira.model.record import FileData, Record
 from logira.pipeline.convert import CHANGED, file_summary
-from logira.probes.decode_file import normalize
 
 MAX_LINKS = 40  # like the kernel's MAXSYMLINKS
 CACHE_TTL = 1.0  # seconds a resolved directory is reused (Bun touches the same dirs constantly)

@@ -24,6 +24,7 @@ import os
 import struct
 
 from logira.model.kernel import FILE_OPS, FileOp
+from logira.model.paths import normalize
 from logira.probes import layout
 
 K_FILE_WRITE_OPEN = 16  # open/openat/openat2/creat with write intent: create | modify
@@ -78,28 +79,6 @@ FIXED = struct.Struct("<qIiBBBBHHHHHHQII")
 DATA_OFF = layout.HDR_SIZE + FIXED.size
 assert DATA_OFF == 112, DATA_OFF
 _unpack = FIXED.unpack_from
-
-
-def normalize(path: str) -> str:
-    """Lexically normalise an absolute path: collapse `//`, drop `.`, resolve `..`.
-
-    `..` at the root stays at the root (as the kernel does). Relative input is returned
-    unchanged: it is a path that could not be resolved and must be shown as given.
-    """
-    if not path.startswith("/"):
-        return path
-    if "/." not in path and "//" not in path and (len(path) == 1 or not path.endswith("/")):
-        return path  # the common case: already normal
-    out: list[str] = []
-    for part in path.split("/"):
-        if not part or part == ".":
-            continue
-        if part == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(part)
-    return "/" + "/".join(out)
 
 
 def join(base: str, raw: str) -> str:
