@@ -101,7 +101,9 @@ def test_established_and_close_with_bytes_sent_and_received(tracked):
     assert est.outcome == "established"
     assert close.outcome == "closed"
     assert (close.bytes, close.bytes_received) == (100000, 5000)
-    assert close.duration_ns >= close.connect_ns > 0
+    # an invariant of the record (the handshake is part of the connection), not a speed check
+    handshake, lifetime = close.connect_ns, close.duration_ns
+    assert lifetime >= handshake > 0
 
 
 def test_refused_connect_closes_as_refused(tracked):
