@@ -196,7 +196,8 @@ class FlowTracker:
             for w in self.writers.get(pipe, ()):
                 wp = self.procs.get(w)
                 if wp is not None and wp.tainted and w != rec.pid:
-                    out += self._feed(rec.pid, w, pipe, rec.seq)
+                    # the evidence is where the taint began (the network record), not this exec
+                    out += self._feed(rec.pid, w, pipe, wp.taint_seq or rec.seq)
                     break
         out += self._check_consumer(rec.pid)
         return out

@@ -12,6 +12,7 @@ from mock_common import ToolCall
 from mock_openai import CodexScript, exec_command
 
 from logira.agents import calls as agent_calls
+from logira.agents import join
 
 pytestmark = pytest.mark.bpf
 
@@ -96,6 +97,9 @@ def test_claude_background_call_outlives_its_window_and_is_flagged(agents):
     go, late = ws / "go", ws / "late.txt"
     bg = bash(f"while [ ! -e {go} ]; do sleep 0.05; done; echo late > {late}", "Wait, then write",
               run_in_background=True)  # fmt: skip
+    # a real pause longer than the product's grace (LEFT_RUNNING_GRACE_NS): on a fast machine the
+    # whole script can otherwise finish inside the grace, and "left running" is then correctly not said
+    pause = bash(f"sleep {join.LEFT_RUNNING_GRACE_NS / 1e9 + 0.5}", "Pause")
     after = bash("echo after > after.txt", "Next step")
 
     def release_when_call_ended(rec) -> None:
@@ -103,7 +107,7 @@ def test_claude_background_call_outlives_its_window_and_is_flagged(agents):
         if after.id in tool_results(body.get("messages") or []):
             go.touch()
 
-    r = agents.claude(ClaudeScript([[bg], [after]]), on_request=release_when_call_ended)
+    r = agents.claude(ClaudeScript([[bg], [pause], [after]]), on_request=release_when_call_ended)
     assert r.result.returncode == 0, r.stderr
     calls, att = _joined(r.run)
     (late_write,) = files_at(r.run, late, "create")

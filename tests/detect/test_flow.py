@@ -74,6 +74,21 @@ def test_taint_flows_through_a_decoder_to_the_origin():
     assert [(f.via, f.consumer_pid, f.producer_pid) for f in flows if f.consumer_pid == 42] == [("pipe", 42, 40)]
 
 
+@pytest.mark.parametrize("order", ["consumer-last", "decoder-and-consumer-last"])
+def test_the_evidence_is_the_network_record_whatever_the_order(order):
+    """The flow's producer_seq points at the connect that began the taint, not at a later exec."""
+    t = FlowTracker()
+    t.observe(_exec(50, ["curl", "x"], {1: "pipe:9:w"}))
+    if order == "consumer-last":
+        t.observe(_exec(51, ["base64", "-d"], {0: "pipe:9:r", 1: "pipe:10:w"}))
+    net = _connect(50)
+    t.observe(net)
+    if order == "decoder-and-consumer-last":
+        t.observe(_exec(51, ["base64", "-d"], {0: "pipe:9:r", 1: "pipe:10:w"}))
+    (f,) = [f for f in t.observe(_exec(52, ["sh"], {0: "pipe:10:r"})) if f.consumer_pid == 52]
+    assert (f.via, f.producer_pid, f.producer_seq) == ("pipe", 50, net.seq)
+
+
 def test_state_is_bounded_and_what_is_forgotten_is_counted(monkeypatch):
     monkeypatch.setattr(flow, "MAX_PROCS", 50)
     monkeypatch.setattr(flow, "MAX_PIPES", 50)
