@@ -37,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PY = sys.executable
 LOGIRA = str(Path(PY).with_name("logira"))
+# the command `logira agent hooks install` writes (logira/cli/agent.py default_command)
+INSTALLED = [PY, "-I", "-S", str(REPO / "logira" / "client" / "hook.py"), "--agent", "claude"]
 PAYLOAD = json.dumps({
     "session_id": "786934c9-66f4-4185-bb7d-a9b5e7cca84e", "hook_event_name": "PreToolUse", "tool_name": "Bash",
     "tool_use_id": "toolu_01bench", "tool_input": {"command": "npm test", "description": "Run the tests"},
@@ -76,10 +78,14 @@ def bench_hooks(n: int) -> None:
         env = {**os.environ, "LOGIRA_SOCK": d.sock, "LOGIRA_HOME": str(home), "LOGIRA_STATE_DIR": str(d.state_dir)}
         base = _timed([PY, "-c", "pass"], n, env, PAYLOAD)
         print(f"  python -c pass (floor)        {_pct(base)}")
+        bare = _timed([PY, "-I", "-S", "-c", "pass"], n, env, PAYLOAD)
+        print(f"  python -I -S -c pass (floor)  {_pct(bare)}")
         outside = _timed([LOGIRA, "hook", "--agent", "claude"], n, env, PAYLOAD)
         print(f"  logira hook, outside a run    {_pct(outside)}")
-        nodaemon = _timed([LOGIRA, "hook", "--agent", "claude"], n, {**env, "LOGIRA_SOCK": "/nonexistent"}, PAYLOAD)
-        print(f"  logira hook, no daemon        {_pct(nodaemon)}")
+        outside_fast = _timed(INSTALLED, n, env, PAYLOAD)
+        print(f"  installed hook, outside a run {_pct(outside_fast)}")
+        nodaemon = _timed(INSTALLED, n, {**env, "LOGIRA_SOCK": "/nonexistent"}, PAYLOAD)
+        print(f"  installed hook, no daemon     {_pct(nodaemon)}")
         def in_run(argv: list[str]) -> list[float]:
             res = subprocess.run([LOGIRA, "run", "--tool", "hookbench", "--", PY, "-c", DRIVER, str(n), PAYLOAD,
                                   *argv], env=env, capture_output=True, check=True)  # fmt: skip
@@ -89,6 +95,11 @@ def bench_hooks(n: int) -> None:
         print(f"  python -c pass, inside a run  {_pct(floor_in)}   (every file python opens is recorded too)")
         inside = in_run([LOGIRA, "hook", "--agent", "claude"])
         print(f"  logira hook, inside a run     {_pct(inside)}   (each one recorded as an agent record)")
+        inside_fast = in_run(INSTALLED)
+        print(f"  installed hook, inside a run  {_pct(inside_fast)}   (what `agent hooks install` writes)")
+        print(f"  installed hook / logira hook, p50 inside a run: "
+              f"x{statistics.median(inside_fast) / statistics.median(inside):.2f}; outside: "
+              f"x{statistics.median(outside_fast) / statistics.median(outside):.2f}")
         print(f"  hook's own cost inside a run (p50 hook - p50 python floor): "
               f"{(statistics.median(inside) - statistics.median(floor_in)) * 1000:.1f} ms; "
               f"outside a run: {(statistics.median(outside) - statistics.median(base)) * 1000:.1f} ms")

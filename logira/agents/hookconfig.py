@@ -4,7 +4,8 @@ Claude Code (`settings.json`), Codex (`hooks.json`) and Gemini CLI (`settings.js
 shape: `{"hooks": {<event>: [{"matcher": …, "hooks": [{"type": "command", "command": …}]}]}}`.
 Merging only ever adds our own group to an event or removes our own entries: every other key,
 event, group and hook of the user stays as it was. Ours is recognised by its command line
-(`… logira hook …`), so a re-install is a no-op and an uninstall never touches anyone else's hook.
+(`… logira hook …` or `… logira/client/hook.py …`), so a re-install is a no-op (or moves an older form
+of our command to the new one in place) and an uninstall never touches anyone else's hook.
 """
 
 from __future__ import annotations
@@ -49,12 +50,17 @@ AGENTS: dict[str, AgentHooks] = {
     ),
 }  # fmt: skip
 
-_OURS = re.compile(r"(?:^|[/\s])logira(?:\.cli\.main)?['\"]?\s+hook(?:\s|$)")
+# `logira hook`, `python -m logira.cli.main hook`, or the installed form `python -I -S …/logira/client/hook.py`:
+# in a hook configuration's command string, and in the argv of the process it runs (agents/runtime.py)
+HOOK_COMMAND = re.compile(
+    r"(?:^|[/\s])logira(?:\.cli\.main)?['\"]?\s+hook(?:\s|$)"
+    r"|(?:^|[/\s'\"])logira/client/hook\.py['\"]?(?:\s|$)"
+)
 
 
 def is_ours(hook: Any) -> bool:
     """A hook entry whose command runs `logira hook`."""
-    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(_OURS.search(hook["command"]))
+    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(HOOK_COMMAND.search(hook["command"]))
 
 
 def _hooks_table(doc: dict[str, Any], where: str) -> dict[str, Any]:
@@ -86,7 +92,10 @@ def install(doc: dict[str, Any], spec: AgentHooks, command: str, where: str = "c
         groups = table.setdefault(event, [])
         if not isinstance(groups, list):
             raise HookConfigError(f"{where}: hooks.{event} is not a list; fix it by hand, logira will not overwrite it")
-        if any(isinstance(g, dict) and any(is_ours(h) for h in g.get("hooks") or []) for g in groups):
+        ours = [h for g in groups if isinstance(g, dict) for h in g.get("hooks") or [] if is_ours(h)]
+        if ours:
+            for h in ours:  # an older form of our command (an upgrade): the same entry, the new command
+                h["command"] = command
             continue
         entry: dict[str, Any] = {"type": "command", "command": command}
         if spec.timeout is not None:

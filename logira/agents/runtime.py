@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from logira.agents.hookconfig import HOOK_COMMAND
+
 # {home} is the run user's passwd home, {uid} the run's uid. Checked in order; first match wins.
 _CONFIG = (
     r"{home}/\.claude/settings[^/]*\.json",
@@ -44,7 +46,7 @@ _RUNTIME = (
 # tool call (Claude builds its shell snapshot and probes git at start; every hook runs logira).
 _RUNTIME_ARGV = (
     ("claude", re.compile(r"SNAPSHOT_FILE=.*shell-snapshots/snapshot-")),
-    ("logira", re.compile(r"(?:^|[/\s])logira(?:\.cli\.main)?\s+hook(?:\s|$)")),
+    ("logira", HOOK_COMMAND),
     ("claude", re.compile(r"^(?:\S*/)?git (?:rev-parse|status|log|branch|config|remote|worktree|ls-files|diff)\b")),
     ("claude", re.compile(r"^(?:\S*/)?(?:which|command -v|uname|ps|pgrep|rg --version|sh -c (?:which|command -v))\b")),
 )

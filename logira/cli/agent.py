@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     h.add_argument("--project", action="store_true", help="the project's config (in the current directory)")
     h.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
     h.add_argument("--command", dest="hook_command", metavar="CMD",
-                   help="hook command to install (default: this logira's absolute path + ' hook --agent A')")  # fmt: skip
+                   help="hook command to install (default: this install's python -I -S .../logira/client/hook.py --agent A)")  # fmt: skip
     h.add_argument("--yes", action="store_true", help="accepted for scripts (nothing is ever asked)")
     p.set_defaults(func=run)
 
@@ -55,11 +55,36 @@ def config_path(spec: hc.AgentHooks, project: bool) -> Path:
     return Path(os.path.expanduser("~")) / spec.user_path
 
 
-def default_command(agent: str) -> str:
+def _stable_prefix() -> Path:
+    """sys.prefix by the name that survives an upgrade: `make install` links $PREFIX/bin/logira to
+    lib/logira/current/bin/logira, and `current` moves to the new venv (scripts/install.py)."""
+    real = Path(os.path.realpath(sys.prefix))
     exe = shutil.which("logira")
-    if exe:
-        return f"{shlex.quote(os.path.abspath(exe))} hook --agent {agent}"
-    return f"{shlex.quote(sys.executable)} -m logira.cli.main hook --agent {agent}"
+    step = Path(os.path.abspath(exe)) if exe else None
+    for _ in range(8):  # follow the launcher's links one at a time; the first name of our venv wins
+        if step is None:
+            break
+        if Path(os.path.realpath(step.parent.parent)) == real:
+            return step.parent.parent
+        if not step.is_symlink():
+            break
+        step = Path(os.path.normpath(step.parent / os.readlink(step)))
+    return Path(sys.prefix)
+
+
+def default_command(agent: str) -> str:
+    """The hook client run directly by this install's interpreter with -I -S (logira/client/hook.py):
+    the same program as `logira hook`, without site-packages start-up on every tool call."""
+    from logira.client import hook
+
+    prefix, real = _stable_prefix(), os.path.realpath(sys.prefix)
+    script = Path(os.path.abspath(hook.__file__))
+    if str(script).startswith(real + os.sep):  # a wheel install: name the file through the stable prefix
+        script = prefix / os.path.relpath(script, real)
+    python = prefix / "bin" / "python3"
+    if not python.exists():
+        python = Path(sys.executable)
+    return f"{shlex.quote(str(python))} -I -S {shlex.quote(str(script))} --agent {agent}"
 
 
 def _read(path: Path) -> tuple[str, bool]:

@@ -6,18 +6,22 @@ The agent runs this on every tool call and waits for it, so it must be fast and 
   (connect and reply are bounded by short timeouts);
 - stdin is read up to a cap; an oversized payload is not sent, only its size (the daemon records
   that an oversized message was seen);
-- only `os`, `select`, `socket`, `struct` and `time` are imported: startup is most of its cost, so the
-  one frame it sends is written by hand (`frame()`, checked against `protocol.AgentHook` by the tests)
-  and the reply is only scanned, not decoded.
+- startup is most of its cost, so only modules built into the interpreter or written in C are
+  imported (`_socket`, not `socket`, whose enum import alone costs ~10 ms); the one frame it sends is
+  written by hand (`frame()`, checked against `protocol.AgentHook` by the tests) and the reply is only
+  scanned, not decoded;
+- `logira agent hooks install` runs this file directly as `<python> -I -S …/logira/client/hook.py`:
+  no site-packages, no .pth import hooks, no environment-driven imports, which halves the start-up
+  (bench/bench_agents.py). `logira hook` runs the same code through the CLI.
 Set LOGIRA_HOOK_DEBUG=1 to get one line on stderr saying what happened.
 """
 
 from __future__ import annotations
 
+import _socket
+import _struct as struct
 import os
 import select
-import socket
-import struct
 import sys
 import time
 
@@ -44,7 +48,7 @@ def frame(agent: str, payload: str, payload_bytes: int) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: _socket.socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
@@ -91,11 +95,11 @@ def read_stdin(fd: int, cap: int, timeout: float) -> tuple[bytes, int]:
 def forward(agent: str, data: bytes, total: int, sock_path: str) -> str:
     """Send one agent_hook and wait briefly for the ack; returns what happened (for debugging)."""
     payload = data.decode("utf-8", "replace") if total <= MAX_PAYLOAD else ""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(sock_path)
-        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))
         if uid != 0:
             return f"{sock_path} is not served by root; nothing sent"
         data = frame(agent[:64], payload, total)
@@ -136,9 +140,13 @@ def main(argv: list[str]) -> int:
     try:
         data, total = read_stdin(0, MAX_PAYLOAD, STDIN_TIMEOUT)
         what = forward(agent, data, total, os.environ.get("LOGIRA_SOCK") or DEFAULT_SOCK)
-    except (OSError, EOFError, ValueError, struct.error) as exc:
+    except (OSError, EOFError, ValueError, struct.error) as exc:  # type: ignore[attr-defined]  # _struct has it; its stub does not
         what = f"no daemon or no reply ({type(exc).__name__}: {exc})"
     except Exception as exc:  # never hurt the agent
         what = f"unexpected {type(exc).__name__}: {exc}"
     _debug(what)
     return 0
+
+
+if __name__ == "__main__":  # the installed form: `<python> -I -S <this file> --agent NAME`
+    sys.exit(main(sys.argv[1:]))

@@ -44,4 +44,15 @@ def test_unmergeable_config_is_refused_not_overwritten(text):
 
 def test_is_ours_does_not_take_lookalikes():
     assert hc.is_ours({"command": "python -m logira.cli.main hook --agent claude"})
+    assert hc.is_ours({"command": "/opt/l/bin/python3 -I -S '/opt/l/lib/python3.11/site-packages/logira/client/hook.py' --agent codex"})
     assert not hc.is_ours({"command": "mylogira hook"}) and not hc.is_ours({"command": "logira hooked"})
+    assert not hc.is_ours({"command": "python3 /x/mylogira/client/hook.py"})
+    assert not hc.is_ours({"command": "python3 /x/logira/client/hook.pyc"})
+
+
+def test_a_reinstall_moves_an_older_form_of_our_command_in_place():
+    old = hc.install({}, hc.AGENTS["claude"], "/usr/local/bin/logira hook --agent claude")
+    new = hc.install(old, hc.AGENTS["claude"], CMD)
+    cmds = [h["command"] for groups in new["hooks"].values() for g in groups for h in g["hooks"]]
+    assert cmds and set(cmds) == {CMD} and len(cmds) == len(hc.AGENTS["claude"].events)
+    assert hc.install(new, hc.AGENTS["claude"], CMD) == new
