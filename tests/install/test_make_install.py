@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -114,6 +115,14 @@ def test_make_install_record_upgrade_uninstall(installed, test_user):
         assert done.returncode == 0 and str(ws / "installed-out") in done.stdout, done.stderr
         (first_run,) = (home / "runs").iterdir()
 
+        # agent hooks name the install through `current`, so they keep working across the upgrade below
+        argv, env = _as_user(test_user, inst, daemon, home, "agent", "hooks", "install", "claude", "--project")
+        done = subprocess.run(argv, env=env, cwd=ws, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        settings = json.loads((ws / ".claude" / "settings.json").read_text())
+        (hook_cmd,) = {h["command"] for gs in settings["hooks"].values() for g in gs for h in g["hooks"]}
+        assert f"{inst.prefix}/lib/logira/current/" in hook_cmd and " -I -S " in hook_cmd, hook_cmd
+
         # an upgrade while a run is active: the running daemon keeps its venv
         argv, env = _as_user(test_user, inst, daemon, home, "run", "--tool", "long", "--", "sh", "-c",
                              "echo started; sleep 900")  # fmt: skip  (outlives a slow upgrade)
@@ -147,6 +156,18 @@ def test_make_install_record_upgrade_uninstall(installed, test_user):
         done = subprocess.run(argv, env=env, cwd=ws, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0 and long_run.name in done.stdout, done.stderr
 
+        # the hook installed before the upgrade runs from the new venv and is recorded
+        payload = json.dumps({"session_id": "s-inst", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+                              "tool_use_id": "toolu_inst", "tool_input": {"command": "true"}})  # fmt: skip
+        argv, env = _as_user(test_user, inst, restarted, home, "run", "--tool", "hooked", "--", "sh", "-c",
+                             f"echo {shlex.quote(payload)} | {hook_cmd}")  # fmt: skip
+        done = subprocess.run(argv, env=env, cwd=ws, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and not done.stdout, done.stdout + done.stderr
+        argv, env = _as_user(test_user, inst, restarted, home, "query", "last", "--type", "agent", "--json")
+        done = subprocess.run(argv, env=env, cwd=ws, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and "toolu_inst" in done.stdout, done.stdout + done.stderr
+        hooked_run = next(d for d in (home / "runs").iterdir() if d not in (first_run, long_run))
+
         # uninstall stops the daemon that runs from the install, removes every installed file
         res = inst.make("uninstall")
         assert res.returncode == 0, res.stdout + res.stderr
@@ -154,7 +175,7 @@ def test_make_install_record_upgrade_uninstall(installed, test_user):
         assert restarted.proc.wait(30) == 0
         assert inst.installed_files() == []
         assert not inst.prefix.exists() or not any(inst.prefix.iterdir())
-        assert sorted(p.name for p in (home / "runs").iterdir()) == sorted([first_run.name, long_run.name])
+        assert sorted(p.name for p in (home / "runs").iterdir()) == sorted([first_run.name, long_run.name, hooked_run.name])
         assert (daemon.state_dir / "seals").is_dir()  # the state dir is kept without PURGE=1
     finally:
         if active is not None and active.poll() is None:
