@@ -143,6 +143,12 @@ def render_text(rep: StatusReport) -> list[str]:
         lines.append(f"Ring buffer:  {d.ring_bytes >> 20} MiB")
         drops = "  ".join(f"{safe(k)}={v}" for k, v in sorted(d.drops.items())) or "none"
         lines.append(f"Drops:        {drops}")
+        h = d.hooks
+        if h:
+            lines.append(
+                f"Agent hooks:  {h.get('recorded', 0)} recorded  {h.get('refused', 0)} refused by their run  "
+                f"{h.get('outside_runs', 0)} from outside any run (agent not started by `logira run`)"
+            )
         mine = "" if os.geteuid() == 0 else " (yours; the daemon shows each user only their own)"
         lines.append(f"Active runs:  {len(d.runs)}{mine}")
         for r in d.runs:

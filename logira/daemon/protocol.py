@@ -138,6 +138,7 @@ class StatusReply(Msg, kw_only=True, tag="status_reply"):
     reasons: list[str] = []
     uptime_s: float = 0.0
     reader_pauses: int = 0  # times back-pressure paused the ring reader (not loss)
+    hooks: dict[str, int] = {}  # agent_hook messages since start: recorded, refused, outside_runs
 
 
 class Following(Msg, kw_only=True, tag="following"):

@@ -132,7 +132,11 @@ class SessionManager:
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # the runs' task groups, children of the daemon's
         self._starting: dict[int, int] = {}  # uid -> start_runs in progress (counted by the limits)
-        self.hooks_unrouted = 0  # agent_hook messages from senders outside every active run
+        # agent_hook messages since start: recorded in a run, refused by a run (closing, over its cap),
+        # and from senders outside every active run (hooks installed, agent not under `logira run`)
+        self.hooks_recorded = 0
+        self.hooks_refused = 0
+        self.hooks_unrouted = 0
 
     def bind(self, tg: asyncio.TaskGroup) -> None:
         """The daemon's task group: it owns every run's task group."""
@@ -323,11 +327,13 @@ class SessionManager:
             return p.HookAck(recorded=False, reason="the sender is not in an active run")
         if run.closing or run.hooks.received >= MAX_HOOKS_PER_RUN:
             run.hooks.refused += 1
+            self.hooks_refused += 1
             return p.HookAck(recorded=False, reason="the run does not accept more hook messages")
         self._drain_source()  # kernel events up to now come first in seq order
         rec = hook_record(msg.agent, msg.payload, msg.payload_bytes, peer.pid, peer.uid, time.time_ns())
         run.pipeline.append_record(rec)
         run.hooks.received += 1
+        self.hooks_recorded += 1
         if rec.data_json.error:  # type: ignore[union-attr]
             run.hooks.errors += 1
         return p.HookAck(recorded=True)

@@ -86,4 +86,9 @@ class DaemonState:
             reasons=reasons,
             uptime_s=round(time.monotonic() - self.started, 3),
             reader_pauses=self.sessions.pauses,
+            hooks={
+                "recorded": self.sessions.hooks_recorded,
+                "refused": self.sessions.hooks_refused,
+                "outside_runs": self.sessions.hooks_unrouted,
+            },
         )

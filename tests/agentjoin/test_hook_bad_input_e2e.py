@@ -44,12 +44,25 @@ def test_malformed_oversized_and_forged_hooks_are_recorded_as_such(logira):
                if d["data_json"]["rule_id"] == "agent-undeclared-activity")  # fmt: skip
 
 
+def _hooks_line(logira) -> dict[str, int]:
+    import re
+
+    out = logira("status").stdout.decode()
+    m = re.search(r"Agent hooks:\s+(\d+) recorded\s+(\d+) refused by their run\s+(\d+) from outside any run", out)
+    assert m, out
+    return {"recorded": int(m[1]), "refused": int(m[2]), "outside": int(m[3])}
+
+
 def test_hook_outside_any_run_or_without_daemon_exits_0_silently(logira):
     payload = b'{"hook_event_name":"PreToolUse","tool_use_id":"toolu_x","tool_name":"Bash"}'
     argv = logira.user.cmd(*HOOK_CMD.split())
+    before = _hooks_line(logira)
     r = subprocess.run(argv, input=payload, capture_output=True, env=logira.env(LOGIRA_HOOK_DEBUG="1"), timeout=30)
     assert r.returncode == 0 and r.stdout == b""
     assert b"not recorded: the sender is not in an active run" in r.stderr
+    # not lost silently: `logira status` counts the message that had no run to go to
+    after = _hooks_line(logira)
+    assert after["outside"] == before["outside"] + 1 and after["recorded"] == before["recorded"], (before, after)
     r = subprocess.run(argv, input=payload, capture_output=True, timeout=30,
                        env={**logira.env(LOGIRA_HOOK_DEBUG="1"), "LOGIRA_SOCK": "/nonexistent/logira.sock"})  # fmt: skip
     assert r.returncode == 0 and r.stdout == b"" and b"no daemon" in r.stderr
