@@ -37,6 +37,7 @@ class ToolCall(msgspec.Struct, kw_only=True):
     declared: bool = True  # the call itself is a claim of the agent; its counts are kernel facts
     agent_pid: int = 0
     subagent: str = ""
+    parent_call: str = ""  # the Agent/Task call whose subagent made this call
     execs: int = 0
     files: int = 0
     destinations: int = 0
@@ -119,7 +120,7 @@ def tool_calls(db: sqlite3.Connection) -> list[ToolCall]:
             duration_ms=(c.end_ts - c.start_ts) // 1_000_000 if c.end_ts and c.start_ts else None,
             status=c.status, source=c.source, agent_pid=c.agent_pid, subagent=c.subagent, execs=c.execs,
             files=c.files, destinations=c.destinations, records=n, detections=[rules[s] for s in dets],
-            detection_seqs=dets, left_running=c.left_running, how=hows, seq=seq,
+            detection_seqs=dets, left_running=c.left_running, how=hows, seq=seq, parent_call=c.parent_call,
         ))  # fmt: skip
     out.sort(key=lambda t: (t.start_ts, t.seq))
     return out

@@ -27,6 +27,9 @@ from logira.agents.runtime import RuntimeClassifier, agent_of_exec
 from logira.model.record import AgentCall, DetectionData
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "busybox", "env", "timeout", "nice", "nohup"})
+# tools that run a subagent (Claude Code 2.1 calls it Agent, earlier versions Task): the calls the
+# subagent makes are its children (AgentCall.parent_call)
+SUBAGENT_TOOLS = frozenset({"Agent", "Task"})
 BASH_TOOLS = frozenset({"Bash", "exec_command", "shell", "local_shell", "container.exec", "run_shell_command"})
 EDIT_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit", "apply_patch", "write_file", "replace"})
 CHANGE_OPS = frozenset({"create", "modify", "delete", "rename", "chmod", "truncate", "link", "symlink",
@@ -137,6 +140,7 @@ class Call:
     end_ts: int = 0
     status: str = ""
     subagent: str = ""
+    parent_call: str = ""  # the Agent/Task call whose subagent made this call
     agent_proc: Proc | None = None
     seqs: list[int] = field(default_factory=list)
     hows: list[str] = field(default_factory=list)
@@ -255,7 +259,7 @@ def to_agent_call(c: Call) -> AgentCall:
         status=c.status or ("running" if not c.end_ts else "unknown"), source=c.source,
         agent_pid=c.agent_proc.pid if c.agent_proc else 0, subagent=c.subagent, execs=c.execs,
         files=len(c.paths), destinations=len(c.dests), detections=c.detections, seqs=seqs, how=hows,
-        left_running=sorted(c.left_running),
+        left_running=sorted(c.left_running), parent_call=c.parent_call,
     )  # fmt: skip
 
 
@@ -274,6 +278,7 @@ class _Joiner:
         self.counts: dict[str, int] = {}
         self.findings: list[Finding] = []
         self.modes: dict[str, str] = {}  # session -> last declared permission_mode
+        self.subagent_parent: dict[str, str] = {}  # subagent id -> the call that started it (SubagentStart)
 
     def bump(self, k: str, n: int = 1) -> None:
         self.counts[k] = self.counts.get(k, 0) + n
@@ -334,6 +339,8 @@ class _Joiner:
                 agent_proc.agent = d.agent or "agent"
             lo, _hi = self.active.get(id(agent_proc), (ev.ts, ev.ts))
             self.active[id(agent_proc)] = (lo, agent_proc.exit_ts or self.run_end)
+        if d.event == "SubagentStart" and d.agent_id:
+            self._subagent_started(d.session_id, d.agent_id)
         if d.event not in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
             return
         key = (d.session_id, d.tool_name)
@@ -367,6 +374,31 @@ class _Joiner:
             return
         c.end_ts = ev.ts
         c.status = d.status or ("error" if d.event == "PostToolUseFailure" else "ok")
+
+    def _subagent_started(self, session: str, agent_id: str) -> None:
+        """The subagent belongs to the oldest open Agent/Task call of its session not yet given one."""
+        if agent_id in self.subagent_parent:
+            return
+        taken = set(self.subagent_parent.values())
+        for c in self.calls.values():  # start order
+            if c.session_id == session and c.tool in SUBAGENT_TOOLS and not c.end_ts and c.call_id not in taken:
+                self.subagent_parent[agent_id] = c.call_id
+                return
+        self.bump("subagents_without_call")
+
+    def link_subagents(self) -> None:
+        """Each subagent call's parent: from SubagentStart, else the Agent/Task call open at its start."""
+        spawners = sorted((c for c in self.calls.values() if c.tool in SUBAGENT_TOOLS), key=lambda c: c.start_ts)
+        for c in self.calls.values():
+            if not c.subagent:
+                continue
+            parent = self.subagent_parent.get(c.subagent, "")
+            if not parent:
+                for s in spawners:  # transcript-only runs: by time, the latest spawner still open
+                    if s.session_id == c.session_id and s.start_ts <= c.start_ts and (not s.end_ts or c.start_ts <= s.end_ts):
+                        parent = s.call_id
+                self.subagent_parent[c.subagent] = parent
+            c.parent_call = parent if parent != c.call_id else ""
 
     def _bind(self, c: Call) -> None:
         if c.agent_proc is not None:
@@ -611,6 +643,7 @@ class _Joiner:
     def run(self) -> JoinResult:
         self.build()
         self.merge_declared()
+        self.link_subagents()
         self.attribute_procs()
         attribution, runtime = self.attribute_records()
         self.mismatches()

@@ -37,6 +37,7 @@ class SessionDoc(msgspec.Struct):
     calls: int
     subagents: list[str]
     other_runs: list[str]  # other runs of this home that recorded the same session
+    subagent_calls: dict[str, str] = {}  # subagent id -> the Agent/Task call that started it
 
 
 class CallsDoc(msgspec.Struct):
@@ -86,7 +87,10 @@ def session_docs(run_dir, calls: list[agent_calls.ToolCall]) -> list[SessionDoc]
         ids.setdefault(c.session_id, []).append(c)
     others = other_runs_of_sessions(run_dir, [s for s in ids if s])
     return [
-        SessionDoc(s, len(cs), sorted({c.subagent for c in cs if c.subagent}), others.get(s, []))
+        SessionDoc(
+            s, len(cs), sorted({c.subagent for c in cs if c.subagent}), others.get(s, []),
+            {c.subagent: c.parent_call for c in cs if c.subagent and c.parent_call},
+        )
         for s, cs in ids.items()
     ]
 
@@ -125,7 +129,8 @@ def render_calls(out: readside.Out, doc: CallsDoc, wide: bool = False) -> list[s
                      "see `logira agent hooks install`)")  # fmt: skip
         return lines
     for s in doc.sessions:
-        extra = f"  subagents: {', '.join(esc(a) for a in s.subagents)}" if s.subagents else ""
+        subs = [esc(a) + (f" (from {esc(s.subagent_calls[a])})" if a in s.subagent_calls else "") for a in s.subagents]
+        extra = f"  subagents: {', '.join(subs)}" if subs else ""
         also = f"  also in runs: {', '.join(esc(r) for r in s.other_runs)}" if s.other_runs else ""
         lines.append(f"session {esc(s.session_id) or '(none)'}: {s.calls} tool calls{extra}{also}")
     cols = [Column("call"), Column("tool"), Column("command", None if wide else 60), Column("at"),
@@ -138,7 +143,8 @@ def render_calls(out: readside.Out, doc: CallsDoc, wide: bool = False) -> list[s
         status = c.status + ("" if c.source == "hook" else f" ({c.source})")
         dets = ", ".join(esc(r) for r in sorted(set(c.detections))) or "-"
         sub = f" [{esc(c.subagent)}]" if c.subagent else ""
-        rows.append([esc(c.call_id) + sub, esc(c.tool), what or "-", tf(c.start_ts), dur,
+        nest = "↳ " if c.parent_call else ""  # made by the subagent of the Agent/Task call above it
+        rows.append([nest + esc(c.call_id) + sub, esc(c.tool), what or "-", tf(c.start_ts), dur,
                      (status, pal_code(c.status)), str(c.execs), str(c.files), str(c.destinations),
                      (dets, "31" if c.detections else None)])  # fmt: skip
     lines.extend(render_table(cols, rows, pal, wide=wide))

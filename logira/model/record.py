@@ -164,6 +164,7 @@ class AgentCall(msgspec.Struct, kw_only=True):
     source: str = ""  # hook | transcript (where the call itself is known from)
     agent_pid: int = 0  # the agent process whose children the call spawned (kernel tree)
     subagent: str = ""  # agent_id when the call was made inside a subagent
+    parent_call: str = ""  # call_id of the Agent/Task call that started that subagent
     execs: int = 0
     files: int = 0
     destinations: int = 0

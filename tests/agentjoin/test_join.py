@@ -173,3 +173,36 @@ def test_subagent_calls_are_marked_and_attributed_like_any_other():
     res = join(r.evs, [], home=HOME, uid=1000)
     (call,) = res.calls
     assert call.subagent == "sub-1" and res.attribution[ex.seq] == ("toolu_S", "hook_window")
+
+
+def test_subagents_nest_under_the_agent_call_that_started_them_in_order():
+    r = Run()
+    _claude(r)
+    for cid, hook_pid in (("toolu_A1", 300), ("toolu_A2", 302)):  # two Agent calls in parallel
+        r.send_hook(AGENT, hook_pid, "PreToolUse", tool_use_id=cid, tool_name="Agent", session_id="s1")
+    r.send_hook(AGENT, 304, "SubagentStart", agent_id="sub-1", session_id="s1")
+    r.send_hook(AGENT, 306, "SubagentStart", agent_id="sub-2", session_id="s1")
+    r.send_hook(AGENT, 308, "SubagentStart", agent_id="sub-3", session_id="other")  # no Agent call there
+    for cid, sub, hook_pid in (("toolu_S2", "sub-2", 310), ("toolu_S1", "sub-1", 312)):
+        r.send_hook(AGENT, hook_pid, "PreToolUse", tool_use_id=cid, tool_name="Bash", command="ls",
+                    agent_id=sub, session_id="s1")  # fmt: skip
+    res = join(r.evs, [], home=HOME, uid=1000)
+    parents = {c.call_id: c.parent_call for c in res.calls}
+    assert parents == {"toolu_A1": "", "toolu_A2": "", "toolu_S1": "toolu_A1", "toolu_S2": "toolu_A2"}
+    assert res.counts["subagents_without_call"] == 1
+
+
+def test_a_transcript_only_subagent_call_nests_under_the_agent_call_open_at_its_start():
+    r = Run()
+    _claude(r)
+    t = r.evs[-1].ts
+    declared = [
+        Declared("toolu_T", "claude", tool="Task", start_ts=t + 10, end_ts=t + 1000, session_id="s9"),
+        Declared("toolu_B", "claude", tool="Bash", command="ls", start_ts=t + 20, end_ts=t + 30,
+                 session_id="s9", subagent="sub-9"),
+        Declared("toolu_C", "claude", tool="Bash", command="ls", start_ts=t + 2000, end_ts=t + 2010,
+                 session_id="s9", subagent="sub-late"),  # after the Task call ended
+    ]
+    res = join(r.evs, declared, home=HOME, uid=1000)
+    parents = {c.call_id: c.parent_call for c in res.calls}
+    assert parents == {"toolu_T": "", "toolu_B": "toolu_T", "toolu_C": ""}

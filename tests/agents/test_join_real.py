@@ -155,3 +155,32 @@ def test_claude_two_sessions_in_one_run_each_call_to_its_session(agents):
     for s, name in ((a, "a.txt"), (b, "b.txt")):
         (w,) = files_at(run, agents.workspace / name, "create")
         assert att[w["seq"]][0] == s.calls[0].id
+
+
+@pytest.mark.usefixtures("claude_cli")
+def test_claude_subagent_calls_are_the_subagents_and_nest_under_the_call_that_started_it(agents):
+    """A real Agent-tool subagent (its own model conversation): its Bash call is attributed to itself,
+    carries the subagent id, and names the Agent call as its parent; the main thread's call does not."""
+    _install(agents, "claude")
+    ws = agents.workspace
+    sub = bash("echo sub > sub.txt", "Sub step")
+    task = ToolCall("Agent", {"description": "Do a sub step", "prompt": "SUBKEY7 write the file",
+                              "subagent_type": "general-purpose", "run_in_background": False})  # fmt: skip
+    after = bash("echo main > main.txt", "Main step")
+    # the main conversation mentions both keys (its Agent call carries the sub prompt): it is added first
+    r = agents.claude(ClaudeScript([[task], [after]], key="MAINKEY7"), ClaudeScript([[sub]], key="SUBKEY7"),
+                      prompt="MAINKEY7 do the steps")  # fmt: skip
+    assert r.result.returncode == 0, r.stderr
+    calls, att = _joined(r.run)
+    assert set(calls) == {task.id, sub.id, after.id}, (r.run.meta.get("agents"), describe(r.run))
+    subagent = calls[sub.id].subagent
+    assert subagent and calls[sub.id].parent_call == task.id, calls[sub.id]
+    assert not calls[after.id].subagent and not calls[after.id].parent_call and not calls[task.id].parent_call
+    started = [a["data_json"] for a in r.run.of_type("agent") if a["data_json"].get("event") == "SubagentStart"]
+    assert [s["agent_id"] for s in started] == [subagent]
+    (sub_write,) = files_at(r.run, ws / "sub.txt", "create")
+    (main_write,) = files_at(r.run, ws / "main.txt", "create")
+    assert att[sub_write["seq"]][0] == sub.id and att[main_write["seq"]][0] == after.id, describe(r.run)
+    out = agents.logira_as_user("calls", r.run.id, "--no-color", "--all").stdout.decode()
+    assert f"subagents: {subagent} (from {task.id})" in out, out
+    assert f"↳ {sub.id} [{subagent}]" in out, out
