@@ -375,6 +375,20 @@ class _Joiner:
         c.end_ts = ev.ts
         c.status = d.status or ("error" if d.event == "PostToolUseFailure" else "ok")
 
+    def _adopt_id(self, dcl: Declared) -> Call | None:
+        """A hook call without an id (Gemini's hooks carry none: logira named it `hook-<seq>`) takes the
+        id its transcript gives the same call: same agent, tool and command, started inside its span."""
+        for c in self.calls.values():  # start order: the first unnamed match is the oldest
+            if (c.call_id.startswith("hook-") and c.source == "hook" and c.agent == dcl.agent
+                    and c.tool == dcl.tool and c.command == dcl.command
+                    and dcl.start_ts - TRANSCRIPT_SLACK_NS <= c.start_ts <= (dcl.end_ts or self.run_end) + TRANSCRIPT_SLACK_NS):  # fmt: skip
+                del self.calls[c.call_id]
+                c.call_id = dcl.call_id
+                self.calls[c.call_id] = c
+                self.bump("ids_from_transcript")
+                return c
+        return None
+
     def _subagent_started(self, session: str, agent_id: str) -> None:
         """The subagent belongs to the oldest open Agent/Task call of its session not yet given one."""
         if agent_id in self.subagent_parent:
@@ -414,7 +428,7 @@ class _Joiner:
             if p.agent:
                 agents_by_kind.setdefault(p.agent, []).append(p)
         for dcl in self.declared:
-            have = self.calls.get(dcl.call_id)
+            have = self.calls.get(dcl.call_id) or self._adopt_id(dcl)
             if have is not None:
                 self.bump("transcript_confirmed")
                 have.command = have.command or dcl.command

@@ -38,6 +38,7 @@ _RUNTIME = (
     ("codex", r"/tmp/codex[^/]*(/.*)?"),
     ("codex", r"/tmp/\.tmp[A-Za-z0-9]{{6}}(/.*)?"),  # Rust tempfile crate (Codex's arg0 shims)
     ("gemini", r"{home}/\.gemini(/.*)?"),
+    ("gemini", r"/tmp/gemini-shell-[A-Za-z0-9]{{6}}(/bgpids\.tmp)?"),  # its shell tool's per-call pid file
     ("any", r"/dev/(null|tty|pts/\d+|ptmx|zero|u?random|fd/\d+|stdin|stdout|stderr)"),
     ("any", r"{home}/\.npm/_logs(/.*)?"),
 )

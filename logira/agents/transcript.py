@@ -1,4 +1,4 @@
-"""The agent's own session log, read by root at finalize: Claude Code and Codex transcripts.
+"""The agent's own session log, read by root at finalize: Claude Code, Codex and Gemini CLI transcripts.
 
 These are user-owned files named by claims (a hook's `transcript_path`) or by what the kernel saw
 the agent write. So: only paths under the run user's home in the agents' own log dirs; every
@@ -30,6 +30,7 @@ MAX_LINE = 4 << 20  # a longer line is skipped (counted)
 
 _CLAUDE = re.compile(r"/\.claude/projects/[^/]+/(?:[^/]+/subagents/)?[^/]+\.jsonl")
 _CODEX = re.compile(r"/\.codex/sessions/\d{4}/\d{2}/\d{2}/rollout-[^/]+\.jsonl")
+_GEMINI = re.compile(r"/\.gemini/tmp/[^/]+/chats/session-[^/]+\.jsonl")
 
 
 @dataclass
@@ -53,7 +54,7 @@ class TranscriptStats:
 
 
 def kind_of(path: str, home: str) -> str:
-    """claude | codex when `path` is an allowed transcript location under `home`, else ""."""
+    """claude | codex | gemini when `path` is an allowed transcript location under `home`, else ""."""
     home = home.rstrip("/")
     if not home or not path.startswith(home + "/") or "/../" in path or "/./" in path:
         return ""
@@ -62,6 +63,8 @@ def kind_of(path: str, home: str) -> str:
         return "claude"
     if _CODEX.fullmatch(rest):
         return "codex"
+    if _GEMINI.fullmatch(rest):
+        return "gemini"
     return ""
 
 
@@ -209,6 +212,39 @@ def parse_codex(data: bytes, stats: TranscriptStats) -> list[Declared]:
     return list(calls.values())
 
 
+_GEMINI_STATUS = {"success": "ok", "error": "error", "cancelled": "interrupted"}
+
+
+def parse_gemini(data: bytes, stats: TranscriptStats) -> list[Declared]:
+    """Gemini CLI 0.6x chats: `gemini` messages carrying `toolCalls` (a message is rewritten as the
+    turn goes on, so the last copy of a call wins). Start = the model turn's time, end = the call's."""
+    calls: dict[str, Declared] = {}
+    sess = ""
+    for obj in _lines(data, stats):
+        if not sess and isinstance(obj.get("sessionId"), str):
+            sess = obj["sessionId"][:256]
+        tool_calls = obj.get("toolCalls")
+        if obj.get("type") != "gemini" or not isinstance(tool_calls, list):
+            continue
+        turn_ts = _ts(obj.get("timestamp"))
+        for tc in tool_calls:
+            if not isinstance(tc, dict) or not isinstance(tc.get("id"), str):
+                continue
+            args = tc.get("args")
+            status = _GEMINI_STATUS.get(str(tc.get("status")), "")
+            end = _ts(tc.get("timestamp")) if status else 0
+            d = Declared(tc["id"][:256], "gemini", tool=str(tc.get("name", ""))[:256], command=command_of(args),
+                         file_path=file_path_of(args), start_ts=turn_ts or end,
+                         description=str(args.get("description", ""))[:4096] if isinstance(args, dict) else "",
+                         end_ts=end, status=status, session_id=sess)  # fmt: skip
+            calls[d.call_id] = d
+    stats.tool_calls += len(calls)
+    return list(calls.values())
+
+
+_PARSERS = {"claude": parse_claude, "codex": parse_codex, "gemini": parse_gemini}
+
+
 def read_transcripts(paths: list[str], home: str, uid: int, stats: TranscriptStats,
                      max_bytes: int = MAX_BYTES) -> list[Declared]:  # fmt: skip
     """The declared tool calls of every allowed transcript among `paths` (deduplicated, bounded)."""
@@ -237,5 +273,5 @@ def read_transcripts(paths: list[str], home: str, uid: int, stats: TranscriptSta
         if truncated:
             stats.truncated += 1
             stats.note(f"{path}: longer than {max_bytes} bytes; read up to the cap")
-        out.extend(parse_claude(data, stats) if kind == "claude" else parse_codex(data, stats))
+        out.extend(_PARSERS[kind](data, stats))
     return out

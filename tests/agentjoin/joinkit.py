@@ -43,8 +43,8 @@ class Run:
         return self.add("file", pid, op=op, path=path, **kw)
 
     def hook(self, sender: int, event: str, **kw) -> Ev:
-        return self.add("agent", sender, op="hook", source="hook", event=event, sender_pid=sender,
-                        agent="claude", **kw)  # fmt: skip
+        kw.setdefault("agent", "claude")
+        return self.add("agent", sender, op="hook", source="hook", event=event, sender_pid=sender, **kw)
 
     def send_hook(self, agent: int, hook_pid: int, event: str, **kw) -> Ev:
         """What Claude does: `sh -c "<logira hook>"` child, exec of logira hook, the message, exit."""

@@ -206,3 +206,21 @@ def test_a_transcript_only_subagent_call_nests_under_the_agent_call_open_at_its_
     res = join(r.evs, declared, home=HOME, uid=1000)
     parents = {c.call_id: c.parent_call for c in res.calls}
     assert parents == {"toolu_T": "", "toolu_B": "toolu_T", "toolu_C": ""}
+
+
+def test_id_less_hook_calls_take_their_transcript_ids_in_order():
+    """Gemini's hooks carry no id: the same command twice takes the transcript's two ids, oldest first."""
+    r = Run()
+    r.exec(AGENT, 1, ["/usr/bin/node", "/x/node_modules/.bin/gemini", "-p", "go"])
+    for hook_pid, event in ((300, "PreToolUse"), (302, "PostToolUse"), (304, "PreToolUse"), (306, "PostToolUse")):
+        r.spawn(AGENT, hook_pid, ["/usr/bin/python3", "-m", "logira.cli.main", "hook", "--agent", "gemini"])
+        r.hook(hook_pid, event, agent="gemini", tool_name="run_shell_command", session_id="g",
+               **({"command": "make"} if event == "PreToolUse" else {"status": "ok"}))  # fmt: skip
+        r.exit(hook_pid)
+    starts = [e.ts for e in r.evs if e.type == "agent" and e.data_json.event == "PreToolUse"]
+    declared = [Declared(f"run_shell_command__{i}", "gemini", tool="run_shell_command", command="make",
+                         start_ts=ts - 1000, end_ts=ts + 1000, session_id="g") for i, ts in enumerate(starts)]  # fmt: skip
+    res = join(r.evs, declared, home=HOME, uid=1000)
+    assert [(c.call_id, c.source, c.start_ts) for c in res.calls] == [
+        ("run_shell_command__0", "hook", starts[0]), ("run_shell_command__1", "hook", starts[1])]  # fmt: skip
+    assert res.counts["ids_from_transcript"] == 2 and "transcript_only_calls" not in res.counts

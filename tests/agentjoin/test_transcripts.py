@@ -40,6 +40,18 @@ def test_codex_rollout_function_calls_and_completions():
     assert [c.status for c in calls] == ["ok", "ok", "error"]
 
 
+def test_gemini_chat_tool_calls_last_copy_wins():
+    stats = tr.TranscriptStats()
+    calls = tr.parse_gemini((FIX / "gemini_transcript.jsonl").read_bytes(), stats)
+    hooks = [json.loads(p.read_text()) for p in sorted((FIX / "gemini_hooks").glob("*BeforeTool*.json"))]
+    assert [c.command for c in calls] == [h["tool_input"]["command"] for h in hooks]
+    assert len({c.call_id for c in calls}) == len(calls) == stats.tool_calls  # rewritten lines: one call each
+    for c, h in zip(calls, hooks, strict=True):
+        assert c.call_id.startswith("run_shell_command__") and c.session_id == h["session_id"]
+        assert c.agent == "gemini" and c.tool == h["tool_name"] and c.end_ts >= c.start_ts > 0
+    assert all(c.status == "ok" for c in calls)  # `exit 3` is a success of the tool itself in Gemini's terms
+
+
 @pytest.mark.parametrize("agent", ["claude", "codex"])
 def test_real_hook_payloads_parse_without_error(agent):
     for path in sorted((FIX / f"{agent}_hooks").glob("*.json")):
@@ -65,6 +77,8 @@ def test_only_allowed_locations_are_read():
     assert tr.kind_of("/home/u/.claude/projects/-x/abc.jsonl", home) == "claude"
     assert tr.kind_of("/home/u/.claude/projects/-x/abc/subagents/agent-1.jsonl", home) == "claude"
     assert tr.kind_of("/home/u/.codex/sessions/2026/12/03/rollout-1-x.jsonl", home) == "codex"
+    assert tr.kind_of("/home/u/.gemini/tmp/ws-1/chats/session-2026-12-03T14-15-909f1ffb.jsonl", home) == "gemini"
+    assert tr.kind_of("/home/u/.gemini/tmp/ws-1/chats/../../../../etc/shadow.jsonl", home) == ""
     for bad in ("/etc/shadow", "/home/u/.claude/projects/-x/../../../etc/shadow", "/home/other/.claude/projects/x/a.jsonl",
                 "/home/u/.claude/settings.json", "/home/uu/.claude/projects/-x/a.jsonl"):  # fmt: skip
         assert tr.kind_of(bad, home) == "", bad

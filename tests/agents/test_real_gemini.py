@@ -2,8 +2,10 @@
 
 Gemini CLI 0.61 runs a `run_shell_command` call as `/usr/bin/bash -c 'shopt -u …; _bgpids_file=…
 ( trap … ; <command> ) …'`, a child of its node process (which first re-execs itself with
---max-old-space-size). Its hooks carry no tool call id (fixtures/README.md), so logira names those calls
-itself; the join must still give each call its own processes, files and detections.
+--max-old-space-size). Its hooks carry no tool call id (fixtures/README.md): logira names those calls
+`hook-<seq>` until its chat transcript (~/.gemini/tmp/<project>/chats/session-*.jsonl, read at finalize)
+gives the real id; the join must give each call its own processes, files and detections, with hooks
+or from the transcript alone.
 """
 
 from __future__ import annotations
@@ -68,10 +70,16 @@ def test_shell_calls_joined_through_installed_hooks(agents):
     assert found and {related(r.run, d)["pid"] for d in found} <= rc_tree
     assert related(r.run, found[0])["data_json"]["path"] == str(home.path / ".bashrc")
 
-    # The join: two hook-declared calls (ids made by logira: Gemini's hooks carry none), each with its tree.
+    # The join: two hook-declared calls, named by the ids of Gemini's own transcript, each with its tree.
     j = Joined(r.run)
     by_command = {c.command: c for c in j.calls.values()}
     assert set(by_command) == {note.input["command"], rc.input["command"]}
+    assert {c.command: c.call_id.rsplit("__", 1)[-1] for c in j.calls.values()} == {
+        note.input["command"]: note.id, rc.input["command"]: rc.id}, r.run.meta["agents"]  # fmt: skip
+    assert r.run.meta["agents"]["ids_from_transcript"] == 2
+    # Gemini's own per-call bookkeeping (/tmp/gemini-shell-*/bgpids.tmp) is runtime, not undeclared
+    undeclared = [d for d in r.run.of_type("detection") if d["data_json"]["rule_id"] == "agent-undeclared-activity"]
+    assert not undeclared, [d["data_json"]["message"] for d in undeclared]
     for call, tree in ((note, note_tree), (rc, rc_tree)):
         joined = by_command[call.input["command"]]
         assert (joined.agent, joined.tool, joined.source, joined.status) == (
@@ -83,3 +91,18 @@ def test_shell_calls_joined_through_installed_hooks(agents):
         assert joined.agent_pid == agent
         j.assert_all_of(kernel_records(r.run, tree), joined.call_id)
     assert [j.call_of(d) for d in found] == [by_command[rc.input["command"]].call_id]
+
+
+def test_without_hooks_the_calls_come_from_its_chat_transcript(agents):
+    ws = agents.workspace
+    note = shell("echo plain > plain.txt", "Write plain")
+    r = agents.gemini(GeminiScript([[note]]))
+    assert r.result.returncode == 0, r.stderr
+    j = Joined(r.run)
+    (call,) = j.calls.values()
+    assert (call.source, call.status, call.command) == ("transcript", "ok", note.input["command"])
+    assert call.call_id.rsplit("__", 1)[-1] == note.id and r.run.meta["agents"]["transcript_files"] == 1
+    tree = subtree(r.run, call_shell(r.run, node_pid(r.run), note.input["command"]))
+    (created,) = files_at(r.run, ws / "plain.txt", "create")
+    assert created["pid"] in tree
+    j.assert_all_of(kernel_records(r.run, tree), call.call_id)
