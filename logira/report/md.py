@@ -1,6 +1,7 @@
 """The report as compact GitHub-flavoured Markdown, for `$GITHUB_STEP_SUMMARY` or a PR comment.
 
-Headline, the detections table, what is new in this run, and a hint to the full report. Every
+Headline, the detections table, the agent's tool calls, what is new in this run, and a hint to the
+full report. Every
 recorded string goes through `esc_md` (no markup, no raw HTML, table-safe) and recorded text is
 never placed in a link target.
 """
@@ -14,6 +15,7 @@ from logira.report.model import Report
 SEV_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
 RULES_SHOWN = 20
 NEW_SHOWN = 10  # items per category
+CALLS_SHOWN = 15
 
 
 def _cut(s: str, n: int = 120) -> str:
@@ -64,11 +66,13 @@ def render_md(r: Report, full_report_hint: str = "") -> str:
         for g in d.rules[:RULES_SHOWN]:
             item = first.get(g.rule_id)
             if item is not None:
-                out.append(f"- **{esc_md(g.rule_id)}**: {esc_md(_cut(item.message, 300))}")
+                by = f" (tool call {esc_md(item.tool_call)})" if item.tool_call else ""
+                out.append(f"- **{esc_md(g.rule_id)}**: {esc_md(_cut(item.message, 300))}{by}")
         out.append("")
         out.append("</details>")
     else:
         out.append("No detections: the active rules matched nothing in this run.")
+    _tool_calls(out, r, tf)
     n = r.new_in_run
     if n is not None:
         out.append("")
@@ -93,3 +97,23 @@ def render_md(r: Report, full_report_hint: str = "") -> str:
     hint = full_report_hint or f"logira report {run.run_id} --format html -o report.html"
     out.append(f"Full report: {esc_md(hint)} (self-contained HTML; see also `logira explain`).")
     return "\n".join(out) + "\n"
+
+
+def _tool_calls(out: list[str], r: Report, tf: TimeFormatter) -> None:
+    """The agent's tool calls (declared by the agent; the counts are what the kernel saw them do)."""
+    tc = r.tool_calls
+    if not tc.available or not tc.calls:
+        return
+    out.append("")
+    out.append(f"**Tool calls** ({tc.total}; declared by the agent, counts from the kernel record):")
+    out.append("")
+    out.append("| call | tool | command / file | start | status | execs | files | destinations | detections |")
+    out.append("|---|---|---|---|---|---:|---:|---:|---|")
+    for c in tc.calls[:CALLS_SHOWN]:
+        what = c.command or c.file_path or c.description
+        dets = ", ".join(sorted(set(c.detections)))
+        out.append(f"| {esc_md(_cut(c.call_id, 40))} | {esc_md(c.tool)} | {esc_md(_cut(what, 80)) or '-'} | "
+                   f"{esc_md(tf(c.start_ts)) if c.start_ts else '-'} | {esc_md(c.status)} | {c.execs} | {c.files} | "
+                   f"{c.destinations} | {esc_md(dets) or '-'} |")  # fmt: skip
+    if tc.total > CALLS_SHOWN:
+        out.append(f"| | … {tc.total - CALLS_SHOWN} more tool calls | | | | | | | |")

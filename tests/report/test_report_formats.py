@@ -67,6 +67,9 @@ def test_markdown_summary_is_escaped(rcli):
     assert "**New in this run**" in md and "/usr/bin/sh" in md
     assert "\x1b" not in md and "\u202e" not in md
     assert "logira report" in md.splitlines()[-1]  # the hint to the full report
+    # the agent's tool calls, escaped (the hostile id carries markup), and the detection names its call
+    assert "**Tool calls** (1;" in md and "<b>" not in md and "| toolu\\_&lt;b&gt;01&lt;/b&gt; | Bash |" in md
+    assert "(tool call toolu\\_&lt;b&gt;01&lt;/b&gt;)" in md
 
 
 def _repo(tmp_path: Path, *files: str) -> Path:
