@@ -2,7 +2,9 @@
 
 Merges, never clobbers (logira/agents/hookconfig.py): shows the diff, keeps a backup of the file
 it changes (`<file>.logira-bak-<UTC time>`), writes atomically with the file's mode, and refuses a
-file it cannot parse. Runs as the user, on the user's own files.
+file it cannot parse. Runs as the user, on the user's own files. For Codex it also records (and on
+uninstall removes) Codex's trust of logira's own hook entries in ~/.codex/config.toml
+(logira/agents/codex_trust.py), and `status` says whether Codex trusts them.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import re
 import shlex
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from logira.agents import codex_trust as ct
 from logira.agents import hookconfig as hc
 from logira.cli import readside
 from logira.cli.errors import CliError
@@ -116,50 +118,118 @@ def _write(path: Path, text: str, existed: bool) -> Path | None:
     return backup
 
 
+class _Edit:
+    """One file's change: its text before and after (equal: nothing to write)."""
+
+    def __init__(self, path: Path, before: str, after: str, existed: bool):
+        self.path, self.before, self.after, self.existed = path, before, after, existed
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def diff(self) -> str:
+        lines = difflib.unified_diff(
+            self.before.splitlines(keepends=True), self.after.splitlines(keepends=True),
+            fromfile=f"{self.path} (before)", tofile=f"{self.path} (after)",
+        )  # fmt: skip
+        return "".join(esc(line.rstrip("\n")) + "\n" for line in lines)
+
+
+def codex_config_path() -> Path:
+    """The user layer's config.toml: Codex reads hook trust from there only (also for project hooks)."""
+    return Path(os.path.expanduser("~")) / ".codex" / "config.toml"
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "agent_cmd", None) != "hooks":
         raise CliError("usage: logira agent hooks install|uninstall|status claude|codex|gemini", exit_code=2)
     spec = hc.AGENTS[args.agent]
     path = config_path(spec, args.project)
     text, existed = _read(path)
+    command = args.hook_command or default_command(spec.agent)
+    foreign: list[ct.CodexHook] = []
     try:
         doc = hc.parse_config(text, str(path))
         if args.action == "status":
+            if spec.agent == "codex":
+                return _codex_status(spec, path, doc, existed, args.project)
             return _status(spec, path, doc, existed)
         if args.action == "install":
-            new = hc.install(doc, spec, args.hook_command or default_command(spec.agent), str(path))
+            new = hc.install(doc, spec, command, str(path))
         else:
             new = hc.uninstall(doc, str(path))
+        edits = [_Edit(path, text, hc.render(new) if new != doc else text, existed)]
+        if spec.agent == "codex":
+            trust, foreign = _codex_trust_edit(path, doc, new, command if args.action == "install" else None, spec)
+            edits.append(trust)
     except hc.HookConfigError as exc:
         raise CliError(str(exc)) from None
-    if new == doc:
+    if not any(e.changed for e in edits):
         what = "already installed" if args.action == "install" else "not installed"
         print(f"{esc(str(path))}: logira hook {what}; nothing to change")
+        _codex_notes(spec, args.action, foreign)
         return 0
-    new_text = hc.render(new)
-    diff = difflib.unified_diff(
-        text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-        fromfile=f"{path} (before)", tofile=f"{path} (after)",
-    )  # fmt: skip
-    sys.stdout.write("".join(esc(line.rstrip("\n")) + "\n" for line in diff))
+    for e in edits:
+        sys.stdout.write(e.diff())
     if args.dry_run:
         print("(dry run: nothing written)")
         return 0
-    try:
-        backup = _write(path, new_text, existed)
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
-    done = "installed in" if args.action == "install" else "removed from"
-    print(f"logira hook {done} {esc(str(path))}" + (f" (backup: {esc(str(backup))})" if backup else ""))
-    if args.action == "install" and spec.agent == "codex" and not _codex_hooks_enabled():
-        print("note: Codex runs hooks only with `[features] codex_hooks = true` in ~/.codex/config.toml, "
-              "and asks you to trust new hooks once (/hooks)")  # fmt: skip
+    for e in edits:  # the hook first: a trust written without its hook names nothing Codex runs
+        if not e.changed:
+            continue
+        link = e.path.is_symlink()
+        try:
+            backup = _write(e.path, e.after, e.existed)
+        except OSError as exc:
+            raise CliError(f"cannot write {e.path}: {exc.strerror or exc}") from None
+        saved = f" (backup: {esc(str(backup))})" if backup else ""
+        if e.path == path:
+            done = "installed in" if args.action == "install" else "removed from"
+            print(f"logira hook {done} {esc(str(path))}{saved}")
+        else:
+            done = "recorded in" if args.action == "install" else "updated in"
+            print(f"Codex hook trust {done} {esc(str(e.path))}{saved}")
+        if link:
+            print(f"note: {esc(str(e.path))} was a symlink; it is now a file (the link's target is unchanged)")
+    _codex_notes(spec, args.action, foreign)
     return 0
 
 
-def _codex_hooks_enabled() -> bool:
-    text, _ = _read(Path(os.path.expanduser("~/.codex/config.toml")))
-    return re.search(r"(?m)^\s*codex_hooks\s*=\s*true\b", text) is not None
+def _codex_trust_edit(
+    path: Path, old: dict, new: dict, trust_command: str | None, spec: hc.AgentHooks
+) -> tuple[_Edit, list[ct.CodexHook]]:
+    cfg_path = codex_config_path()
+    cfg_text, cfg_existed = _read(cfg_path)
+    cfg = ct.parse_toml(cfg_text, str(cfg_path))
+    changes, foreign = ct.reconcile(old, new, str(path), ct.trusted_hashes(cfg), trust_command, spec.timeout)
+    after = ct.edit_trust(cfg_text, changes, str(cfg_path)) if changes else cfg_text
+    return _Edit(cfg_path, cfg_text, after, cfg_existed), foreign
+
+
+def _codex_notes(spec: hc.AgentHooks, action: str, foreign: list[ct.CodexHook]) -> None:
+    if spec.agent != "codex" or action != "install":
+        return
+    for h in foreign:
+        print(f"note: {esc(h.event)}: the logira hook there runs `{esc(h.command)}`, not the command being "
+              "installed; it is not trusted (uninstall and install again, or trust it in Codex's /hooks)")  # fmt: skip
+    for line in _codex_environment_notes():
+        print(f"note: {line}")
+
+
+def _codex_environment_notes() -> list[str]:
+    """What would keep Codex from running the hooks whatever their trust."""
+    out = []
+    home = os.environ.get("CODEX_HOME")
+    if home and Path(home) != codex_config_path().parent:
+        out.append(f"CODEX_HOME={esc(home)}: Codex reads hooks.json and config.toml there, not in ~/.codex")
+    text, _ = _read(codex_config_path())
+    try:
+        if ct.hooks_disabled(ct.parse_toml(text, "config.toml")):
+            out.append("`[features] hooks = false` in ~/.codex/config.toml: Codex runs no hook")
+    except hc.HookConfigError:
+        out.append("~/.codex/config.toml is not valid TOML: Codex will not start")
+    return out
 
 
 def _status(spec: hc.AgentHooks, path: Path, doc: dict, existed: bool) -> int:
@@ -172,6 +242,42 @@ def _status(spec: hc.AgentHooks, path: Path, doc: dict, existed: bool) -> int:
     print(f"  logira hook on: {', '.join(esc(e) for e in hooked)}")
     if missing:
         print(f"  missing: {', '.join(missing)} (run `logira agent hooks install {spec.agent}`)")
-    if spec.agent == "codex" and not _codex_hooks_enabled():
-        print("  note: `[features] codex_hooks = true` is not set in ~/.codex/config.toml")
     return 0 if not missing else 1
+
+
+def _codex_status(spec: hc.AgentHooks, path: Path, doc: dict, existed: bool, project: bool) -> int:
+    rc = _status(spec, path, doc, existed)
+    ours = [h for h in ct.hooks_of(doc, str(path)) if h.ours]
+    if not ours:
+        return rc
+    cfg_text, _ = _read(codex_config_path())
+    cfg = ct.parse_toml(cfg_text, str(codex_config_path()))
+    trusted = ct.trusted_hashes(cfg)
+    review = [(h, ct.status_of(h, trusted)) for h in ours]
+    review = [(h, s) for h, s in review if s != "trusted"]
+    if not review:
+        print(f"  trusted by Codex: all {len(ours)} (in {esc(str(codex_config_path()))})")
+    else:
+        rc = 1
+        print(f"  needs review in Codex ({len(review)} of {len(ours)} not trusted; Codex skips them):")
+        for h, s in review:
+            why = "modified since trusted" if s == "modified" else "not trusted"
+            print(f"    {esc(h.event)}: {why}  key {esc(h.key)}  hash {h.hash or '(cannot compute)'}")
+        print("  run `logira agent hooks install codex` to trust logira's own hook, or review it in Codex's /hooks")
+    if project and not _project_trusted(cfg, Path.cwd()):
+        print(f"  note: Codex loads {esc(str(path.parent))} only in a trusted project; {esc(str(Path.cwd()))} "
+              "is not marked trusted in ~/.codex/config.toml ([projects.\"…\"] trust_level = \"trusted\")")  # fmt: skip
+    for line in _codex_environment_notes():
+        print(f"  note: {line}")
+    return rc
+
+
+def _project_trusted(cfg: dict, cwd: Path) -> bool:
+    projects = cfg.get("projects")
+    if not isinstance(projects, dict):
+        return False
+    for d in (cwd, *cwd.parents):
+        entry = projects.get(str(d))
+        if isinstance(entry, dict) and entry.get("trust_level") == "trusted":
+            return True
+    return False

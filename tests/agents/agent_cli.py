@@ -116,8 +116,10 @@ class AgentHome:
 
     # -- Codex
     def codex_config(self, mock_url: str, extra: str = "") -> Path:
-        # No traffic beyond the mock: no plugin marketplace sync (a `git ls-remote` to GitHub), no update
-        # check, no analytics.
+        """~/.codex/config.toml as the user has it before installing hooks (it is written whole: call it
+        before `logira agent hooks install codex`, which adds the hooks' trust to it).
+        No traffic beyond the mock: no plugin marketplace sync (a `git ls-remote` to GitHub), no update
+        check, no analytics."""
         text = (
             'model = "gpt-mock-1"\n'
             'model_provider = "mock"\n'

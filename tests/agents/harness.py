@@ -136,16 +136,17 @@ class AgentRunner:
         on_request: Callable[[Recorded], None] | None = None,
     ) -> AgentRun:
         home = self.home
-        if hooks:
-            self.install_hooks("codex")
         with MockOpenAI(on_request=on_request) as mock:
             for s in scripts:
                 mock.add(s)
             home.codex_config(mock.url)
+            if hooks:  # after the user's config.toml exists: install merges its trust entries into it
+                self.install_hooks("codex")
             if dump:
                 home.codex_hooks(dump_hooks(home.hook_dump, CODEX_HOOK_EVENTS))
-            # Codex runs hooks only once trusted (the TUI's /hooks): automation passes this flag
-            argv = codex_argv(prompt, bypass_hook_trust=bypass_hook_trust or dump or hooks)
+            # Codex runs only trusted hooks: `logira agent hooks install` records the trust of its own;
+            # the dump hooks are written by hand (untrusted), so those runs pass the bypass flag
+            argv = codex_argv(prompt, bypass_hook_trust=bypass_hook_trust or dump)
             res = self.run_under_logira(argv, home.codex_env(), tool)
         return AgentRun(res, self.run_of(res), home, mock, list(scripts))
 

@@ -76,13 +76,15 @@ def test_claude_without_hooks_is_joined_from_its_transcript(agents):
 
 @pytest.mark.usefixtures("codex_cli")
 def test_codex_tool_calls_joined_through_installed_hooks(agents):
-    _install(agents, "codex")
+    """`logira agent hooks install codex` alone makes Codex run the hooks (it records their trust):
+    no `--dangerously-bypass-hook-trust`."""
     one = exec_command("echo one > one.txt")
     two = exec_command("echo two > two.txt")
-    r = agents.codex(CodexScript([[one], [two]]), bypass_hook_trust=True)
+    r = agents.codex(CodexScript([[one], [two]]), hooks=True)
     assert r.result.returncode == 0, r.stderr
     calls, att = _joined(r.run)
     assert set(calls) == {one.id, two.id}, (r.run.meta.get("agents"), describe(r.run))
+    assert all(c.source == "hook" for c in calls.values()), [(c.call_id, c.source) for c in calls.values()]
     for c, name in ((one, "one.txt"), (two, "two.txt")):
         (w,) = files_at(r.run, agents.workspace / name, "create")
         assert att[w["seq"]][0] == c.id and att[w["seq"]][1] in ("hook_window", "marker")

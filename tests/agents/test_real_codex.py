@@ -1,9 +1,10 @@
 """The REAL Codex CLI under `logira run`, driven offline by the scripted Responses API.
 
 Each test scripts the model's `exec_command` calls, installs logira's hooks the way a user does
-(`logira agent hooks install codex`, run with `--dangerously-bypass-hook-trust` as automation must: Codex
-skips untrusted hooks; one test runs without hooks), runs `codex exec … --dangerously-bypass-approvals-and-sandbox`
-as the throwaway user through a real logirad, and checks on the stored run:
+(`logira agent hooks install codex`, which also records Codex's trust of them: Codex skips untrusted
+hooks, and no test passes `--dangerously-bypass-hook-trust` for installed hooks; one test runs without
+hooks), runs `codex exec … --dangerously-bypass-approvals-and-sandbox` as the throwaway user through a
+real logirad, and checks on the stored run:
 - the CLI really ran the calls (the mock got every function_call_output);
 - what each call did is in the kernel record, inside the process Codex started for that call (found
   from the exec records alone, kernel_view.py);
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import threading
 
 import pytest
-from agent_cli import codex_argv
+from agent_cli import CODEX, codex_argv
 from attribution import Joined, kernel_records
 from harness import make_fifo, release_later
 from kernel_view import (
@@ -222,14 +225,14 @@ def test_edit_of_the_hook_config(agents):
 
 def test_two_sessions_in_one_run(agents):
     home = agents.home
-    agents.install_hooks("codex")
     a = CodexScript([[exec_command("echo a > a.txt")]], key="[[session-a]]")
     b = CodexScript([[exec_command("echo b > b.txt")]], key="[[session-b]]")
     with MockOpenAI() as mock:
         mock.add(a)
         mock.add(b)
         home.codex_config(mock.url)
-        script = "; ".join(shlex.join(codex_argv(f"{s.key} do it", bypass_hook_trust=True)) for s in (a, b))
+        agents.install_hooks("codex")
+        script = "; ".join(shlex.join(codex_argv(f"{s.key} do it")) for s in (a, b))
         res = agents.shell_under_logira(script, home.codex_env())
     assert res.returncode == 0, res.stderr
     run = agents.run_of(res)
@@ -243,7 +246,7 @@ def test_two_sessions_in_one_run(agents):
         (created,) = files_at(run, agents.workspace / name, "create")
         assert created["pid"] in tree
         call = j.calls[s.calls[0].id]
-        assert call.agent_pid == pid
+        assert (call.agent_pid, call.source) == (pid, "hook")
         j.assert_all_of(kernel_records(run, tree), call.call_id)
         sessions.add(call.session_id)
     # two sessions, two rollouts (named by the session id), kept apart by the join
@@ -281,3 +284,73 @@ def test_run_without_hooks_uses_the_rollout(agents):
     c = j.calls[call.id]
     assert (c.source, c.command, c.status, c.agent_pid) == ("transcript", call.input["cmd"], "ok", codex)
     j.assert_all_of(kernel_records(r.run, tree), call.id)
+
+
+def codex_hook_trust(agents) -> dict[str, str]:
+    """key -> trustStatus of every hook, as Codex itself says (`codex app-server`'s `hooks/list`, as the
+    user, in the workspace). A watchdog kills it after a generous deadline (a wait, not an assertion)."""
+    user = agents.logira.user
+    proc = subprocess.Popen(
+        user.cmd(str(CODEX), "app-server"),
+        env=user.env(**agents.home.codex_env()),
+        cwd=agents.workspace,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdin and proc.stdout
+        for msg in (
+            {"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "logira-test", "version": "0"}}},
+            {"method": "initialized"},
+            {"id": 2, "method": "hooks/list", "params": {"cwds": [str(agents.workspace)]}},
+        ):
+            proc.stdin.write(json.dumps(msg) + "\n")
+        proc.stdin.flush()
+        for line in proc.stdout:
+            reply = json.loads(line)
+            if reply.get("id") == 2:
+                return {h["key"]: h["trustStatus"] for d in reply["result"]["data"] for h in d["hooks"]}
+        raise AssertionError("codex app-server ended without answering hooks/list")
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+
+
+def test_installed_hooks_are_trusted_by_codex_and_a_hand_edit_needs_review(agents):
+    """Codex itself calls the installed hooks trusted; after a hand edit of logira's PreToolUse entry
+    (hash mismatch) Codex calls it modified, `logira agent hooks status` says it needs review, and a
+    real session runs every hook but that one."""
+    home = agents.home
+    hooks_json = home.path / ".codex" / "hooks.json"
+    call = exec_command("echo x > x.txt")
+    with MockOpenAI() as mock:
+        mock.add(CodexScript([[call]]))
+        home.codex_config(mock.url)
+        assert "Codex hook trust recorded in" in agents.install_hooks("codex")
+        trust = codex_hook_trust(agents)
+        ours = {k: v for k, v in trust.items() if k.startswith(f"{hooks_json}:")}
+        assert len(ours) == 5 and set(ours.values()) == {"trusted"}, trust
+        status = agents.logira_as_user("agent", "hooks", "status", "codex")
+        assert status.returncode == 0 and b"trusted by Codex: all 5" in status.stdout, status.stdout
+
+        doc = json.loads(hooks_json.read_text())
+        doc["hooks"]["PreToolUse"][0]["hooks"][0]["command"] += " --edited"
+        hooks_json.write_text(json.dumps(doc))  # in place: the file stays the user's
+        pre = f"{hooks_json}:pre_tool_use:0:0"
+        trust = codex_hook_trust(agents)
+        assert trust[pre] == "modified" and {v for k, v in trust.items() if k != pre} == {"trusted"}, trust
+        status = agents.logira_as_user("agent", "hooks", "status", "codex")
+        out = status.stdout.decode()
+        assert status.returncode == 1 and "needs review" in out and "PreToolUse: modified since trusted" in out, out
+
+        res = agents.run_under_logira(codex_argv("do the steps"), home.codex_env(), "codex")
+    assert res.returncode == 0, res.stderr
+    run = agents.run_of(res)
+    assert (agents.workspace / "x.txt").read_text() == "x\n"
+    fired = {r["data_json"]["event"] for r in run.of_type("agent") if r["data_json"]["op"] == "hook"}
+    assert "PostToolUse" in fired and "PreToolUse" not in fired, fired
