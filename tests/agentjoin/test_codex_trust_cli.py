@@ -80,7 +80,7 @@ def test_project_scope_trust_lives_in_the_users_config(home, tmp_path):
     assert "trusted project" not in logira(home, project, "status", "codex", "--project").stdout
 
 
-def test_hand_edited_hook_needs_review_and_is_not_retrusted(home):
+def test_hand_edited_hook_needs_review_and_install_trusts_only_what_it_wrote(home):
     assert logira(home, home, "install", "codex", "--command", CMD).returncode == 0
     hooks_json = home / ".codex" / "hooks.json"
     doc = json.loads(hooks_json.read_text())
@@ -88,9 +88,19 @@ def test_hand_edited_hook_needs_review_and_is_not_retrusted(home):
     hooks_json.write_text(json.dumps(doc))
     status = logira(home, home, "status", "codex")
     assert status.returncode == 1 and "Stop: modified since trusted" in status.stdout, status.stdout
-    res = logira(home, home, "install", "codex", "--command", CMD)  # install does not trust what it did not write
+    assert "needs review" in status.stdout
+    # a re-install puts our exact command back in place, and trusts that (not the edit)
+    res = logira(home, home, "install", "codex", "--command", CMD)
+    assert res.returncode == 0 and "curl" not in hooks_json.read_text(), res.stdout
+    assert logira(home, home, "status", "codex").returncode == 0
+    # an entry that still differs from what install writes (an extra field) is reported, never trusted
+    doc = json.loads(hooks_json.read_text())
+    doc["hooks"]["Stop"][0]["hooks"][0]["statusMessage"] = "hi"
+    hooks_json.write_text(json.dumps(doc))
+    res = logira(home, home, "install", "codex", "--command", CMD)
     assert res.returncode == 0 and "it is not trusted" in res.stdout, res.stdout
-    assert logira(home, home, "status", "codex").returncode == 1
+    status = logira(home, home, "status", "codex")
+    assert status.returncode == 1 and "Stop: modified since trusted" in status.stdout, status.stdout
 
 
 @pytest.mark.parametrize("text", ["model = \n", 'hooks = { state = 1 }\n'])
