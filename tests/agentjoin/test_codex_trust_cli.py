@@ -112,3 +112,16 @@ def test_bad_config_toml_is_refused_in_one_line(home, text):
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "by hand" in res.stderr, res.stderr
     assert cfg.read_text() == text and not (home / ".codex" / "hooks.json").exists()
+
+
+def test_a_symlinked_config_toml_is_not_written_through(home, tmp_path):
+    """As for every file hookconfig writes: the link is replaced by a file, its target never changes."""
+    target = tmp_path / "dotfiles-config.toml"
+    target.write_text(USER_CONFIG)
+    (home / ".codex").mkdir()
+    (home / ".codex" / "config.toml").symlink_to(target)
+    res = logira(home, home, "install", "codex", "--command", CMD)
+    assert res.returncode == 0 and "was a symlink" in res.stdout, res.stdout
+    assert target.read_text() == USER_CONFIG
+    cfg = home / ".codex" / "config.toml"
+    assert not cfg.is_symlink() and cfg.read_text().startswith(USER_CONFIG) and len(trust(home)) == 5

@@ -17,6 +17,7 @@ import json
 import shlex
 import subprocess
 import threading
+import tomllib
 
 import pytest
 from agent_cli import CODEX, codex_argv
@@ -354,3 +355,53 @@ def test_installed_hooks_are_trusted_by_codex_and_a_hand_edit_needs_review(agent
     assert (agents.workspace / "x.txt").read_text() == "x\n"
     fired = {r["data_json"]["event"] for r in run.of_type("agent") if r["data_json"]["op"] == "hook"}
     assert "PostToolUse" in fired and "PreToolUse" not in fired, fired
+
+
+def test_project_hooks_run_once_the_user_trusts_the_project(agents):
+    """`install codex --project` writes ./.codex/hooks.json and its trust (in the user's config.toml, the
+    only layer Codex reads trust from). Codex loads ./.codex only in a project the user trusted: before
+    that Codex lists none of them and status says so; after, they are trusted and they run."""
+    home, ws = agents.home, agents.workspace
+    hooks_json = ws / ".codex" / "hooks.json"
+    call = exec_command("echo p > p.txt")
+    with MockOpenAI() as mock:
+        mock.add(CodexScript([[call]]))
+        home.codex_config(mock.url)
+        res = agents.logira_as_user("agent", "hooks", "install", "codex", "--project")
+        assert res.returncode == 0 and b"Codex hook trust recorded in" in res.stdout, res.stderr
+        assert not any(k.startswith(f"{hooks_json}:") for k in codex_hook_trust(agents))
+        status = agents.logira_as_user("agent", "hooks", "status", "codex", "--project").stdout.decode()
+        assert "trusted by Codex: all 5" in status and "only in a trusted project" in status, status
+        with (home.path / ".codex" / "config.toml").open("a") as f:  # the user's choice, as Codex asks it
+            f.write(f'\n[projects."{ws}"]\ntrust_level = "trusted"\n')
+        trust = codex_hook_trust(agents)
+        ours = {k: v for k, v in trust.items() if k.startswith(f"{hooks_json}:")}
+        assert len(ours) == 5 and set(ours.values()) == {"trusted"}, trust
+        res = agents.run_under_logira(codex_argv("do the steps"), home.codex_env(), "codex")
+    assert res.returncode == 0, res.stderr
+    j = Joined(agents.run_of(res))
+    assert [(c.call_id, c.source) for c in j.calls.values()] == [(call.id, "hook")]
+
+
+def test_uninstall_leaves_the_users_own_trusted_hook_trusted(agents):
+    """Codex keys trust by position: the user's hook after logira's moves up when ours goes, and its
+    trust moves with it (Codex still calls it trusted); no trust of ours is left behind."""
+    from logira.agents import codex_trust
+
+    home = agents.home
+    hooks_json = home.path / ".codex" / "hooks.json"
+    home.codex_config("http://127.0.0.1:9")  # no session: only Codex's view of the hooks
+    agents.install_hooks("codex")
+    doc = json.loads(hooks_json.read_text())
+    guard = {"matcher": "Bash", "hooks": [{"type": "command", "command": "true my-guard"}]}
+    doc["hooks"]["PreToolUse"].append(guard)
+    hooks_json.write_text(json.dumps(doc))
+    digest = codex_trust.hook_hash("PreToolUse", "Bash", guard["hooks"][0])
+    with (home.path / ".codex" / "config.toml").open("a") as f:  # the user trusted their guard (/hooks)
+        f.write(f'\n[hooks.state."{hooks_json}:pre_tool_use:1:0"]\ntrusted_hash = "{digest}"\n')
+    assert codex_hook_trust(agents)[f"{hooks_json}:pre_tool_use:1:0"] == "trusted"
+    res = agents.logira_as_user("agent", "hooks", "uninstall", "codex")
+    assert res.returncode == 0, res.stderr
+    assert codex_hook_trust(agents) == {f"{hooks_json}:pre_tool_use:0:0": "trusted"}
+    state = tomllib.loads((home.path / ".codex" / "config.toml").read_text())["hooks"]["state"]
+    assert state == {f"{hooks_json}:pre_tool_use:0:0": {"trusted_hash": digest}}
