@@ -16,21 +16,12 @@ import sqlite3
 
 import msgspec
 
-from logira.model.record import AgentCall, AgentData
+from logira.model.record import AgentCall, AgentData, DeclaredCall, declared_part
 
 
-class ToolCall(msgspec.Struct, kw_only=True):
-    """One tool call as `logira calls --json` prints it (docs/agents.md)."""
+class ToolCall(DeclaredCall, kw_only=True):
+    """One tool call as `logira calls --json` prints it (docs/agents.md): the stored AgentCall, counted."""
 
-    call_id: str
-    session_id: str = ""
-    agent: str = ""
-    tool: str = ""
-    command: str = ""
-    description: str = ""
-    file_path: str = ""
-    start_ts: int = 0
-    end_ts: int = 0
     duration_ms: int | None = None
     status: str = ""
     source: str = ""  # hook | transcript
@@ -115,8 +106,7 @@ def tool_calls(db: sqlite3.Connection) -> list[ToolCall]:
             n += b - a + 1
             dets.extend(s for s in range(a, b + 1) if s in rules)
         out.append(ToolCall(
-            call_id=c.call_id, session_id=c.session_id, agent=c.agent, tool=c.tool, command=c.command,
-            description=c.description, file_path=c.file_path, start_ts=c.start_ts, end_ts=c.end_ts,
+            **declared_part(c),
             duration_ms=(c.end_ts - c.start_ts) // 1_000_000 if c.end_ts and c.start_ts else None,
             status=c.status, source=c.source, agent_pid=c.agent_pid, subagent=c.subagent, execs=c.execs,
             files=c.files, destinations=c.destinations, records=n, detections=[rules[s] for s in dets],

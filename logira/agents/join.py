@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from logira.agents.runtime import RuntimeClassifier, agent_of_exec
-from logira.model.record import AgentCall, DetectionData
+from logira.model.record import AgentCall, DetectionData, declared_part
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "busybox", "env", "timeout", "nice", "nohup"})
 # tools that run a subagent (Claude Code 2.1 calls it Agent, earlier versions Task): the calls the
@@ -254,8 +254,7 @@ def _ranges(seqs: list[int], hows: list[str]) -> tuple[list[list[int]], list[str
 def to_agent_call(c: Call) -> AgentCall:
     seqs, hows = _ranges(c.seqs, c.hows)
     return AgentCall(
-        call_id=c.call_id, session_id=c.session_id, agent=c.agent, tool=c.tool, command=c.command,
-        description=c.description, file_path=c.file_path, start_ts=c.start_ts, end_ts=c.end_ts,
+        **declared_part(c),
         status=c.status or ("running" if not c.end_ts else "unknown"), source=c.source,
         agent_pid=c.agent_proc.pid if c.agent_proc else 0, subagent=c.subagent, execs=c.execs,
         files=len(c.paths), destinations=len(c.dests), detections=c.detections, seqs=seqs, how=hows,

@@ -8,6 +8,8 @@ docs/jsonl.md. uid/pid 0 are written as 0, never omitted.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 RECORD_TYPES = ("exec", "proc", "file", "net", "detection", "agent")
@@ -148,8 +150,13 @@ class DetectionData(msgspec.Struct, kw_only=True):
     attribution: str = ""
 
 
-class AgentCall(msgspec.Struct, kw_only=True):
-    """One tool call as joined to the kernel record at finalize (AgentData op `tool_call`)."""
+class DeclaredCall(msgspec.Struct, kw_only=True):
+    """What the agent declared about one tool call: the fields every tool-call shape starts with.
+
+    The stored AgentCall and the read side's ToolCall (logira/agents/calls.py) both extend it, so
+    the declared part is defined once and keeps its place first in their JSON (record and --json
+    field order are part of the format).
+    """
 
     call_id: str  # tool_use_id (Claude/Gemini) or call_id (Codex), as the agent declared it
     session_id: str = ""
@@ -160,6 +167,16 @@ class AgentCall(msgspec.Struct, kw_only=True):
     file_path: str = ""  # Edit/Write/Read tools
     start_ts: int = 0  # wall-clock ns: PreToolUse received / transcript tool_use time
     end_ts: int = 0  # PostToolUse(Failure) / tool_result time; 0 = never ended
+
+
+def declared_part(call: object) -> dict[str, Any]:
+    """The DeclaredCall fields of any object that has them (a join Call, an AgentCall), by name."""
+    return {name: getattr(call, name) for name in DeclaredCall.__struct_fields__}
+
+
+class AgentCall(DeclaredCall, kw_only=True):
+    """One tool call as joined to the kernel record at finalize (AgentData op `tool_call`)."""
+
     status: str = ""  # ok | error | interrupted | running | unknown
     source: str = ""  # hook | transcript (where the call itself is known from)
     agent_pid: int = 0  # the agent process whose children the call spawned (kernel tree)
