@@ -8,15 +8,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+from journald_helpers import running_journald
 
 from logira.daemon import protocol as p
-from logira.sinks.journald import DEFAULT_SOCKET, Journal
+from logira.sinks.journald import Journal
 
-JOURNALD = "/lib/systemd/systemd-journald"
 MARKER_RULE = """version: 1
 rules:
   - id: test-journald-marker
@@ -32,26 +31,8 @@ rules:
 
 @pytest.fixture(scope="module")
 def journald() -> Iterator[None]:
-    """Use the running journald, or start one by hand (PID 1 is not systemd here)."""
-    if Journal.available(DEFAULT_SOCKET):
-        yield
-        return
-    if not Path(JOURNALD).exists() or shutil.which("journalctl") is None:
-        pytest.skip(f"systemd-journald is not installed ({JOURNALD})")
-    proc = subprocess.Popen(
-        [JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 10
-    while not Journal.available(DEFAULT_SOCKET):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"could not start {JOURNALD} by hand (exit {proc.poll()})")
-        time.sleep(0.05)
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """A journald for this module (the running one, or one started by hand)."""
+    yield from running_journald()
 
 
 def _entries(field: str, value: str, want: int, timeout: float = 10.0) -> list[dict[str, str]]:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+from journald_helpers import running_journald
 
 from logira.daemon import protocol as p
-from logira.sinks.journald import DEFAULT_SOCKET, Journal
 
-JOURNALD = "/lib/systemd/systemd-journald"
 REMOTE = "/lib/systemd/systemd-journal-remote"
 UPLOAD = "/lib/systemd/systemd-journal-upload"
 RULE = """version: 1
@@ -42,24 +41,8 @@ def _need(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def journald() -> Iterator[None]:
-    """The running journald, or one started by hand (PID 1 is not systemd on this kind of machine)."""
-    if Journal.available(DEFAULT_SOCKET):
-        yield
-        return
-    _need(JOURNALD)
-    proc = subprocess.Popen([JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 10
-    while not Journal.available(DEFAULT_SOCKET):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"could not start {JOURNALD} by hand (exit {proc.poll()})")
-        time.sleep(0.05)
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """A journald for this module (the running one, or one started by hand)."""
+    yield from running_journald()
 
 
 def _free_port() -> int:
