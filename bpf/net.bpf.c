@@ -1012,42 +1012,54 @@ int net_exit_sendmmsg(struct syscall_trace_exit *ctx)
 
 /* write()/writev()/pwritev2() on a socket connected to port 53 (rare; gated by dns_fd_hint:
  * every other process on the host leaves after one load). */
-SEC("tracepoint/syscalls/sys_enter_write")
-int net_enter_write(struct syscall_trace_enter *ctx)
+
+/* The enter side: the scratch slot with the user buffer (args[1], args[2]) noted, or NULL when the
+ * call cannot be a tracked process's DNS write. */
+static __always_inline struct pend *enter_dns_write(struct syscall_trace_enter *ctx)
 {
-	int fd = (int)ctx->args[0];
 	struct pend *p;
 
 	if (!dns_fd_hint() || !is_tracked())
-		return 0;
+		return NULL;
 	p = scratch();
 	if (!p)
-		return 0;
+		return NULL;
 	p->ubuf = ctx->args[1];
 	p->ubuf_len = ctx->args[2];
-	stash_send(p, parse_sendto(p, fd, NULL, 0, 0, (const void *)p->ubuf, p->ubuf_len, SC_WRITE), 0);
+	return p;
+}
+
+/* The exit side, behind the same one-load gate as the enter side. */
+static __always_inline int exit_dns_write(struct syscall_trace_exit *ctx, __u32 sc)
+{
+	if (!dns_fd_hint())
+		return 0;
+	return exit_simple_send(ctx->ret, sc);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int net_enter_write(struct syscall_trace_enter *ctx)
+{
+	struct pend *p = enter_dns_write(ctx);
+
+	if (!p)
+		return 0;
+	stash_send(p, parse_sendto(p, (int)ctx->args[0], NULL, 0, 0, (const void *)p->ubuf, p->ubuf_len, SC_WRITE), 0);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
 int net_exit_write(struct syscall_trace_exit *ctx)
 {
-	if (!dns_fd_hint())
-		return 0;
-	return exit_simple_send(ctx->ret, SC_WRITE);
+	return exit_dns_write(ctx, SC_WRITE);
 }
 
 static __always_inline int enter_writev(struct syscall_trace_enter *ctx, __u32 sc)
 {
-	struct pend *p;
+	struct pend *p = enter_dns_write(ctx);
 
-	if (!dns_fd_hint() || !is_tracked())
-		return 0;
-	p = scratch();
 	if (!p)
 		return 0;
-	p->ubuf = ctx->args[1];
-	p->ubuf_len = ctx->args[2];
 	stash_send(p, parse_writev(p, (int)ctx->args[0], p->ubuf, p->ubuf_len, sc), 0);
 	return 0;
 }
@@ -1061,9 +1073,7 @@ int net_enter_writev(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_writev")
 int net_exit_writev(struct syscall_trace_exit *ctx)
 {
-	if (!dns_fd_hint())
-		return 0;
-	return exit_simple_send(ctx->ret, SC_WRITEV);
+	return exit_dns_write(ctx, SC_WRITEV);
 }
 
 /* pwritev2(fd, iov, n, -1, ...) on a socket is a writev */
@@ -1076,9 +1086,7 @@ int net_enter_pwritev2(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_pwritev2")
 int net_exit_pwritev2(struct syscall_trace_exit *ctx)
 {
-	if (!dns_fd_hint())
-		return 0;
-	return exit_simple_send(ctx->ret, SC_PWRITEV2);
+	return exit_dns_write(ctx, SC_PWRITEV2);
 }
 
 /* Not attached on x86 when the exec object is loaded: its raw sys_enter program does the
