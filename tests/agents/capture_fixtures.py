@@ -108,6 +108,12 @@ def write_hooks(payloads: list[dict[str, Any]], hooks_dir: Path, san: Sanitizer)
         (hooks_dir / f"{name}.json").write_text(json.dumps(san.value(payload), indent=2) + "\n")
 
 
+def write_jsonl(src: Path, dst: Path, san: Sanitizer) -> None:
+    """A transcript or rollout, line by line: sanitized, long strings cut."""
+    lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in src.read_text().splitlines()]
+    dst.write_text("\n".join(lines) + "\n")
+
+
 def run_as(user, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     full_env = {**user.env(), **env}
     return subprocess.run(
@@ -143,11 +149,9 @@ def capture_claude(user, out: Path) -> None:
         res = run_as(user, claude_argv("do the steps"), home.claude_env(mock.url), ws)
         assert res.returncode == 0, res.stderr.decode()
         san = Sanitizer(home.path, ws, user, mock.port)
-        hooks_dir = out / "claude_hooks"
-        write_hooks(read_dumped_hooks(home.hook_dump), hooks_dir, san)
+        write_hooks(read_dumped_hooks(home.hook_dump), out / "claude_hooks", san)
         (transcript,) = home.claude_transcripts()
-        lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in transcript.read_text().splitlines()]
-        (out / "claude_transcript.jsonl").write_text("\n".join(lines) + "\n")
+        write_jsonl(transcript, out / "claude_transcript.jsonl", san)
 
 
 def capture_codex(user, out: Path) -> None:
@@ -171,11 +175,9 @@ def capture_codex(user, out: Path) -> None:
         res = run_as(user, codex_argv("do the steps", bypass_hook_trust=True), home.codex_env(), ws)
         assert res.returncode == 0, res.stderr.decode()
         san = Sanitizer(home.path, ws, user, mock.port)
-        hooks_dir = out / "codex_hooks"
-        write_hooks(read_dumped_hooks(home.hook_dump), hooks_dir, san)
+        write_hooks(read_dumped_hooks(home.hook_dump), out / "codex_hooks", san)
         (rollout,) = home.codex_rollouts()
-        lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in rollout.read_text().splitlines()]
-        (out / "codex_rollout.jsonl").write_text("\n".join(lines) + "\n")
+        write_jsonl(rollout, out / "codex_rollout.jsonl", san)
         (out / "codex_stderr.txt").write_text(san.text(res.stderr.decode()))
 
 
@@ -201,8 +203,7 @@ def capture_gemini(user, out: Path) -> None:
         san = Sanitizer(home.path, ws, user, mock.port)
         write_hooks(read_dumped_hooks(home.hook_dump), out / "gemini_hooks", san)
         (transcript,) = home.gemini_transcripts()
-        lines = [json.dumps(cut(san.value(json.loads(ln)))) for ln in transcript.read_text().splitlines()]
-        (out / "gemini_transcript.jsonl").write_text("\n".join(lines) + "\n")
+        write_jsonl(transcript, out / "gemini_transcript.jsonl", san)
 
 
 def main() -> None:
