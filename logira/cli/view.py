@@ -194,6 +194,9 @@ def _render(out, args, meta, counts, groups, roots, nprocs, files, dests, dns, c
         out.line(f"  started:   {fmt_date(meta.start_ts)}  (still running)")
     out.line(f"  exit:      {_exit_text(meta)}")
     out.line(f"  record:    {_completeness(meta, pal)}")
+    copies = _copies_text(meta)
+    if copies:
+        out.line(f"  copies:    {pal.warn(copies)}")
     filtered = _filtered_text(meta)
     if filtered:
         out.line(f"  filtered:  {filtered}")
@@ -332,6 +335,20 @@ def _filtered_text(meta) -> str:
         ", ".join(f"{d} {counts[d]}" for d in shown)
         + f" events not recorded on request ({flags or 'filter'})"
     )
+
+
+def _copies_text(meta) -> str:
+    """Records a copy of the run (journald, an exporter) did not get; the run's own record is whole."""
+    parts = []
+    for name, st in sorted((getattr(meta, "sinks", None) or {}).items()):
+        if name != "sqlite" and st.get("failed"):  # sqlite's losses make the run INCOMPLETE (record line)
+            err = f" ({esc(str(st['last_error']))})" if st.get("last_error") else ""
+            parts.append(f"{esc(name)} failed {st['failed']}{err}")
+    for name, losses in sorted((getattr(meta, "export_losses", None) or {}).items()):
+        lost = {k: v for k, v in losses.items() if v}
+        if lost:
+            parts.append(f"{esc(name)} lost " + ", ".join(f"{esc(k)} {v}" for k, v in sorted(lost.items())))
+    return "; ".join(parts)
 
 
 def _completeness(meta, pal) -> str:

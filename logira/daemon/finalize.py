@@ -63,6 +63,11 @@ def final_meta(meta: RunMeta, pipe: RunPipeline, d: DropsMeta, *, exit_code: int
     meta.filtered = FilteredMeta(exec=f["exec"], file=f["file"], net=f["net"])
     meta.detect_errors = pipe.detect_errors
     meta.sqlite_missing = pipe.sqlite_missing
+    meta.sinks = {
+        name: {"written": st.written, "failed": st.failed, "batches": st.batches}
+        | ({"last_error": st.last_error[:300]} if st.last_error else {})
+        for name, st in pipe.fanout.stats().items()
+    }
     meta.event_count = pipe.event_count
     meta.final_hash = pipe.chain.last_hash
     meta.stragglers = stragglers

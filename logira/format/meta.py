@@ -72,6 +72,9 @@ class RunMeta(msgspec.Struct, kw_only=True):
     # records an exporter could not deliver, by exporter then reason (shed, failed, rejected, unsent);
     # the run's own record is complete regardless: the export is a copy
     export_losses: dict[str, dict[str, int]] = {}
+    # every sink of the fan-out (sqlite, journald, otlp, collectors): records written / failed, batches,
+    # and its last error; a failed sqlite record is also sqlite_missing, a failed copy only lands here
+    sinks: dict[str, dict[str, int | str]] = {}
     event_count: int = 0  # records in events.jsonl (= last seq)
     final_hash: str = ""  # hash of the last JSONL line
     rules_sha256: str = ""

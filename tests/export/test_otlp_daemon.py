@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,10 @@ def test_daemon_streams_runs_to_otlp(require_bpf: None) -> None:
     try:
         fin, meta = _run(d, home, "echo hi > out.txt; cat out.txt >/dev/null; /bin/true")
         assert meta["complete"] is True and meta["export_losses"] == {}
+        # every sink's counters reach meta.json: the index and the exporter took every record
+        for name in ("sqlite", "otlp"):
+            assert meta["sinks"][name]["written"] == meta["event_count"], meta["sinks"]
+            assert meta["sinks"][name]["failed"] == 0, meta["sinks"]
         assert recv.errors == []  # every request parsed strictly as ExportLogsServiceRequest
         mine = [attrs(r.attributes) for r in recv.records()]
         mine = [a for a in mine if a["logira.run_id"] == meta["run_id"]]
@@ -56,6 +63,10 @@ def test_daemon_streams_runs_to_otlp(require_bpf: None) -> None:
         losses = meta["export_losses"]["otlp"]
         assert sum(losses.values()) == meta["event_count"] and set(losses) <= {"failed", "unsent"}
         assert "export_losses" in d.log_text()
+        view = subprocess.run([sys.executable, "-m", "logira.cli.main", "view", meta["run_id"], "--no-color"],
+                              env={**os.environ, "LOGIRA_HOME": str(home)}, capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+        assert view.returncode == 0 and "copies:    otlp lost " in view.stdout, view.stdout + view.stderr
     finally:
         d.cleanup()
         recv.close()
