@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 from daemon_helpers import DaemonHandle, make_home  # noqa: E402
+from timing import timed  # noqa: E402
 
 PY = sys.executable
 LOGIRA = [str(Path(PY).parent / "logira")]
@@ -46,12 +47,7 @@ with open(sys.argv[3], "w") as f:
 
 
 def p50(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return statistics.median(timed(argv, env, repeat))
 
 
 def version(repeat: int) -> None:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import gen_runs  # noqa: E402
+from timing import timed  # noqa: E402
 
 LOGIRA = [sys.executable, "-m", "logira.cli.main"]
 IOCS = {
@@ -44,15 +45,6 @@ RULE = """rules:
     when:
       {cond}
 """
-
-
-def timed(argv: list[str], env: dict[str, str], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def main() -> int:

@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from timing import timed  # noqa: E402
+
 from logira.daemon import protocol  # noqa: E402
 
 BIG = "20260101-000000-bigagent"
@@ -37,15 +39,6 @@ TARGETS = {  # seconds
     "explain": 0.5,
     "runs": 0.5,
 }
-
-
-def timed(argv: list[str], env: dict[str, str], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def tail_rate(run_dir: Path, env: dict[str, str], tmp: Path) -> tuple[int, float]:
