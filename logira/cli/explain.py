@@ -16,6 +16,7 @@ from logira.model.record import SEVERITIES
 from logira.read.query import COLUMNS, Row, RunSource
 from logira.render.escape import esc, esc_argv
 from logira.report import aggregates as agg
+from logira.report.model import RuleSummary
 
 EXAMPLES = """\
   logira explain                      # last run
@@ -61,14 +62,9 @@ class Evidence(msgspec.Struct):
     attribution: str = ""  # how: marker | hook_window | transcript | "" (none)
 
 
-class GroupDoc(msgspec.Struct):
-    rule_id: str
-    severity: str
-    title: str
-    description: str
-    count: int
-    first_ts: int
-    last_ts: int
+class GroupDoc(RuleSummary, kw_only=True):
+    """One rule's detections, as the report summarises them, with sampled evidence."""
+
     evidence: list[Evidence]
 
 
@@ -103,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         for g in groups:
             title, desc = texts.get(g.rule_id, (g.title, ""))
             ev = [_evidence(src, r, meta.run_id) for r in _samples(src, g, args.samples)]
-            docs.append(GroupDoc(g.rule_id, g.severity, title, desc, g.count, g.first_ts, g.last_ts, ev))
+            docs.append(GroupDoc(rule_id=g.rule_id, severity=g.severity, title=title, description=desc,
+                                 count=g.count, first_ts=g.first_ts, last_ts=g.last_ts, evidence=ev))  # fmt: skip
     by_sev: dict[str, int] = {}
     for g in docs:
         by_sev[g.severity] = by_sev.get(g.severity, 0) + g.count

@@ -169,6 +169,8 @@ class Detection(msgspec.Struct, kw_only=True):
 
 
 class RuleSummary(msgspec.Struct, kw_only=True):
+    """One rule's detections in a run; `explain --json` extends it with evidence (same fields, same order)."""
+
     rule_id: str
     severity: str
     title: str
