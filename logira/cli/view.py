@@ -158,13 +158,7 @@ def process_tree(db) -> tuple[list[ProcNode], int]:
             nodes[pid] = ProcNode(pid or 0, ppid or 0, d.argv, d.filename)
         else:
             n.argv, n.exe, n.execs = d.argv, d.filename, n.execs + 1
-    roots = []
-    for n in nodes.values():
-        parent = nodes.get(n.ppid)
-        if parent is not None and parent is not n:
-            parent.children.append(n)
-        else:
-            roots.append(n)
+    roots = agg.link_tree(nodes)
     return roots, len(nodes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -43,6 +44,29 @@ class Destination(msgspec.Struct):
     sent: int = 0  # bytes sent / received over the TCP connections to it (their close records)
     received: int = 0
     connections: int = 0  # closed TCP connections
+
+
+class _TreeNode(Protocol):
+    ppid: int
+    children: list  # of the same node type
+
+
+N = TypeVar("N", bound=_TreeNode)
+
+
+def link_tree(nodes: dict[int, N]) -> list[N]:
+    """Hang each process (by pid) under its parent by ppid; those whose parent is not there are roots.
+
+    A process that is its own parent (pid reuse, pid 0) is a root rather than a loop.
+    """
+    roots: list[N] = []
+    for n in nodes.values():
+        parent = nodes.get(n.ppid)
+        if parent is not None and parent is not n:
+            parent.children.append(n)
+        else:
+            roots.append(n)
+    return roots
 
 
 def counts_by_type(db: sqlite3.Connection) -> dict[str, int]:

@@ -194,13 +194,7 @@ def processes(db: sqlite3.Connection) -> Processes:
             )
         else:  # a re-exec of the same process: the latest image is what it became
             n.exe, n.argv, n.execs = d.filename, d.argv, n.execs + 1
-    roots: list[ProcNode] = []
-    for n in nodes.values():
-        parent = nodes.get(n.ppid)
-        if parent is not None and parent is not n:
-            parent.children.append(n)
-        else:
-            roots.append(n)
+    roots = agg.link_tree(nodes)
     return Processes(total=total, shown=len(nodes), truncated=total > len(nodes), roots=roots)
 
 
