@@ -70,6 +70,9 @@ def resource(host: str, version: str) -> bytes:
         [_s("service.name", "logira"), _s("service.version", version), _s("host.name", host)]) + b"]}"  # fmt: skip
 
 
+KERNEL_TYPES = ("exec", "file", "net")  # the record types that carry the syscall's errno
+
+
 def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observed_ns: int | None = None) -> bytes:
     """One LogRecord (JSON bytes) from an envelope (`Record`/`StoredRecord`-like) and its decoded payload."""
     attrs = [_s("logira.run_id", rec.run_id), _i("logira.seq", rec.seq), _s("logira.type", rec.type),
@@ -82,14 +85,10 @@ def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observ
     if t == "exec":
         attrs.append(_s("process.executable.path", data.filename))
         attrs.append(_array("process.command_args", data.argv))
-        if data.errno:
-            attrs.append(_i("logira.errno", data.errno))
     elif t == "file":
         attrs.append(_s("file.path", data.path))
         if data.path2:
             attrs.append(_s("file.path2", data.path2))
-        if data.errno:
-            attrs.append(_i("logira.errno", data.errno))
     elif t == "net":
         if data.dst_ip:
             attrs.append(_s("server.address", data.dst_ip))
@@ -98,14 +97,14 @@ def log_record(rec: Any, data: Any, data_json: bytes | str | None = None, observ
             attrs.append(_s("logira.unix_path", data.unix_path))
         if data.dns_qname:
             attrs.append(_s("dns.question.name", data.dns_qname))
-        if data.errno:
-            attrs.append(_i("logira.errno", data.errno))
     elif t == "detection":
         attrs.append(_s("logira.rule_id", data.rule_id))
         attrs.append(_s("logira.severity", data.severity))
         if data.related_event_seq:
             attrs.append(_i("logira.related_seq", data.related_event_seq))
         sev_text, sev_num = _str(data.severity.upper()), SEVERITY_NUMBER.get(data.severity, 9)
+    if t in KERNEL_TYPES and data.errno:  # last of the type's own attributes: the kernel refused it
+        attrs.append(_i("logira.errno", data.errno))
     exe = getattr(data, "exe", "")
     if exe and t != "exec":
         attrs.append(_s("process.executable.path", exe))
