@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from logira.cli.main import main
-
 from .fixtures import T0, S, sample_records, write_run
+from .inprocess import in_process_cli
 
 RID = "20260102-150405-claude"
 OLD = "20251201-090000-a-really-long-tool-name-for-truncation"
@@ -32,18 +31,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def cli(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     """Run `logira …` in-process against `home`; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("LOGIRA_HOME", str(home))
-    monkeypatch.setenv("LOGIRA_SOCK", str(home / "no-daemon.sock"))
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
-    monkeypatch.delenv("CLICOLOR_FORCE", raising=False)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return run
+    # the colour tests set these themselves: whatever the outer shell has must not leak in
+    return in_process_cli(home, monkeypatch, capsys, unset=("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE"))
 
 
 @pytest.fixture

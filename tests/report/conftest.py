@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from logira.cli.main import main
 from tests.cli.fixtures import T0, S, sample_records, write_run
+from tests.cli.inprocess import in_process_cli
 
 from .hostile import write_hostile
 
@@ -27,13 +27,5 @@ def rhome(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rcli(rhome: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     """Run `logira …` in-process against `rhome`; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("LOGIRA_HOME", str(rhome))
-    monkeypatch.setenv("LOGIRA_SOCK", str(rhome / "no-daemon.sock"))
-    monkeypatch.delenv("GITHUB_WORKFLOW_REF", raising=False)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return run
+    # SARIF output names the CI workflow from GITHUB_WORKFLOW_REF: an outer CI must not leak into it
+    return in_process_cli(rhome, monkeypatch, capsys, unset=("GITHUB_WORKFLOW_REF",))
