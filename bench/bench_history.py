@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import gen_runs  # noqa: E402
-from timing import timed  # noqa: E402
+from timing import load_note, timed  # noqa: E402
 
 LOGIRA = [sys.executable, "-m", "logira.cli.main"]
 IOCS = {
@@ -117,8 +117,7 @@ def main() -> int:
     full = (time.perf_counter() - t) * a.runs / len(sample)
     print(f"baseline (full evaluation of every record, no index) scaled to {a.runs} runs: {full:.1f} s")
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"(load average while measured: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
-          "figures scale with it: compare ratios, not absolutes)")
+    print(load_note())
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import os
 import statistics
 import sys
 import threading
@@ -22,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from timing import load_note  # noqa: E402
 
 from logira.model.record import FileData, NetData, Record  # noqa: E402
 from logira.sinks.otlp import OtlpConfig, OtlpExporter  # noqa: E402
@@ -98,8 +99,7 @@ def main() -> int:
     print(f"write_batch (on the caller's loop) per {a.batch}-record batch: median {statistics.median(costs) * 1e6:.0f} µs, "
           f"max {max(costs) * 1e6:.0f} µs ({len(costs)} calls); {_Sink.received} requests; "
           f"delivered during the offer window: {stats.get('delivered', 0)}")
-    print(f"(load average while measured: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
-          "figures scale with it: compare ratios, not absolutes)")
+    print(load_note())
     return 0
 
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import gen_runs  # noqa: E402
+from timing import load_note  # noqa: E402
 
 LOGIRA = [sys.executable, "-m", "logira.cli.main"]
 TARGET_S = 3.0
@@ -69,8 +70,7 @@ def main() -> int:
         print(f"  --format {fmt:<5}  {sizes['big']:>8} records: {b_min:.2f} / {b_med:.2f} s, {b_rss} MiB   "
               f"{sizes['small']:>7} records: {s_min:.2f} s, {s_rss} MiB   time x{b_min / s_min:.1f} for x10 records, "
               f"memory x{b_rss / max(s_rss, 1):.2f}   target < {TARGET_S:.0f} s: {ok}")
-    print(f"(load average while measured: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
-          "figures scale with it: compare ratios, not absolutes)")
+    print(load_note())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Wall-clock timing of whole commands, shared by the CLI benches (bench_cli, bench_read, bench_history).
+"""Wall-clock timing shared by the benches: whole commands (bench_cli, bench_read, bench_history), and
+the load note a result ends with (bench_history, bench_otlp, bench_report).
 
 Each sample is one fresh process, output discarded, so the numbers include interpreter start-up:
 what a user waits for. Callers compare ratios against a baseline timed the same way in the same run.
@@ -6,6 +7,7 @@ what a user waits for. Callers compare ratios against a baseline timed the same 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -18,3 +20,9 @@ def timed(argv: list[str], env: dict[str, str] | None, repeat: int) -> list[floa
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         out.append(time.perf_counter() - t)
     return out
+
+
+def load_note() -> str:
+    """The line every wall-clock bench ends with: on a shared machine absolutes move with the load."""
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"(load average while measured: {load} on {os.cpu_count()} cores; figures scale with it: compare ratios, not absolutes)"
