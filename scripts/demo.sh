@@ -10,6 +10,8 @@
 #      `logira-demo` (created if missing, removed again on exit if this script created it;
 #      as root if that user cannot reach the repository);
 #   4. shows `logira view last`, `logira explain last` and `logira verify last`.
+#      The demo agent announces its steps as tool calls through the real hook client (the command
+#      `logira agent hooks install` writes), so both name the tool call behind each effect.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,6 +98,7 @@ logira_as_agent() {
   (cd "$DEMO/workspace" && "${AS[@]}" env -i HOME="$AGENT_HOME" USER="$AGENT_NAME" LOGNAME="$AGENT_NAME" \
      PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 TERM="${TERM:-dumb}" \
      LOGIRA_SOCK="$SOCK" LOGIRA_HOME="$DEMO/home" LOGIRA_STATE_DIR="$DEMO/state" \
+     LOGIRA_HOOK_CMD="$PY -I -S $REPO/logira/client/hook.py --agent claude" \
      "$PY" -m logira.cli.main "$@")
 }
 echo

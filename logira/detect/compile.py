@@ -65,7 +65,8 @@ class ProgramMatcher:
 class ParsedArgs:
     __slots__ = ("longs", "positionals", "raw", "shorts")
 
-    def __init__(self, args: list[str], value_opts: frozenset[str], posix: bool) -> None:
+    def __init__(self, args: list[str], value_opts: frozenset[str], posix: bool,
+                 end_opts: frozenset[str] = frozenset()) -> None:  # fmt: skip
         shorts: set[str] = set()
         longs: set[str] = set()
         raw: set[str] = set()
@@ -90,6 +91,9 @@ class ParsedArgs:
                     for j in range(1, len(t)):
                         c = t[j]
                         shorts.add(c)
+                        if "-" + c in end_opts:  # the program is this option's value: no operands
+                            self.shorts, self.longs, self.raw, self.positionals = shorts, longs, raw, pos
+                            return
                         if "-" + c in value_opts:
                             if j == len(t) - 1:
                                 i += 1  # `-p 22`: the value is the next token
@@ -152,7 +156,7 @@ class ExecCtx:
         self.truncated = truncated
         self.cut_tail = cut_tail  # argv was cut inside an argument: the end of that argument
         self._cmdline: str | None = None
-        self._parsed: dict[tuple[frozenset[str], bool], ParsedArgs] = {}
+        self._parsed: dict[tuple[frozenset[str], bool, frozenset[str]], ParsedArgs] = {}
         self._resolved: dict[str, str] = {}
         self._script: str | bool | None = False
         self._pipelines: list[list[list[str]]] | None = None
@@ -178,11 +182,11 @@ class ExecCtx:
             self._cmdline = " ".join(self.argv)[:MAX_MATCH_TEXT]
         return self._cmdline
 
-    def parsed(self, value_opts: frozenset[str], posix: bool) -> ParsedArgs:
-        key = (value_opts, posix)
+    def parsed(self, value_opts: frozenset[str], posix: bool, end_opts: frozenset[str] = frozenset()) -> ParsedArgs:
+        key = (value_opts, posix, end_opts)
         p = self._parsed.get(key)
         if p is None:
-            p = self._parsed[key] = ParsedArgs(self.argv[1:], value_opts, posix)
+            p = self._parsed[key] = ParsedArgs(self.argv[1:], value_opts, posix, end_opts)
         return p
 
     @property
@@ -244,7 +248,7 @@ class CExec:
         self.paths = compile_globs(c.paths, home=home, workspace=ws, max_mem=mem)
         self.script = compile_globs(c.script, home=home, workspace=ws, max_mem=mem)
         self.subcommand = [tuple(s.split()) for s in c.subcommand]
-        self.spec = (frozenset(c.value_opts), c.posix)
+        self.spec = (frozenset(c.value_opts), c.posix, frozenset(c.end_opts))
         self.cmdline = Regex(c.cmdline, max_mem=mem) if c.cmdline else None
         self.shell: tuple[list[CExec], CExec | None, Regex | None] | None = None
         if c.shell is not None:

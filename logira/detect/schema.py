@@ -43,6 +43,9 @@ class ExecCond(_Strict):
     subcommand: list[str] = []  # first operand(s): "push", "system prune"
     script: list[str] = []  # globs on the first operand resolved against cwd (`sh /tmp/x`, `python3 x.py`)
     value_opts: list[str] = []  # options that consume the next token ("-p", "--output")
+    # options that give the program and end the options: what follows is its arguments, never a
+    # script operand (`python3 -m pytest tests/`, `bash -c CODE arg0`, `perl -e CODE file`)
+    end_opts: list[str] = []
     posix: bool = False  # options end at the first operand (ssh: `ssh host ls -R` is not -R)
     cmdline: str = ""  # regex searched in argv joined by spaces
     shell: ShellCond | None = None  # only for `sh|bash|… -c SCRIPT`

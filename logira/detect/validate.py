@@ -75,6 +75,9 @@ def _exec(path: Path, c: S.ExecCond) -> None:
     for i, v in enumerate(c.value_opts):
         if not v.startswith("-") or v in ("-", "--"):
             raise Invalid((*path, "value_opts", i), f"option {v!r} must start with - or --")
+    for i, v in enumerate(c.end_opts):
+        if len(v) != 2 or v[0] != "-" or v == "--":
+            raise Invalid((*path, "end_opts", i), f"option {v!r} must be one short option like -c")
     _regex((*path, "cmdline"), c.cmdline)
     if c.shell is not None:
         sp = (*path, "shell")
