@@ -9,7 +9,7 @@ BPF_SRC := $(wildcard bpf/*.bpf.c)
 BPF_OBJ := $(patsubst bpf/%.bpf.c,logira/bpf/%.bpf.o,$(BPF_SRC))
 APT_PKGS := clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev python3-venv gcc make \
             util-linux iproute2 procps curl git gcc-multilib zsh systemd \
-            chromium systemd-journal-remote
+            chromium systemd-journal-remote strace
 BUILD_PKGS := clang llvm bpftool libbpf1 python3-venv python3-pip make
 
 # The real agent CLIs the tests drive offline (tests/agents), pinned; installed into build/agents.
