@@ -134,6 +134,22 @@ def _self_alias(path: str, pid: int, tid: int) -> str:
     return path
 
 
+def _take_real(d: FileData, field: str, real: str | None) -> bool:
+    """d.<field> (path or path2) becomes its real path when that differs; True if it did.
+
+    The string the process passed is kept in <field>_literal (the first one, if resolved before),
+    and `resolved` says the path was checked at receipt.
+    """
+    have = getattr(d, field)
+    if real is None or real == have:
+        return False
+    literal = f"{field}_literal"
+    setattr(d, literal, getattr(d, literal) or have)
+    setattr(d, field, real)
+    d.resolved = "receipt"
+    return True
+
+
 class FileChecker:
     """Resolves, verifies and identifies the file records of one run (see the module doc)."""
 
@@ -203,33 +219,13 @@ class FileChecker:
                 base = d.path2.rpartition("/")[0] or "/"
                 absolute = target if target.startswith("/") else f"{base}/{target}"
                 real = self.resolver.realpath(normalize(absolute), root, follow_last=True)
-                if real is not None and real != d.path:
-                    d.path_literal = d.path_literal or target
-                    d.path = real
-                    d.resolved = "receipt"
-                    changed = True
-            new = self._real(rec, d.path2, root, follow_last=False)
-            if new is not None and new != d.path2:
-                d.path2_literal = d.path2_literal or d.path2
-                d.path2 = new
-                d.resolved = "receipt"
-                changed = True
-            return changed
+                changed = _take_real(d, "path", real)
+            return _take_real(d, "path2", self._real(rec, d.path2, root, follow_last=False)) or changed
         # chmod/truncate and (failed) opens follow a final symlink; the others act on the name
         follow = d.op not in _NOFOLLOW_LAST and not (d.flags & AT_SYMLINK_NOFOLLOW and d.op == "chmod")
-        real = self._real(rec, d.path, root, follow_last=follow)
-        if real is not None and real != d.path:
-            d.path_literal = d.path_literal or d.path
-            d.path = real
-            d.resolved = "receipt"
-            changed = True
+        changed = _take_real(d, "path", self._real(rec, d.path, root, follow_last=follow))
         if d.path2:
-            real2 = self._real(rec, d.path2, root, follow_last=False)
-            if real2 is not None and real2 != d.path2:
-                d.path2_literal = d.path2_literal or d.path2
-                d.path2 = real2
-                d.resolved = "receipt"
-                changed = True
+            changed = _take_real(d, "path2", self._real(rec, d.path2, root, follow_last=False)) or changed
         return changed
 
     def _real(self, rec: Record, path: str, root: str, *, follow_last: bool) -> str | None:
