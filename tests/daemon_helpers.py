@@ -287,3 +287,11 @@ def start_run(client: Client, child: HeldChild, home: Path, argv: list[str], **k
     reply = client.request(p.StartRun(**fields))  # type: ignore[arg-type]
     assert isinstance(reply, p.RunStarted), reply
     return reply
+
+
+def finish_run(client: Client, child: HeldChild, timeout: float = 20) -> p.DaemonMsg:
+    """Let a started held child run to its end, report its exit, and return the daemon's answer
+    (a RunFinished once the run is finalized; the caller asserts on it)."""
+    child.release()
+    client.send(p.AgentExited(exit_code=child.wait()))
+    return client.recv(timeout)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, finish_run, make_home, start_run
 from journald_helpers import running_journald
 
 from logira.daemon import protocol as p
@@ -85,9 +85,7 @@ def test_daemon_logs_runs_and_detections_to_journald(require_bpf: None, journald
         with d.client() as c:
             child = HeldChild(["/bin/sh", "-c", "/bin/true lgd-marker; /bin/true other"])
             started = start_run(c, child, home, ["sh"], rules_yaml=MARKER_RULE, rules_path="/tmp/marker.yaml")
-            child.release()
-            c.send(p.AgentExited(exit_code=child.wait()))
-            fin = c.recv(20)
+            fin = finish_run(c, child)
         assert isinstance(fin, p.RunFinished) and fin.detections == 1, fin
         entries = _entries("RUN_ID", started.run_id, 3)
         by_msg = {e["LOGIRA_EVENT"]: e for e in entries}

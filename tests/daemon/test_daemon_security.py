@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_helpers import EXEC_ONLY, REPO, DaemonHandle, HeldChild, make_home, start_run
+from daemon_helpers import EXEC_ONLY, REPO, DaemonHandle, HeldChild, finish_run, make_home, start_run
 from dtutil import wait_for
 
 from logira.daemon import protocol as p
@@ -281,9 +281,7 @@ def test_console_log_escapes_user_strings(require_bpf: None, home: Path) -> None
     try:
         with d.client() as c:
             start_run(c, child, evil_home, ["true"])
-            child.release()
-            c.send(p.AgentExited(exit_code=child.wait()))
-            assert isinstance(c.recv(20), p.RunFinished)
+            assert isinstance(finish_run(c, child), p.RunFinished)
         wait_for(lambda: "run_finished" in d.log_text(), 5, "run_finished logged")
         log = d.log_text()
         line = next(ln for ln in log.splitlines() if "run_started" in ln)

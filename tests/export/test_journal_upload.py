@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, make_home, start_run
+from daemon_helpers import EXEC_ONLY, DaemonHandle, HeldChild, finish_run, make_home, start_run
 from journald_helpers import running_journald
 
 from logira.daemon import protocol as p
@@ -75,9 +75,7 @@ def test_fields_arrive_intact_through_journal_upload_and_remote(require_bpf: Non
         with d.client() as c:
             child = HeldChild(["/bin/sh", "-c", "/bin/true lgd-upload-marker"])
             started = start_run(c, child, home, ["sh"], rules_yaml=RULE, rules_path="/tmp/upload.yaml")
-            child.release()
-            c.send(p.AgentExited(exit_code=child.wait()))
-            fin = c.recv(20)
+            fin = finish_run(c, child)
         assert isinstance(fin, p.RunFinished) and fin.detections == 1, fin
         # ship the local journal (all of it, then exit) to the receiver on loopback
         deadline = time.monotonic() + 60

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DaemonHandle, HeldChild, make_home, start_run
+from daemon_helpers import DaemonHandle, HeldChild, finish_run, make_home, start_run
 
 from logira.daemon import protocol as p
 
@@ -28,9 +28,7 @@ def _run(d: DaemonHandle, home: Path, ws: Path, ports: list[int]) -> tuple[dict,
     with d.client() as c:
         child = HeldChild(["/bin/bash", "-c", script], cwd=str(ws))
         started = start_run(c, child, home, ["bash", "-c", script], net=True, cwd=str(ws))
-        child.release()
-        c.send(p.AgentExited(exit_code=child.wait()))
-        fin = c.recv(30)
+        fin = finish_run(c, child, timeout=30)
     assert isinstance(fin, p.RunFinished) and fin.complete, fin
     run_dir = home / "runs" / started.run_id
     recs = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
