@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from logira.agents.calls import ToolCall
+from logira.model.record import LineageEntry
 
 REPORT_SCHEMA = "logira.report/1"
 
@@ -136,11 +137,8 @@ class Egress(msgspec.Struct, kw_only=True):
     dns: list[tuple[str, int]]  # every DNS name queried, with its count (first DNS_MAX)
 
 
-class LineageItem(msgspec.Struct, kw_only=True):
-    pid: int
-    exe: str = ""
-    argv: list[str] = []
-    cwd: str = ""
+# a detection's lineage is shown as stored: one process of the chain (related process first)
+LineageItem = LineageEntry
 
 
 class EventRef(msgspec.Struct, kw_only=True):
