@@ -139,7 +139,9 @@ int main(int argc, char **argv)
 	const char *dir = argv[1];
 	int n = 0, hits = 0;
 	snprintf(evil, sizeof(evil), "%s/.ssh/authorized_keys2", getenv("HOME"));
-	for (int i = 0; i < 3000 && hits < 12; i++) {
+	/* bounded: 12 wins come well inside 3000 tries; on a loaded machine go on (up to 20000) */
+	/* until the race is won once, so the check below always has an attack to judge */
+	for (int i = 0; i < 20000 && hits < 12 && !(i >= 3000 && hits > 0); i++) {
 		char src[4096];
 		struct stat st;
 		snprintf(src, sizeof(src), "%s/k%d", dir, i);
