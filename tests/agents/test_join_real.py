@@ -134,32 +134,6 @@ def test_claude_hook_config_edit_is_tampering_by_that_call(agents):
 
 
 @pytest.mark.usefixtures("claude_cli")
-def test_claude_two_sessions_in_one_run_each_call_to_its_session(agents):
-    import shlex
-
-    from agent_cli import claude_argv
-    from mock_anthropic import MockAnthropic
-
-    _install(agents, "claude")
-    a = ClaudeScript([[bash("echo a > a.txt", "Write a")]], key="[[session-a]]")
-    b = ClaudeScript([[bash("echo b > b.txt", "Write b")]], key="[[session-b]]")
-    with MockAnthropic() as mock:
-        mock.add(a)
-        mock.add(b)
-        script = "; ".join(shlex.join(claude_argv(f"{s.key} do it")) for s in (a, b))
-        res = agents.shell_under_logira(script, agents.home.claude_env(mock.url))
-    assert res.returncode == 0, res.stderr
-    run = agents.run_of(res)
-    calls, att = _joined(run)
-    assert set(calls) == {a.calls[0].id, b.calls[0].id}
-    assert len({c.session_id for c in calls.values()}) == 2 and len(run.meta["agents"]["sessions"]) == 2
-    assert len({c.agent_pid for c in calls.values()}) == 2  # two claude processes
-    for s, name in ((a, "a.txt"), (b, "b.txt")):
-        (w,) = files_at(run, agents.workspace / name, "create")
-        assert att[w["seq"]][0] == s.calls[0].id
-
-
-@pytest.mark.usefixtures("claude_cli")
 def test_claude_subagent_calls_are_the_subagents_and_nest_under_the_call_that_started_it(agents):
     """A real Agent-tool subagent (its own model conversation): its Bash call is attributed to itself,
     carries the subagent id, and names the Agent call as its parent; the main thread's call does not."""
