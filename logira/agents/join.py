@@ -278,6 +278,8 @@ class _Joiner:
         self.findings: list[Finding] = []
         self.modes: dict[str, str] = {}  # session -> last declared permission_mode
         self.subagent_parent: dict[str, str] = {}  # subagent id -> the call that started it (SubagentStart)
+        # hook calls that came without an id (logira named them), by (agent, tool, command), in start order
+        self.unnamed: dict[tuple[str, str, str], list[Call]] = {}
 
     def bump(self, k: str, n: int = 1) -> None:
         self.counts[k] = self.counts.get(k, 0) + n
@@ -356,6 +358,7 @@ class _Joiner:
             self.calls[cid] = c
             if not d.tool_use_id:
                 pending.setdefault(key, []).append(c)
+                self.unnamed.setdefault((c.agent, c.tool, c.command), []).append(c)
             self._bind(c)
             return
         ended: Call | None
@@ -377,10 +380,13 @@ class _Joiner:
     def _adopt_id(self, dcl: Declared) -> Call | None:
         """A hook call without an id (Gemini's hooks carry none: logira named it `hook-<seq>`) takes the
         id its transcript gives the same call: same agent, tool and command, started inside its span."""
-        for c in self.calls.values():  # start order: the first unnamed match is the oldest
-            if (c.call_id.startswith("hook-") and c.source == "hook" and c.agent == dcl.agent
-                    and c.tool == dcl.tool and c.command == dcl.command
-                    and dcl.start_ts - TRANSCRIPT_SLACK_NS <= c.start_ts <= (dcl.end_ts or self.run_end) + TRANSCRIPT_SLACK_NS):  # fmt: skip
+        same = self.unnamed.get((dcl.agent, dcl.tool, dcl.command))
+        if not same:
+            return None
+        lo, hi = dcl.start_ts - TRANSCRIPT_SLACK_NS, (dcl.end_ts or self.run_end) + TRANSCRIPT_SLACK_NS
+        for i, c in enumerate(same):  # start order: the oldest unnamed match takes the id
+            if lo <= c.start_ts <= hi:
+                del same[i]
                 del self.calls[c.call_id]
                 c.call_id = dcl.call_id
                 self.calls[c.call_id] = c
