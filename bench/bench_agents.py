@@ -20,6 +20,7 @@ import argparse
 import gc
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -31,14 +32,15 @@ import msgspec
 
 from logira.agents.finalize import run_join
 from logira.agents.join import Ev, EvData, join
+from logira.cli.agent import default_command
 from logira.model.record import AgentData, ExecData, FileData, NetData, ProcData, Record
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PY = sys.executable
 LOGIRA = str(Path(PY).with_name("logira"))
-# the command `logira agent hooks install` writes (logira/cli/agent.py default_command)
-INSTALLED = [PY, "-I", "-S", str(REPO / "logira" / "client" / "hook.py"), "--agent", "claude"]
+# exactly the command `logira agent hooks install claude` writes
+INSTALLED = shlex.split(default_command("claude"))
 PAYLOAD = json.dumps({
     "session_id": "786934c9-66f4-4185-bb7d-a9b5e7cca84e", "hook_event_name": "PreToolUse", "tool_name": "Bash",
     "tool_use_id": "toolu_01bench", "tool_input": {"command": "npm test", "description": "Run the tests"},
